@@ -1,0 +1,261 @@
+"""The event log schema (``events.jsonl``): the one contract between trainer and dashboard.
+
+Torch-free and numpy-free on purpose: ``nal_tui`` imports this module. Every field name
+either side uses is defined here; see ``docs/events.md`` for the prose version.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import IO, Any, ClassVar
+
+try:  # orjson parses ~4x faster; the stdlib fallback keeps the module dependency-free.
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _orjson = None
+import json as _json
+
+SCHEMA_VERSION = 1
+EVENTS_FILE = "events.jsonl"
+
+# Keys present on every record.
+K_VERSION = "v"
+K_EVENT = "event"
+K_TIME = "t"
+
+# The five loss series the dashboard charts, in display order.
+LOSS_KEYS = ("g", "d", "stft", "adv", "fm")
+
+# run_end statuses and the trainer's exit codes (also used by nal_tui's control).
+STATUS_COMPLETED = "completed"
+STATUS_STOPPED = "stopped"
+STATUS_FAILED = "failed"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+EXIT_NONFINITE = 4
+EXIT_NO_CHECKPOINT = 5
+
+# alert kinds the trainer writes (the dashboard adds its own derived ones).
+ALERT_NONFINITE = "nonfinite"
+ALERT_CHECKPOINT_SKIPPED = "checkpoint_skipped"
+ALERT_RESUME_FALLBACK = "resume_fallback"
+ALERT_COMPILE_FALLBACK = "compile_fallback"
+
+
+class EventError(ValueError):
+    """A line or record that does not follow the schema."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every record; subclasses set ``EVENT`` and add their fields."""
+
+    EVENT: ClassVar[str] = ""
+
+    def to_record(self, t: float | None = None) -> dict[str, Any]:
+        rec: dict[str, Any] = {K_VERSION: SCHEMA_VERSION, K_EVENT: self.EVENT,
+                               K_TIME: round(time.time() if t is None else t, 6)}
+        rec.update(asdict(self))
+        return rec
+
+
+@dataclass(frozen=True)
+class RunStart(Event):
+    EVENT: ClassVar[str] = "run_start"
+    run_id: str
+    pid: int
+    config_path: str
+    start_step: int
+    target_step: int
+    world_size: int
+    device: str
+    versions: dict[str, str]
+    resumed_from: str | None = None
+    run_name: str = ""
+    backend: str | None = None
+    rank_devices: list[str] = field(default_factory=list)
+    batch_size: int = 0
+    segment_size: int = 0
+    sample_rate: int = 0
+    recon_loss: str = ""
+    log_every: int = 1
+    val_every: int = 0
+    checkpoint_every: int = 0
+    milestone_every: int = 0
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True)
+class Step(Event):
+    EVENT: ClassVar[str] = "step"
+    step: int
+    epoch: int
+    g: float
+    d: float
+    stft: float
+    adv: float
+    fm: float
+    recon: str
+    lr_g: float
+    lr_d: float
+    step_time: float
+    samples_per_s: float
+    grad_norm_g: float | None = None
+    grad_norm_d: float | None = None
+
+
+@dataclass(frozen=True)
+class Val(Event):
+    EVENT: ClassVar[str] = "val"
+    step: int
+    losses: dict[str, float]
+    samples: list[str]
+    duration: float = 0.0
+
+
+@dataclass(frozen=True)
+class Checkpoint(Event):
+    EVENT: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+    bytes: int
+    sha256: str
+    milestone: bool = False
+    duration: float = 0.0
+
+
+@dataclass(frozen=True)
+class Milestone(Event):
+    EVENT: ClassVar[str] = "milestone"
+    step: int
+    name: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Alert(Event):
+    EVENT: ClassVar[str] = "alert"
+    kind: str
+    step: int
+    message: str
+    level: str = "warning"
+
+
+@dataclass(frozen=True)
+class RunEnd(Event):
+    EVENT: ClassVar[str] = "run_end"
+    step: int
+    status: str
+    reason: str
+    exit_code: int
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.EVENT: cls for cls in (RunStart, Step, Val, Checkpoint, Milestone, Alert, RunEnd)
+}
+def _required_fields(cls: type[Event]) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls)
+                     if f.default is MISSING and f.default_factory is MISSING)
+
+
+_REQUIRED: dict[str, frozenset[str]] = {name: _required_fields(cls) for name, cls in EVENT_TYPES.items()}
+
+
+def _finite_or_none(x: Any) -> Any:
+    """JSON has no NaN/Infinity; write non-finite floats as strings the reader maps back."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """One record as a JSON line (with the trailing newline)."""
+    rec = {k: _finite_or_none(v) for k, v in record.items()}
+    if _orjson is not None:
+        return _orjson.dumps(rec) + b"\n"
+    return (_json.dumps(rec, separators=(",", ":"), allow_nan=False) + "\n").encode()
+
+
+def loads(line: bytes | str) -> dict[str, Any]:
+    """Parse one line into a record dict; raises EventError naming what is wrong."""
+    try:
+        rec = _orjson.loads(line) if _orjson is not None else _json.loads(line)
+    except ValueError as e:
+        raise EventError(f"not valid JSON: {e}") from None
+    if not isinstance(rec, dict):
+        raise EventError("not a JSON object")
+    name = rec.get(K_EVENT)
+    if not isinstance(name, str):
+        raise EventError("no 'event' field")
+    if not isinstance(rec.get(K_TIME), (int, float)):
+        raise EventError(f"{name}: no numeric 't' field")
+    return rec
+
+
+def float_field(rec: Mapping[str, Any], key: str) -> float:
+    """A loss-like field as float; the writer's 'nan'/'inf' strings map back to floats."""
+    v = rec.get(key)
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str) and v in _NONFINITE:
+        return _NONFINITE[v]
+    return math.nan
+
+
+def validate(rec: Mapping[str, Any]) -> None:
+    """Check a parsed record against the schema of its event type (unknown types pass)."""
+    if rec.get(K_VERSION) != SCHEMA_VERSION:
+        raise EventError(f"schema version {rec.get(K_VERSION)!r}, expected {SCHEMA_VERSION}")
+    name = rec[K_EVENT]
+    missing = _REQUIRED.get(name, frozenset()) - rec.keys()
+    if missing:
+        raise EventError(f"{name}: missing field(s) {', '.join(sorted(missing))}")
+
+
+class EventWriter:
+    """Appends records to ``events.jsonl``, one flushed line each.
+
+    On open, a log whose last byte is not a newline (a writer killed mid-line) gets one,
+    so the next record never glues onto the torn one.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._f: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - lives as long as the run
+        if self._f.tell() > 0:
+            with open(self.path, "rb") as r:
+                r.seek(-1, os.SEEK_END)
+                if r.read(1) != b"\n":
+                    self._f.write(b"\n")
+                    self._f.flush()
+
+    def write(self, event: Event, t: float | None = None) -> dict[str, Any]:
+        rec = event.to_record(t)
+        self._f.write(encode(rec))
+        self._f.flush()
+        return rec
+
+    def sync(self) -> None:
+        """fsync the log (at run end and after checkpoints; not per line, that costs ms)."""
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self.sync()
+            self._f.close()
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
