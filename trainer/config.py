@@ -253,6 +253,8 @@ def _cross_check(cfg: Config, src: str) -> None:
     if g.upsample_initial_channel % (2 ** len(g.upsample_rates)):
         raise ConfigError(f"{src}: 'generator.upsample_initial_channel' must be divisible by "
                           f"2**{len(g.upsample_rates)} (halved at each upsampling)")
+    if a.hop_length > a.n_fft:
+        raise ConfigError(f"{src}: 'audio.hop_length' ({a.hop_length}) must be <= 'audio.n_fft' ({a.n_fft})")
     if a.win_length > a.n_fft:
         raise ConfigError(f"{src}: 'audio.win_length' ({a.win_length}) must be <= 'audio.n_fft' ({a.n_fft})")
     nyq = a.sample_rate / 2

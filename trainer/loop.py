@@ -125,10 +125,13 @@ class Trainer:
                 raise TrainerError(str(e), ev.EXIT_LOCKED) from None
             for sub in (rundir.CHECKPOINTS_DIR, rundir.SAMPLES_DIR):
                 (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+            self.writer = ev.EventWriter(self.run_dir / rundir.EVENTS)
+            # Find the resume point before cleaning, so skipped partial saves get reported.
+            if self.resume:
+                self._find_resume()
             removed = ckpt.clean_leftovers(self.run_dir)
             for p in removed:
                 log.info("removed leftover from an interrupted save: %s", p)
-            self.writer = ev.EventWriter(self.run_dir / rundir.EVENTS)
             rundir.atomic_write_text(self.run_dir / rundir.CONFIG_FILE, config_mod.dump(cfg))
 
         self._seed_everything(cfg.train.seed)
@@ -240,15 +243,20 @@ class Trainer:
             self._pending_alerts = [(ev.ALERT_COMPILE_FALLBACK, msg)]
 
     # ------------------------------------------------------------------ resume
-    def _load_resume(self) -> str:
+    def _find_resume(self) -> None:
         assert self.resume is not None
         try:
-            info, skipped = ckpt.find_resume_checkpoint(self.run_dir, self.resume)
+            self._resume_info, self._skipped = ckpt.find_resume_checkpoint(self.run_dir,
+                                                                           self.resume)
         except rundir.CheckpointError as e:
             raise TrainerError(f"cannot resume: {e}", ev.EXIT_NO_CHECKPOINT) from None
-        self._skipped = skipped
-        for bad, reason in skipped:
+        for bad, reason in self._skipped:
             log.warning("skipping checkpoint %s: %s", bad.path, reason)
+
+    def _load_resume(self) -> str:
+        if not hasattr(self, "_resume_info"):  # ranks > 0 find it themselves (shared fs)
+            self._find_resume()
+        info = self._resume_info
         state = ckpt.load_checkpoint(info.path, map_location=self.device)
         self.load_state(state)
         log.info("resumed from %s (step %d, epoch %d)", info.path, self.pos.step, self.pos.epoch)
@@ -421,9 +429,17 @@ class Trainer:
         log.info("step %d validation: mel L1 %.4f", self.pos.step, losses["mel_l1"])
 
     # ------------------------------------------------------------------ checkpoint
+    def _weights_finite(self) -> bool:
+        flags = [torch.isfinite(p).all() for m in (self.g_raw, self.d_raw)
+                 for p in m.parameters()]
+        return bool(torch.stack(flags).all().item())
+
     def save(self) -> None:
         started = time.perf_counter()
         step = self.pos.step
+        if not self._weights_finite():
+            raise TrainerError(f"step {step}: weights are not finite; refusing to save them",
+                               ev.EXIT_NONFINITE)
         me = self.cfg.checkpoint.milestone_every
         milestone = bool(me) and step % me == 0
         info = ckpt.save_checkpoint(self.run_dir, step, self.pos.epoch, self.state_dict(),
@@ -488,7 +504,7 @@ class Trainer:
                     t_acc += time.perf_counter() - t0
                 stopping = dist_mod.any_rank(self.stop.set, self.dist, self.device)
                 if self.is_main and code == ev.EXIT_OK:
-                    self._periodic(step)
+                    self._periodic(step, consec_bad)
                 if stopping or step >= self.target_step:
                     done = True
                     break
@@ -507,12 +523,18 @@ class Trainer:
         log.info("run end at step %d: %s (%s)", self.pos.step, status, reason)
         return code
 
-    def _periodic(self, step: int) -> None:
+    def _periodic(self, step: int, consec_bad: torch.Tensor) -> None:
         cfg = self.cfg
         if step % cfg.log.val_every == 0:
             self.validate()
         if step % cfg.checkpoint.every == 0:
-            self.save()
+            n_bad = int(consec_bad.item())
+            if n_bad:
+                self._emit(ev.Alert(kind=ev.ALERT_CHECKPOINT_SKIPPED, step=step,
+                                    message=f"checkpoint skipped: the last {n_bad} step(s) "
+                                            f"were non-finite"))
+            else:
+                self.save()
         me = cfg.checkpoint.milestone_every
         if me and step % me == 0:
             self._emit(ev.Milestone(step=step, name=f"step {step:,}",

@@ -1,0 +1,73 @@
+"""Shared fixtures: a demo corpus generated once per session, and small run configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = ROOT / "config" / "demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated demo corpus (16 kHz), shared by every test that trains."""
+    from trainer.demo_corpus import ensure_demo_corpus
+
+    return ensure_demo_corpus(tmp_path_factory.mktemp("corpus") / "demo", 16000)
+
+
+def demo_config_dict(corpus: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    """config/demo.yaml pointed at ``corpus`` with some section fields overridden."""
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["data"]["corpus_dir"] = str(corpus)
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return data
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def read_events(run_dir: Path) -> list[dict[str, Any]]:
+    p = run_dir / "events.jsonl"
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def nal_train_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("nal-train")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "trainer"]
+
+
+def wait_for(pred, timeout: float = 60.0, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def start_trainer(args: list[str], log_path: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(nal_train_cmd() + args, stdout=open(log_path, "ab"),
+                            stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+
+@pytest.fixture
+def clean_dir(tmp_path: Path):
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -1,0 +1,164 @@
+"""The training loop in-process on the demo corpus: exact resume, non-finite steps, fallback."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import demo_config_dict, read_events
+from trainer import config as config_mod
+from trainer import events as ev
+from trainer import loop
+from trainer.checkpoint import load_checkpoint
+from trainer.rundir import list_checkpoints
+
+
+def _cfg(corpus: Path, **over):
+    sections = {"log": {"log_every": 1, "val_every": 1000, "val_samples": 1},
+                "checkpoint": {"every": 1000, "keep_last": 3, "milestone_every": 0}}
+    for k, v in over.items():
+        sections.setdefault(k, {}).update(v)
+    return config_mod.from_dict(demo_config_dict(corpus, **sections), "test")
+
+
+def _train(cfg, run_dir: Path, **kw) -> int:
+    return loop.train(cfg, run_dir, "test.yaml", **kw)
+
+
+def _steps(run_dir: Path) -> list[tuple[int, float, float]]:
+    return [(r["step"], r["g"], r["d"]) for r in read_events(run_dir) if r["event"] == "step"]
+
+
+def _final_state(run_dir: Path) -> dict:
+    last = list_checkpoints(run_dir)[-1]
+    return load_checkpoint(last.path)
+
+
+def _assert_same_tensors(a, b, where=""):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"tensor differs at {where}"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same_tensors(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same_tensors(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def test_resume_is_bitwise_exact(demo_corpus: Path, tmp_path: Path) -> None:
+    """N steps, stop, resume, N steps == 2N uninterrupted steps (weights and losses)."""
+    n = 8  # 11 batches per epoch: the resumed half crosses an epoch boundary
+    cfg = _cfg(demo_corpus)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert _train(cfg, straight, target_step=2 * n) == ev.EXIT_OK
+    assert _train(cfg, split, target_step=n) == ev.EXIT_OK
+    assert _train(cfg, split, resume="latest", target_step=2 * n) == ev.EXIT_OK
+
+    a, b = _steps(straight), _steps(split)
+    assert [s for s, *_ in a] == list(range(1, 2 * n + 1))
+    assert a == b  # identical loss sequence, float for float
+    sa, sb = _final_state(straight), _final_state(split)
+    assert sa["step"] == sb["step"] == 2 * n and sa["epoch"] == sb["epoch"] == 1
+    for key in ("generator", "discriminators", "opt_g", "opt_d", "sched_g", "sched_d"):
+        _assert_same_tensors(sa[key], sb[key], key)
+    starts = [r for r in read_events(split) if r["event"] == "run_start"]
+    assert [s["start_step"] for s in starts] == [0, n]
+    assert starts[1]["resumed_from"].endswith(f"ckpt_{n:08d}.pt")
+
+
+def test_nonfinite_steps_are_skipped_then_stop(demo_corpus: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _cfg(demo_corpus, train={"max_nonfinite_steps": 3},
+               checkpoint={"every": 2})
+    real = loop.hifigan_generator_loss
+    calls = {"n": 0}
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def poisoned(*args, **kw):
+        calls["n"] += 1
+        out = real(*args, **kw)
+        if calls["n"] >= 3:  # from step 3 on, the generator loss is NaN
+            return out._replace(total=out.total * math.nan)
+        return out
+
+    orig_step = loop.Trainer.train_step
+
+    def spy(self, batch):
+        if calls["n"] >= 2:
+            snapshots.append({k: v.clone() for k, v in self.g_raw.state_dict().items()})
+        return orig_step(self, batch)
+
+    monkeypatch.setattr(loop, "hifigan_generator_loss", poisoned)
+    monkeypatch.setattr(loop.Trainer, "train_step", spy)
+    code = _train(cfg, tmp_path / "run", target_step=50)
+    assert code == ev.EXIT_NONFINITE
+    recs = read_events(tmp_path / "run")
+    alerts = [r for r in recs if r["event"] == "alert" and r["kind"] == ev.ALERT_NONFINITE]
+    assert [a["step"] for a in alerts] == [3, 4, 5]
+    end = recs[-1]
+    assert end["event"] == "run_end" and end["status"] == "failed"
+    assert end["exit_code"] == ev.EXIT_NONFINITE and end["step"] == 5
+    # The generator did not move on skipped steps (3, 4, 5): snapshots before steps 3..5
+    # and the state after step 5 are all equal to the state after step 2.
+    for snap in snapshots[1:]:
+        _assert_same_tensors(snapshots[0], snap, "generator")
+    # Only the step-2 checkpoint exists: the step-4 one is skipped mid-streak (with an
+    # alert) and a failing run never saves at its end.
+    assert [c.step for c in list_checkpoints(tmp_path / "run")] == [2]
+    skipped = [r for r in recs if r["event"] == "alert" and r["kind"] == ev.ALERT_CHECKPOINT_SKIPPED]
+    assert [s["step"] for s in skipped] == [4]
+    steps = [r for r in recs if r["event"] == "step"]
+    assert math.isnan(ev.float_field(steps[-1], "g"))
+
+
+def test_resume_falls_back_past_corrupt_checkpoint(demo_corpus: Path, tmp_path: Path) -> None:
+    cfg = _cfg(demo_corpus, checkpoint={"every": 2})
+    run = tmp_path / "run"
+    assert _train(cfg, run, target_step=6) == ev.EXIT_OK
+    ckpts = list_checkpoints(run)
+    assert [c.step for c in ckpts] == [2, 4, 6]
+    with open(ckpts[-1].path, "r+b") as f:  # flip bytes in the middle of the newest one
+        f.seek(ckpts[-1].bytes // 2)
+        f.write(b"\x00garbage\x00")
+    assert _train(cfg, run, resume="latest", target_step=8) == ev.EXIT_OK
+    recs = read_events(run)
+    start = [r for r in recs if r["event"] == "run_start"][-1]
+    assert start["start_step"] == 4
+    fallback = [r for r in recs if r["event"] == "alert" and r["kind"] == ev.ALERT_RESUME_FALLBACK]
+    assert len(fallback) == 1 and "ckpt_00000006" in fallback[0]["message"]
+    assert "sha256" in fallback[0]["message"] or "corrupt" in fallback[0]["message"]
+
+
+def test_resume_refuses_without_valid_checkpoint(demo_corpus: Path, tmp_path: Path) -> None:
+    cfg = _cfg(demo_corpus)
+    run = tmp_path / "run"
+    code = _train(cfg, run, resume="latest", target_step=4)
+    assert code == ev.EXIT_NO_CHECKPOINT
+    recs = read_events(run)
+    assert recs[-1]["event"] == "run_end" and recs[-1]["status"] == "failed"
+    assert "no" in recs[-1]["reason"].lower() and "checkpoint" in recs[-1]["reason"].lower()
+    assert not [r for r in recs if r["event"] == "step"]  # never a silent restart
+
+
+def test_validation_writes_samples_and_events(demo_corpus: Path, tmp_path: Path) -> None:
+    cfg = _cfg(demo_corpus, log={"val_every": 3, "val_samples": 2})
+    run = tmp_path / "run"
+    assert _train(cfg, run, target_step=3) == ev.EXIT_OK
+    val = [r for r in read_events(run) if r["event"] == "val"]
+    assert len(val) == 1 and val[0]["step"] == 3
+    assert val[0]["losses"]["mel_l1"] > 0
+    assert len(val[0]["samples"]) == 4
+    import soundfile as sf
+
+    for rel in val[0]["samples"]:
+        p = run / rel
+        assert p.parent.name == "step_00000003"
+        info = sf.info(p)
+        assert info.samplerate == 16000 and info.frames > 8000

@@ -1,0 +1,531 @@
+"""Run-directory layout, checkpoint manifests, the run lock and the PID file.
+
+Torch-free and numpy-free on purpose: ``nal_tui`` imports this module to list and verify
+checkpoints and to identify the trainer process. A checkpoint counts as complete only once
+its JSON manifest is in place; the manifest is always written last.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from trainer.events import EVENTS_FILE
+
+# ------------------------------------------------------------------------ layout
+
+EVENTS = EVENTS_FILE
+CONFIG_FILE = "config.yaml"
+CHECKPOINTS_DIR = "checkpoints"
+SAMPLES_DIR = "samples"
+TRAIN_LOG = "train.log"
+PID_FILE = "trainer.pid"
+LOCK_FILE = "run.lock"
+
+MANIFEST_FORMAT = 1
+CKPT_PREFIX = "ckpt_"
+CKPT_SUFFIX = ".pt"
+MANIFEST_SUFFIX = ".json"
+TMP_SUFFIX = ".tmp"
+HASH_CHUNK = 1 << 20  # 1 MiB: large enough to stream at disk speed, small enough for RAM.
+
+_CKPT_RE = re.compile(r"^ckpt_(\d{8,})\.(pt|json)$")
+# Temp names look like ".ckpt_00001000.pt.<hex>.tmp" (see atomic_write_bytes / save_checkpoint).
+_TMP_RE = re.compile(r"^\.ckpt_(\d{8,})\.(pt|json)\.[0-9a-f]+\.tmp$")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+class ManifestError(CheckpointError):
+    """A manifest that is missing, not JSON, or lacks/mistypes a field."""
+
+
+class NoValidCheckpoint(CheckpointError):
+    """Resume was asked for but no checkpoint passes verification."""
+
+
+class RunLocked(RuntimeError):
+    """Another trainer holds the run directory's lock."""
+
+
+class PidFileError(ValueError):
+    """A PID file that is not valid JSON or lacks/mistypes a field."""
+
+
+def checkpoint_paths(run_dir: str | os.PathLike[str], step: int) -> tuple[Path, Path]:
+    """The (checkpoint .pt, manifest .json) paths of ``step`` in ``run_dir``."""
+    d = Path(run_dir) / CHECKPOINTS_DIR
+    stem = f"{CKPT_PREFIX}{step:08d}"
+    return d / f"{stem}{CKPT_SUFFIX}", d / f"{stem}{MANIFEST_SUFFIX}"
+
+
+# ------------------------------------------------------------------ atomic writes
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """fsync a directory so a rename or unlink inside it survives a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_path_for(path: str | os.PathLike[str]) -> Path:
+    """A fresh hidden temp name next to ``path`` (same directory, so os.replace is atomic)."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+
+def open_exclusive(path: str | os.PathLike[str]) -> int:
+    """Create ``path`` (must not exist) for writing; mode 0o666 so the umask applies."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a part."""
+    path = Path(path)
+    tmp = temp_path_for(path)
+    fd = open_exclusive(tmp)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _unlink_quiet(path: str | os.PathLike[str]) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def sha256_file(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """(size in bytes, hex sha256) of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+            n += len(chunk)
+    return n, h.hexdigest()
+
+
+# ----------------------------------------------------------------------- manifests
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    name: str
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    step: int
+    epoch: int
+    created: float
+    milestone: bool
+    files: tuple[ManifestFile, ...]
+    config_sha256: str | None = None
+    format: int = MANIFEST_FORMAT
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = {
+            "format": self.format,
+            "step": self.step,
+            "epoch": self.epoch,
+            "created": self.created,
+            "milestone": self.milestone,
+            "files": [asdict(f) for f in self.files],
+        }
+        if self.config_sha256 is not None:
+            d["config_sha256"] = self.config_sha256
+        return json.dumps(d, indent=1) + "\n"
+
+
+def _typed(d: dict[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
+    if key not in d:
+        raise ManifestError(f"{where}: missing field {key!r}")
+    v = d[key]
+    # bool is an int subclass; a manifest with "step": true is garbled, not step 1.
+    if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ManifestError(f"{where}: field {key!r} has type bool")
+    if not isinstance(v, types):
+        raise ManifestError(f"{where}: field {key!r} has type {type(v).__name__}")
+    return v
+
+
+def parse_manifest(text: str | bytes, where: str = "manifest") -> Manifest:
+    """Parse manifest JSON; raises ManifestError naming ``where`` and the bad field."""
+    try:
+        d = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{where}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise ManifestError(f"{where}: not a JSON object")
+    fmt = _typed(d, "format", int, where)
+    if fmt != MANIFEST_FORMAT:
+        raise ManifestError(f"{where}: format {fmt}, this version reads {MANIFEST_FORMAT}")
+    raw_files = _typed(d, "files", list, where)
+    if not raw_files:
+        raise ManifestError(f"{where}: field 'files' is empty")
+    files = []
+    for i, rf in enumerate(raw_files):
+        fw = f"{where}: files[{i}]"
+        if not isinstance(rf, dict):
+            raise ManifestError(f"{fw} is not an object")
+        name = _typed(rf, "name", str, fw)
+        # Names are plain file names inside checkpoints/; anything else could point outside.
+        if not name or name != os.path.basename(name) or name in (".", ".."):
+            raise ManifestError(f"{fw}: name {name!r} is not a plain file name")
+        files.append(
+            ManifestFile(name, _typed(rf, "bytes", int, fw), _typed(rf, "sha256", str, fw))
+        )
+    cfg = d.get("config_sha256")
+    if cfg is not None and not isinstance(cfg, str):
+        raise ManifestError(f"{where}: field 'config_sha256' has type {type(cfg).__name__}")
+    return Manifest(
+        step=_typed(d, "step", int, where),
+        epoch=_typed(d, "epoch", int, where),
+        created=float(_typed(d, "created", (int, float), where)),
+        milestone=_typed(d, "milestone", bool, where),
+        files=tuple(files),
+        config_sha256=cfg,
+        format=fmt,
+    )
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and validate a manifest file; ManifestError names the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read manifest ({e.strerror or e})") from None
+    return parse_manifest(data, where=str(path))
+
+
+# --------------------------------------------------------------------- checkpoints
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One checkpoint as found on disk; ``reason`` says why it is incomplete."""
+
+    step: int
+    path: Path
+    manifest_path: Path
+    bytes: int
+    sha256: str | None
+    created: float | None
+    milestone: bool
+    complete: bool
+    reason: str = ""
+    epoch: int | None = None
+    temp_files: tuple[Path, ...] = field(default=())
+
+
+def checkpoint_info(
+    path: str | os.PathLike[str], temp_files: tuple[Path, ...] = ()
+) -> CheckpointInfo:
+    """Describe the checkpoint at ``path`` (.pt or its .json manifest) without hashing it."""
+    p = Path(path)
+    m = _CKPT_RE.match(p.name)
+    if m is None:
+        raise CheckpointError(f"{p}: not a checkpoint name (expected ckpt_<step>.pt)")
+    step = int(m.group(1))
+    pt = p.with_name(f"{CKPT_PREFIX}{m.group(1)}{CKPT_SUFFIX}")
+    mp = p.with_name(f"{CKPT_PREFIX}{m.group(1)}{MANIFEST_SUFFIX}")
+    try:
+        size_on_disk = pt.stat().st_size
+    except OSError:
+        size_on_disk = None
+
+    def incomplete(reason: str, **kw: Any) -> CheckpointInfo:
+        base = {"bytes": size_on_disk or 0, "sha256": None, "created": None, "milestone": False}
+        base.update(kw)
+        return CheckpointInfo(
+            step=step,
+            path=pt,
+            manifest_path=mp,
+            complete=False,
+            reason=reason,
+            temp_files=temp_files,
+            **base,
+        )
+
+    if not mp.exists():
+        if size_on_disk is None:
+            if temp_files:
+                return incomplete("interrupted save: only temp files left")
+            return incomplete("file does not exist")
+        return incomplete("no manifest (save did not finish)")
+    try:
+        man = read_manifest(mp)
+    except ManifestError as e:
+        return incomplete(f"manifest unreadable: {e}")
+    entry = next((f for f in man.files if f.name == pt.name), None)
+    kw = {
+        "bytes": entry.bytes if entry else 0,
+        "sha256": entry.sha256 if entry else None,
+        "created": man.created,
+        "milestone": man.milestone,
+        "epoch": man.epoch,
+    }
+    if man.step != step:
+        return incomplete(f"manifest says step {man.step}, file name says {step}", **kw)
+    if entry is None:
+        return incomplete(f"manifest does not list {pt.name}", **kw)
+    for f in man.files:
+        fp = pt.with_name(f.name)
+        try:
+            size = fp.stat().st_size
+        except OSError:
+            return incomplete(f"{f.name} is missing", **kw)
+        if size != f.bytes:
+            return incomplete(
+                f"{f.name} has {size} bytes, manifest says {f.bytes} (truncated?)", **kw
+            )
+    return CheckpointInfo(
+        step=step, path=pt, manifest_path=mp, complete=True, temp_files=temp_files, **kw
+    )
+
+
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[CheckpointInfo]:
+    """Every checkpoint in ``run_dir``, complete or not, sorted by step (no hashing)."""
+    d = Path(run_dir) / CHECKPOINTS_DIR
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return []
+    steps: dict[str, list[Path]] = {}
+    for name in names:
+        if m := _CKPT_RE.match(name):
+            steps.setdefault(m.group(1), [])
+        elif m := _TMP_RE.match(name):
+            steps.setdefault(m.group(1), []).append(d / name)
+    infos = [
+        checkpoint_info(d / f"{CKPT_PREFIX}{s}{CKPT_SUFFIX}", tuple(sorted(tmps)))
+        for s, tmps in steps.items()
+    ]
+    return sorted(infos, key=lambda i: i.step)
+
+
+def verify_checkpoint(info: CheckpointInfo) -> tuple[bool, str]:
+    """Re-hash every file the manifest lists; (True, "ok") or (False, why not)."""
+    if not info.complete:
+        return False, info.reason or "incomplete"
+    try:
+        man = read_manifest(info.manifest_path)
+    except ManifestError as e:
+        return False, f"manifest unreadable: {e}"
+    for f in man.files:
+        fp = info.manifest_path.with_name(f.name)
+        try:
+            size, digest = sha256_file(fp)
+        except OSError as e:
+            return False, f"{fp}: cannot read ({e.strerror or e})"
+        if size != f.bytes:
+            return False, f"{fp}: {size} bytes, manifest says {f.bytes} (truncated?)"
+        if digest != f.sha256:
+            return False, f"{fp}: sha256 mismatch (file is corrupt)"
+    return True, "ok"
+
+
+# ------------------------------------------------------------------ PID file, lock
+
+
+@dataclass(frozen=True)
+class PidInfo:
+    pid: int
+    create_time: float
+    cmdline: list[str]
+    started: float
+    run_dir: str
+
+
+CREATE_TIME_TOLERANCE = 1e-2
+
+
+def read_pid_file(run_dir: str | os.PathLike[str]) -> PidInfo | None:
+    """The trainer's PID file, or None when there is none; PidFileError if garbled."""
+    path = Path(run_dir) / PID_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise PidFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        d = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise PidFileError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise PidFileError(f"{path}: not a JSON object")
+    spec = {
+        "pid": int,
+        "create_time": (int, float),
+        "cmdline": list,
+        "started": (int, float),
+        "run_dir": str,
+    }
+    for key, types in spec.items():
+        if key not in d:
+            raise PidFileError(f"{path}: missing field {key!r}")
+        if isinstance(d[key], bool) or not isinstance(d[key], types):
+            raise PidFileError(f"{path}: field {key!r} has type {type(d[key]).__name__}")
+    if not all(isinstance(a, str) for a in d["cmdline"]):
+        raise PidFileError(f"{path}: field 'cmdline' must be a list of strings")
+    if d["pid"] <= 0:
+        raise PidFileError(f"{path}: field 'pid' must be positive, got {d['pid']}")
+    return PidInfo(
+        pid=d["pid"],
+        create_time=float(d["create_time"]),
+        cmdline=list(d["cmdline"]),
+        started=float(d["started"]),
+        run_dir=d["run_dir"],
+    )
+
+
+def process_matches(info: PidInfo) -> bool:
+    """True only if a live process has this pid, create_time and cmdline (gate for signals)."""
+    try:
+        proc = psutil.Process(info.pid)
+        if abs(proc.create_time() - info.create_time) > CREATE_TIME_TOLERANCE:
+            return False
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return proc.cmdline() == info.cmdline
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def own_pid_info(run_dir: str | os.PathLike[str]) -> PidInfo:
+    """PidInfo describing the current process."""
+    me = psutil.Process()
+    return PidInfo(
+        pid=me.pid,
+        create_time=me.create_time(),
+        cmdline=me.cmdline(),
+        started=time.time(),
+        run_dir=os.path.abspath(run_dir),
+    )
+
+
+class RunLock:
+    """Exclusive lock on a run directory plus its PID file; use as a context manager.
+
+    The lock is a ``flock`` on ``run.lock``; it dies with the process, so a crash never
+    leaves a stale lock. Caveat: forked DataLoader workers inherit the locked descriptor
+    (O_CLOEXEC only covers exec), so the workers of a killed trainer hold the lock until
+    they exit, which they do once they notice the parent is gone.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.run_dir = Path(run_dir)
+        self._fd: int | None = None
+        self._owner_pid: int | None = None
+        self.info: PidInfo | None = None
+
+    def acquire(self) -> PidInfo:
+        if self._fd is not None:
+            raise RuntimeError(f"{self.run_dir}: lock already held by this RunLock")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = self.run_dir / LOCK_FILE
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise RunLocked(self._locked_message()) from None
+            raise
+        try:
+            info = own_pid_info(self.run_dir)
+            # The pid also goes into the lock file: a fallback for the message above when
+            # the PID file is gone (e.g. removed by hand).
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{info.pid}\n".encode(), 0)
+            atomic_write_text(self.run_dir / PID_FILE, json.dumps(asdict(info)) + "\n")
+        except BaseException:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise
+        self._fd, self._owner_pid, self.info = fd, os.getpid(), info
+        return info
+
+    def _locked_message(self) -> str:
+        owner = "unknown pid"
+        try:
+            info = read_pid_file(self.run_dir)
+            if info is not None:
+                owner = f"pid {info.pid}, started {time.ctime(info.started)}"
+        except PidFileError:
+            pass
+        if owner == "unknown pid":
+            try:
+                txt = (self.run_dir / LOCK_FILE).read_text().strip()
+                if txt.isdigit():
+                    owner = f"pid {txt}"
+            except OSError:
+                pass
+        return (
+            f"{self.run_dir} is in use by another trainer ({owner}); "
+            f"stop it first, or wait for its DataLoader workers to exit"
+        )
+
+    def release(self) -> None:
+        # A forked child must not unlock: flock on the inherited descriptor would drop the
+        # parent's lock too.
+        if self._fd is None or os.getpid() != self._owner_pid:
+            return
+        try:
+            current = read_pid_file(self.run_dir)
+        except PidFileError:
+            current = None
+        if (
+            current is not None
+            and self.info is not None
+            and current.pid == self.info.pid
+            and abs(current.create_time - self.info.create_time) <= CREATE_TIME_TOLERANCE
+        ):
+            _unlink_quiet(self.run_dir / PID_FILE)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
