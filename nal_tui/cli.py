@@ -1,0 +1,311 @@
+"""``nal-tui``: the dashboard, ``--preflight``, and headless ``start|stop|resume|status``.
+
+Exit codes: 0 success, 1 failure (a failed check, a refused or failed action), 2 usage.
+Imports stay light: the Textual app is imported only when the dashboard opens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+DEFAULT_CONFIG = Path("config/demo.yaml")
+DEFAULT_LOGS = Path("logs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nal-tui",
+        description="Terminal dashboard for nal-train runs. Without a command it opens the "
+        "most recent run under --logs-dir (or the demo config on a fresh clone).",
+        epilog="exit codes: 0 ok, 1 failure (a failed check or action), 2 usage error",
+    )
+    p.add_argument("--run-dir", type=Path, help="run directory to open / check")
+    p.add_argument("--logs-dir", type=Path, default=DEFAULT_LOGS, help="where runs live (logs)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="config for a new run (default: the run's config.yaml, else config/demo.yaml)",
+    )
+    p.add_argument(
+        "--polling",
+        action="store_true",
+        help="poll the event log instead of using inotify (network filesystems)",
+    )
+    p.add_argument("--preflight", action="store_true", help="run the preflight checks and exit")
+    p.add_argument(
+        "--resume",
+        metavar="latest|PATH",
+        help="with --preflight: also check this resume checkpoint",
+    )
+    p.add_argument(
+        "--skip-models",
+        action="store_true",
+        help="with --preflight: do not build the models (faster)",
+    )
+    p.add_argument(
+        "--nproc",
+        type=_positive,
+        default=1,
+        help="with --preflight: processes the run will use (batch check)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    sub = p.add_subparsers(dest="cmd", metavar="{start,stop,resume,status}")
+    keep = argparse.SUPPRESS  # sub-command options never overwrite the top-level ones
+
+    s = sub.add_parser("start", help="start a new run (detached)")
+    s.add_argument("--config", type=Path, default=keep, help="config (default config/demo.yaml)")
+    s.add_argument("--run-dir", type=Path, default=keep, help="default logs/<config name>")
+    s.add_argument("--target-step", type=_positive, help="train up to this step")
+    s.add_argument(
+        "--nproc",
+        type=_positive,
+        default=keep,
+        help="processes (> 1 starts torchrun --nproc-per-node N)",
+    )
+    s.add_argument("--no-preflight", action="store_true", help="start without the checks")
+    s.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for the trainer to take the run lock (30)",
+    )
+    s.add_argument("--json", action="store_true", default=keep)
+
+    t = sub.add_parser("stop", help="stop a run (SIGTERM; it saves a checkpoint first)")
+    t.add_argument("--run-dir", type=Path, default=keep, help="default: the latest run")
+    t.add_argument(
+        "--grace",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds to wait for a graceful exit (120)",
+    )
+    t.add_argument(
+        "--kill-after",
+        type=float,
+        metavar="S",
+        help="send SIGKILL if still alive S seconds after SIGTERM (not by default)",
+    )
+    t.add_argument("--json", action="store_true", default=keep)
+
+    r = sub.add_parser("resume", help="resume a run from a verified checkpoint (detached)")
+    r.add_argument("--run-dir", type=Path, default=keep, help="default: the latest run")
+    r.add_argument(
+        "--checkpoint",
+        default="latest",
+        metavar="latest|PATH",
+        help="checkpoint to resume from (latest verified by default)",
+    )
+    r.add_argument("--target-step", type=_positive, help="new target step")
+    r.add_argument("--nproc", type=_positive, default=keep)
+    r.add_argument("--wait", type=float, default=30.0, metavar="S")
+    r.add_argument("--json", action="store_true", default=keep)
+
+    st = sub.add_parser("status", help="print a run's status")
+    st.add_argument("--run-dir", type=Path, default=keep, help="default: the latest run")
+    st.add_argument("--json", action="store_true", default=keep)
+    return p
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
+    return v
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str, ok: bool) -> int:
+    if args.json:
+        print(json.dumps(data, indent=1, default=str))
+    else:
+        print(text, file=sys.stdout if ok else sys.stderr)
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def _run_dir_or_latest(args: argparse.Namespace) -> Path | None:
+    if args.run_dir is not None:
+        return args.run_dir
+    from nal_tui.runs import latest_run
+
+    latest = latest_run(args.logs_dir)
+    return latest.path if latest else None
+
+
+def _config_for(args: argparse.Namespace, run_dir: Path | None) -> Path:
+    if args.config is not None:
+        return args.config
+    from trainer.rundir import CONFIG_FILE
+
+    if run_dir is not None and (run_dir / CONFIG_FILE).is_file():
+        return run_dir / CONFIG_FILE
+    return DEFAULT_CONFIG
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from nal_tui.preflight import print_report, run_checks
+
+    report = run_checks(
+        _config_for(args, args.run_dir),
+        args.run_dir,
+        resume=args.resume,
+        build_models=not args.skip_models,
+        nproc=args.nproc,
+        logs_dir=args.logs_dir,
+    )
+    print_report(report, json_out=args.json)
+    return EXIT_OK if report.ok else EXIT_FAIL
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from nal_tui import control
+
+    config = args.config or DEFAULT_CONFIG
+    if not args.no_preflight:
+        from nal_tui.preflight import FAIL, run_checks
+
+        report = run_checks(
+            config, args.run_dir, build_models=False, nproc=args.nproc, logs_dir=args.logs_dir
+        )
+        if not report.ok:
+            bad = [c for c in report.checks if c.status == FAIL]
+            lines = (
+                ["not starting: preflight failed"]
+                + [
+                    f"  ✗ {c.name}: {c.message}" + (f"\n    fix: {c.fix}" if c.fix else "")
+                    for c in bad
+                ]
+                + [f"  {report.summary()} (run nal-tui --preflight for details)"]
+            )
+            return _emit(
+                args,
+                {"ok": False, "message": lines[0], "preflight": report.to_dict()},
+                "\n".join(lines),
+                False,
+            )
+    res = control.start_run(
+        config,
+        args.run_dir,
+        nproc=args.nproc,
+        target_step=args.target_step,
+        wait_s=args.wait,
+        logs_dir=args.logs_dir,
+    )
+    return _emit(args, res.to_dict(), res.message, res.ok)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from nal_tui import control
+
+    rd = _run_dir_or_latest(args)
+    if rd is None:
+        print(f"nal-tui resume: no run under {args.logs_dir}; give --run-dir", file=sys.stderr)
+        return EXIT_FAIL
+    res = control.resume_run(
+        rd,
+        args.checkpoint,
+        target_step=args.target_step,
+        nproc=args.nproc,
+        config_path=args.config,
+        wait_s=args.wait,
+    )
+    return _emit(args, res.to_dict(), res.message, res.ok)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from nal_tui import control
+
+    rd = _run_dir_or_latest(args)
+    if rd is None:
+        print(f"nal-tui stop: no run under {args.logs_dir}; give --run-dir", file=sys.stderr)
+        return EXIT_FAIL
+    if not args.json:
+        print(
+            f"stopping the trainer in {rd} (SIGTERM; waiting up to "
+            f"{args.kill_after if args.kill_after is not None else args.grace:.0f} s)...",
+            flush=True,
+        )
+    res = control.stop_run(rd, grace_s=args.grace, kill_after_s=args.kill_after)
+    return _emit(args, res.to_dict(), res.message, res.ok)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from nal_tui.runs import is_run_dir, read_run_status
+    from trainer.rundir import list_checkpoints
+
+    rd = _run_dir_or_latest(args)
+    if rd is None or not rd.is_dir():
+        where = rd if rd is not None else f"a run under {args.logs_dir}"
+        print(f"nal-tui status: {where} not found", file=sys.stderr)
+        return EXIT_FAIL
+    if not is_run_dir(rd) and not (rd / "trainer.pid").exists():
+        print(
+            f"nal-tui status: {rd} is not a run directory (no events.jsonl or config.yaml)",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
+    st = read_run_status(rd)
+    cks = [c for c in list_checkpoints(rd) if c.complete]
+    pid = st.pid.info.pid if st.pid.info else None
+    data = {
+        "run_dir": str(rd),
+        "status": st.status,
+        "step": st.step,
+        "target_step": st.target_step,
+        "pid": pid,
+        "pid_file": st.pid.state,
+        "pid_message": st.pid.message,
+        "last_event": st.last_event,
+        "last_event_t": st.last_event_t,
+        "run_end": st.run_end,
+        "latest_checkpoint": str(cks[-1].path) if cks else None,
+    }
+    age = f", last event {time.time() - st.last_event_t:.0f} s ago" if st.last_event_t else ""
+    step = f"step {st.step}/{st.target_step}" if st.step is not None else "no steps yet"
+    lines = [f"{rd}: {st.status}, {step}{age}"]
+    if st.pid.state != "none":
+        lines.append(f"  {st.pid.message}")
+    if cks:
+        lines.append(f"  latest checkpoint: {cks[-1].path.name} (step {cks[-1].step})")
+    if st.run_end is not None:
+        lines.append(f"  run_end: {st.run_end.get('status')} ({st.run_end.get('reason')})")
+    return _emit(args, data, "\n".join(lines), True)
+
+
+def open_app(args: argparse.Namespace) -> int:
+    """Open the dashboard on --run-dir, else the latest run, else the demo config."""
+    rd = _run_dir_or_latest(args)
+    config = _config_for(args, rd)
+    from nal_tui.app import NalTuiApp  # Textual is imported only here
+
+    NalTuiApp(run_dir=rd, logs_dir=args.logs_dir, config_path=config, polling=args.polling).run()
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.preflight and args.cmd is not None:
+        parser.error("--preflight cannot be combined with a command")
+    if args.cmd is None:
+        return cmd_preflight(args) if args.preflight else open_app(args)
+    try:
+        return {"start": cmd_start, "stop": cmd_stop, "resume": cmd_resume, "status": cmd_status}[
+            args.cmd
+        ](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,444 @@
+"""Preflight checks: each check's pass and fail case on real files and directories."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import pytest
+
+from nal_tui import preflight as pf
+from trainer import rundir
+from trainer.config import from_dict, load
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "config" / "demo.yaml"
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+def write_wav(path: Path, sr: int = 16000, channels: int = 1, seconds: float = 0.5) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes(b"\x01\x00" * int(sr * seconds) * channels)
+
+
+def write_npy(path: Path, shape: tuple[int, ...]) -> None:
+    """A float32 .npy (format 1.0) with zeros; written by hand to keep the test light."""
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape!r}, }}"
+    header += " " * (-(len(header) + 11) % 64) + "\n"
+    n = 1
+    for s in shape:
+        n *= s
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\x00" * (4 * n)
+    )
+
+
+def make_corpus(root: Path, n: int = 10, sr: int = 16000) -> list[str]:
+    ids = [f"utt{i:03d}" for i in range(n)]
+    for i in ids:
+        write_wav(root / "wavs" / f"{i}.wav", sr)
+    (root / "metadata.csv").write_text("".join(f"{i}|text {i}|text {i}\n" for i in ids))
+    return ids
+
+
+def cfg_for(root: Path, **data):
+    """The demo config pointed at ``root`` (absolute paths), with data overrides."""
+    d = {"corpus_dir": str(root), "demo": False, "val_size": 2, **data}
+    return from_dict(
+        {**yaml_of(DEMO), "data": d, "train": {"batch_size": 4, "max_steps": 100}}, "test.yaml"
+    )
+
+
+def yaml_of(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+# ------------------------------------------------------------ 1. configuration
+
+
+def test_config_pass(tmp_path):
+    res, cfg = pf.check_config(DEMO)
+    assert res.status == pf.PASS and cfg.name == "demo" and "2000 steps" in res.message
+
+
+def test_config_bad_key_names_file_and_key(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\ntrain: {batch_sise: 4}\n")
+    res, cfg = pf.check_config(p)
+    assert cfg is None and res.status == pf.FAIL
+    assert str(p) in res.message and "train.batch_sise" in res.message
+    assert "batch_size" in res.message  # the did-you-mean hint
+
+
+def test_config_out_of_range_value(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("train: {batch_size: 0}\n")
+    res, _ = pf.check_config(p)
+    assert res.status == pf.FAIL and "train.batch_size" in res.message and "minimum" in res.message
+
+
+# --------------------------------------------------------------------- 2. data
+
+
+def test_data_pass(tmp_path):
+    make_corpus(tmp_path / "c")
+    res = pf.check_data(cfg_for(tmp_path / "c"))
+    assert res.status == pf.PASS, res
+    assert "10 clips (8 train, 2 validation)" in res.message
+
+
+def test_data_missing_wav(tmp_path):
+    make_corpus(tmp_path / "c")
+    (tmp_path / "c" / "wavs" / "utt004.wav").unlink()
+    res = pf.check_data(cfg_for(tmp_path / "c"))
+    assert res.status == pf.FAIL and "1 of 10 WAV files" in res.message
+    assert "utt004.wav" in res.message and res.fix
+
+
+def test_data_wrong_sample_rate_fails_without_resample(tmp_path):
+    make_corpus(tmp_path / "c")
+    write_wav(tmp_path / "c" / "wavs" / "utt001.wav", sr=22050)
+    res = pf.check_data(cfg_for(tmp_path / "c", resample=False))
+    assert res.status == pf.FAIL and "22050 Hz" in res.message and "utt001.wav" in res.message
+    assert "data.resample" in res.fix
+
+
+def test_data_wrong_sample_rate_warns_with_resample(tmp_path):
+    make_corpus(tmp_path / "c")
+    write_wav(tmp_path / "c" / "wavs" / "utt001.wav", sr=22050)
+    res = pf.check_data(cfg_for(tmp_path / "c", resample=True))
+    assert res.status == pf.WARN and any("will be resampled" in d for d in res.details)
+
+
+def test_data_stereo_and_garbage_files_fail(tmp_path):
+    make_corpus(tmp_path / "c")
+    write_wav(tmp_path / "c" / "wavs" / "utt002.wav", channels=2)
+    (tmp_path / "c" / "wavs" / "utt003.wav").write_bytes(b"ID3 not a wav at all")
+    res = pf.check_data(cfg_for(tmp_path / "c"))
+    assert res.status == pf.FAIL
+    text = " ".join([res.message, *res.details])
+    assert "utt002.wav (2 channels)" in text and "utt003.wav (not a RIFF/WAVE file)" in text
+
+
+def test_data_too_few_clips_for_batch(tmp_path):
+    make_corpus(tmp_path / "c", n=5)
+    res = pf.check_data(cfg_for(tmp_path / "c", val_size=2))  # 3 train < batch 4
+    assert res.status == pf.FAIL and "leaves 3 for training" in res.message
+
+
+def test_data_missing_corpus(tmp_path):
+    res = pf.check_data(cfg_for(tmp_path / "nowhere"))
+    assert res.status == pf.FAIL and "corpus directory not found" in res.message
+
+
+def test_demo_corpus_missing_will_be_generated(tmp_path):
+    res = pf.check_data(cfg_for(tmp_path / "demo_corpus", demo=True))
+    assert res.status == pf.PASS and "will be generated" in res.message
+
+
+def test_mels_pass_and_mismatch(tmp_path):
+    ids = make_corpus(tmp_path / "c")
+    frames = 8000 // 128  # 0.5 s at 16 kHz, hop 128
+    for i in ids:
+        write_npy(tmp_path / "mels" / f"{i}.npy", (64, frames))
+    ok = pf.check_data(cfg_for(tmp_path / "c", mels_dir=str(tmp_path / "mels")))
+    assert ok.status == pf.PASS and "mels present" in ok.message
+    write_npy(tmp_path / "mels" / "utt000.npy", (80, frames))
+    (tmp_path / "mels" / "utt001.npy").unlink()
+    bad = pf.check_data(cfg_for(tmp_path / "c", mels_dir=str(tmp_path / "mels")))
+    assert bad.status == pf.FAIL
+    text = " ".join([bad.message, *bad.details])
+    assert "utt001.npy" in text and "utt000.npy (shape (80, 62), expected [64, frames])" in text
+
+
+def test_wav_header_extensible_float(tmp_path):
+    fmt = struct.pack("<HHIIHH", 0xFFFE, 2, 48000, 48000 * 8, 8, 32)
+    ext = struct.pack("<HHI", 22, 32, 3) + struct.pack("<H", 3) + b"\x00\x00\x00\x00\x10\x00"
+    ext += b"\x80\x00\x00\xaa\x00\x38\x9b\x71"
+    fmt += ext
+    data = b"\x00" * 8 * 100
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"LIST" + struct.pack("<I", 3) + b"abc\x00"  # odd-sized chunk with pad byte
+    body += b"data" + struct.pack("<I", len(data)) + data
+    p = tmp_path / "x.wav"
+    p.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    h = pf.read_wav_header(p)
+    assert (h.format_tag, h.channels, h.sample_rate, h.bits, h.frames) == (3, 2, 48000, 32, 100)
+
+
+def test_wav_header_float_written_by_soundfile(tmp_path):
+    sf = pytest.importorskip("soundfile")
+    np = pytest.importorskip("numpy")
+    p = tmp_path / "f.wav"
+    sf.write(p, np.zeros(1234, dtype="float32"), 22050, subtype="FLOAT")
+    h = pf.read_wav_header(p)
+    assert (h.format_tag, h.channels, h.sample_rate, h.frames) == (3, 1, 22050, 1234)
+
+
+# ----------------------------------------------------------- 3. output dirs
+
+
+def test_output_dirs_writable_and_left_clean(tmp_path):
+    rd = tmp_path / "logs" / "run"
+    res = pf.check_output_dirs(rd)
+    assert res.status == pf.PASS
+    assert not (tmp_path / "logs").exists()  # nothing left behind
+
+
+def test_output_dirs_existing_run_dir_keeps_contents(tmp_path):
+    rd = tmp_path / "run"
+    (rd / rundir.CHECKPOINTS_DIR).mkdir(parents=True)
+    (rd / rundir.CHECKPOINTS_DIR / "keep").write_text("x")
+    assert pf.check_output_dirs(rd).status == pf.PASS
+    assert sorted(p.name for p in rd.rglob("*")) == ["checkpoints", "keep"]
+
+
+def test_output_dirs_not_creatable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    res = pf.check_output_dirs(blocker / "run")
+    assert res.status == pf.FAIL and "cannot create or write" in res.message and res.fix
+
+
+# ---------------------------------------------------------- 4. installation
+
+
+def test_installation_pass():
+    res = pf.check_installation()
+    assert res.status == pf.PASS and "torch 2.13" in res.message
+    assert any(d.startswith("info:") for d in res.details)
+
+
+def test_installation_wrong_torch_and_missing_package():
+    versions = {"torch": "2.12.1", "soxr": None}
+    res = pf.check_installation(lambda d: versions.get(d, "99.0"))
+    assert res.status == pf.FAIL
+    text = " ".join([res.message, *res.details])
+    assert "torch 2.12.1 is not supported (need >=2.13,<2.14)" in text
+    assert "soxr is not installed" in text
+    assert "textual 99.0 is not supported" in text  # above the supported major
+
+
+# --------------------------------------------------------------- 5. trainer
+
+
+def test_trainer_pass():
+    from nal_tui.control import trainer_base_command
+
+    base, _ = trainer_base_command()
+    res = pf.check_trainer(pf._Sub([*base, "--help"]))
+    assert res.status == pf.PASS
+
+
+def test_trainer_fail():
+    res = pf.check_trainer(pf._Sub(["/nonexistent/nal-train", "--help"]))
+    assert res.status == pf.FAIL and "cannot run" in res.message
+    res = pf.check_trainer(
+        pf._Sub(
+            [
+                sys.executable,
+                "-c",
+                "import sys; print('boom', file=sys.stderr); sys.exit(3)",
+                "--help",
+            ]
+        )
+    )
+    assert res.status == pf.FAIL and "boom" in res.message
+
+
+# ----------------------------------------------------------- 6. models
+
+
+@pytest.fixture(scope="module")
+def demo_counts():
+    from nal_tui.control import trainer_base_command
+
+    base, _ = trainer_base_command()
+    return pf._Sub([*base, "summary", "--config", str(DEMO)])
+
+
+def test_models_pass_and_estimate_is_close(demo_counts):
+    res, counts = pf.check_models(demo_counts)
+    assert res.status == pf.PASS and "generator" in res.message and counts["generator"] > 0
+    est = pf.estimate_params(load(DEMO))
+    for k in ("generator", "mpd", "msd"):
+        assert abs(est[k] - counts[k]) / counts[k] < 0.1, (k, est[k], counts[k])
+
+
+def test_models_fail():
+    sub = pf._Sub(
+        [
+            sys.executable,
+            "-c",
+            "import sys; print('RuntimeError: bad kernel size', file=sys.stderr); sys.exit(1)",
+        ]
+    )
+    res, counts = pf.check_models(sub)
+    assert res.status == pf.FAIL and "bad kernel size" in res.message and counts == {}
+    res, _ = pf.check_models(pf._Sub([sys.executable, "-c", "print('no json here')"]))
+    assert res.status == pf.FAIL and "no JSON object" in res.message
+
+
+# ------------------------------------------------------------ 7. resources
+
+
+def test_resources_pass(tmp_path):
+    res = pf.check_resources(
+        load(DEMO), tmp_path, disk_free=1 << 40, mem_available=1 << 36, mem_total=1 << 36, gpu=None
+    )
+    assert res.status == pf.PASS and "suffice" in res.message
+
+
+def test_resources_full_disk(tmp_path):
+    res = pf.check_resources(
+        load(DEMO), tmp_path, disk_free=1 << 20, mem_available=1 << 36, mem_total=1 << 36, gpu=None
+    )
+    assert res.status == pf.FAIL and "not enough disk" in res.message
+    assert "keep_last" in res.fix
+
+
+def test_resources_full_disk_via_disk_usage(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 30, 1 << 30, 4096))
+    res = pf.check_resources(load(DEMO), tmp_path / "new" / "run", gpu=None)
+    assert res.status == pf.FAIL and "4.0 KiB is free" in res.message
+
+
+def test_resources_milestones_warn(tmp_path):
+    cfg = load(DEMO)
+    disk = pf.estimate_disk(cfg, sum(pf.estimate_params(cfg).values()))
+    free = (disk.required + disk.with_milestones) // 2
+    res = pf.check_resources(
+        cfg, tmp_path, disk_free=free, mem_available=1 << 36, mem_total=1 << 36, gpu=None
+    )
+    assert res.status == pf.WARN and "milestone" in res.message
+
+
+def test_resources_memory_too_small(tmp_path):
+    res = pf.check_resources(
+        load(DEMO), tmp_path, disk_free=1 << 40, mem_available=1 << 20, mem_total=1 << 24, gpu=None
+    )
+    assert res.status == pf.FAIL and "train.batch_size" in res.fix
+
+
+def test_estimates_scale_with_config():
+    v1 = load(REPO / "config" / "hifigan_v1.yaml")
+    params = sum(pf.estimate_params(v1).values())
+    assert 60e6 < params < 110e6  # the reference V1: ~14M generator + ~70M discriminators
+    mem = pf.estimate_memory(v1, params)
+    assert 6 << 30 < mem < 40 << 30  # trains at batch 16 on a 16-32 GB GPU
+
+
+# ------------------------------------------------------------ 8. run state
+
+
+def test_run_state_free_dir(tmp_path):
+    assert pf.check_run_state(tmp_path / "run").status == pf.PASS
+
+
+def test_run_state_live_trainer_fails(tmp_path):
+    (tmp_path / rundir.PID_FILE).write_text(json.dumps(rundir.own_pid_info(tmp_path).__dict__))
+    res = pf.check_run_state(tmp_path)
+    assert res.status == pf.FAIL and "already owns" in res.message and "nal-tui stop" in res.fix
+
+
+def test_run_state_stale_pid_file_warns_with_fix(tmp_path):
+    p = subprocess.Popen(["true"])
+    p.wait()
+    (tmp_path / rundir.PID_FILE).write_text(
+        json.dumps(
+            {
+                "pid": p.pid,
+                "create_time": 1.0,
+                "cmdline": ["nal-train"],
+                "started": 1.0,
+                "run_dir": str(tmp_path),
+            }
+        )
+    )
+    res = pf.check_run_state(tmp_path)
+    assert res.status == pf.WARN and "stale" in res.message
+    assert f"delete {tmp_path / rundir.PID_FILE}" in res.fix
+
+
+def _checkpoint(rd: Path, step: int, payload: bytes = b"weights") -> Path:
+    import hashlib
+
+    pt, man = rundir.checkpoint_paths(rd, step)
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    pt.write_bytes(payload)
+    man.write_text(
+        rundir.Manifest(
+            step,
+            0,
+            time.time(),
+            False,
+            (rundir.ManifestFile(pt.name, len(payload), hashlib.sha256(payload).hexdigest()),),
+        ).to_json()
+    )
+    return pt
+
+
+def test_run_state_resume_target(tmp_path):
+    res = pf.check_run_state(tmp_path, resume="latest")
+    assert res.status == pf.FAIL and "no complete, verified checkpoint" in res.message
+    pt = _checkpoint(tmp_path, 400)
+    res = pf.check_run_state(tmp_path, resume="latest")
+    assert res.status == pf.PASS and "step 400" in res.message
+    pt.write_bytes(b"weightZ")  # corrupt, same size
+    res = pf.check_run_state(tmp_path, resume=str(pt))
+    assert res.status == pf.FAIL and "sha256 mismatch" in res.message
+
+
+# ------------------------------------------------------------ the runner
+
+
+def test_run_checks_demo_fresh(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # the demo config's paths are relative to the project root
+    rep = pf.run_checks(DEMO, tmp_path / "run", build_models=False, disk_free=1 << 40)
+    assert rep.ok, "\n".join(rep.lines())
+    assert [c.name for c in rep.checks] == [
+        "Configuration",
+        "Data",
+        "Output directories",
+        "Installation",
+        "Trainer",
+        "Model components",
+        "System resources",
+        "Run state",
+    ]
+    assert rep.checks[5].status == pf.SKIP and rep.total == 7
+    assert rep.lines()[-1].startswith("7/7 checks passed")
+
+
+def test_run_checks_bad_config_skips_dependents(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("trian: {}\n")
+    rep = pf.run_checks(p, None, build_models=True)
+    assert not rep.ok and rep.checks[0].status == pf.FAIL
+    assert {c.name for c in rep.checks if c.status == pf.SKIP} == {
+        "Data",
+        "Output directories",
+        "Model components",
+        "System resources",
+        "Run state",
+    }
+    d = rep.to_dict()
+    assert d["ok"] is False and d["failed"] == 1 and d["total"] == 3 and d["skipped"] == 5
