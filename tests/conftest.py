@@ -63,8 +63,13 @@ def wait_for(pred, timeout: float = 60.0, interval: float = 0.1) -> bool:
 
 def start_trainer(args: list[str], log_path: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen(nal_train_cmd() + args, stdout=open(log_path, "ab"),
-                            stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    return subprocess.Popen(
+        nal_train_cmd() + args,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture

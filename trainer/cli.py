@@ -18,11 +18,15 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nal-train", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train (or resume) a run")
-    t.add_argument("--config", type=Path,
-                   help="YAML config (default when resuming: the run dir's config.yaml)")
+    t.add_argument(
+        "--config", type=Path, help="YAML config (default when resuming: the run dir's config.yaml)"
+    )
     t.add_argument("--run-dir", type=Path, help="run directory (default logs/<config name>)")
-    t.add_argument("--resume", metavar="latest|PATH",
-                   help="resume from the newest verified checkpoint, or from PATH")
+    t.add_argument(
+        "--resume",
+        metavar="latest|PATH",
+        help="resume from the newest verified checkpoint, or from PATH",
+    )
     t.add_argument("--target-step", type=int, help="train up to this step (overrides max_steps)")
     s = sub.add_parser("summary", help="print parameter counts as JSON")
     s.add_argument("--config", type=Path, required=True)
@@ -43,8 +47,9 @@ def _setup_logging(run_dir: Path | None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / rundir.TRAIN_LOG
     try:
-        same = log_path.exists() and os.path.samestat(os.fstat(sys.stderr.fileno()),
-                                                      os.stat(log_path))
+        same = log_path.exists() and os.path.samestat(
+            os.fstat(sys.stderr.fileno()), os.stat(log_path)
+        )
     except (OSError, ValueError):
         same = False
     if not same:

@@ -26,8 +26,14 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message names the file and the key."""
 
 
-def _f(default: Any, *, lo: float | None = None, hi: float | None = None,
-       choices: tuple[Any, ...] | None = None, doc: str = "") -> Any:
+def _f(
+    default: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    doc: str = "",
+) -> Any:
     """A dataclass field with range metadata checked by ``_check``."""
     meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
     if isinstance(default, (list, dict)):
@@ -54,7 +60,9 @@ class GeneratorConfig:
     upsample_kernel_sizes: tuple[int, ...] = _f((16, 16, 4, 4), lo=1)
     upsample_initial_channel: int = _f(512, lo=1)
     resblock_kernel_sizes: tuple[int, ...] = _f((3, 7, 11), lo=1)
-    resblock_dilation_sizes: tuple[tuple[int, ...], ...] = _f(((1, 3, 5), (1, 3, 5), (1, 3, 5)), lo=1)
+    resblock_dilation_sizes: tuple[tuple[int, ...], ...] = _f(
+        ((1, 3, 5), (1, 3, 5), (1, 3, 5)), lo=1
+    )
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,9 @@ class DiscriminatorConfig:
 class LossConfig:
     recon: str = _f("mrstft", choices=RECON_LOSSES)
     # (n_fft, hop, win) per resolution.
-    stft_resolutions: tuple[tuple[int, ...], ...] = _f(((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048)), lo=1)
+    stft_resolutions: tuple[tuple[int, ...], ...] = _f(
+        ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048)), lo=1
+    )
     lambda_recon: float = _f(45.0, lo=0.0)
     lambda_adv: float = _f(1.0, lo=0.0)
     lambda_fm: float = _f(2.0, lo=0.0)
@@ -147,6 +157,7 @@ class Config:
 
 # ---------------------------------------------------------------------------- loading
 
+
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -180,8 +191,9 @@ def _coerce(value: Any, tp: Any, key: str, src: str) -> Any:
             raise ConfigError(f"{src}: '{key}' must be true or false, got {value!r}")
         return value
     if tp is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or
-                                           (isinstance(value, float) and value.is_integer())):
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
             raise ConfigError(f"{src}: '{key}' must be an integer, got {value!r}")
         return int(value)
     if tp is float:
@@ -211,7 +223,9 @@ def _check(value: Any, meta: typing.Mapping[str, Any], key: str, src: str) -> No
         return
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        raise ConfigError(f"{src}: '{key}' must be one of {', '.join(map(str, choices))}; got {value!r}")
+        raise ConfigError(
+            f"{src}: '{key}' must be one of {', '.join(map(str, choices))}; got {value!r}"
+        )
     lo, hi = meta.get("lo"), meta.get("hi")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value != value:
@@ -241,33 +255,51 @@ def _build(cls: type, data: dict[str, Any], prefix: str, src: str) -> Any:
 def _cross_check(cfg: Config, src: str) -> None:
     a, g = cfg.audio, cfg.generator
     if cfg.hop_product != a.hop_length:
-        raise ConfigError(f"{src}: product of 'generator.upsample_rates' ({cfg.hop_product}) "
-                          f"must equal 'audio.hop_length' ({a.hop_length})")
+        raise ConfigError(
+            f"{src}: product of 'generator.upsample_rates' ({cfg.hop_product}) "
+            f"must equal 'audio.hop_length' ({a.hop_length})"
+        )
     if len(g.upsample_rates) != len(g.upsample_kernel_sizes):
-        raise ConfigError(f"{src}: 'generator.upsample_kernel_sizes' needs one entry per upsample rate")
+        raise ConfigError(
+            f"{src}: 'generator.upsample_kernel_sizes' needs one entry per upsample rate"
+        )
     for i, (r, k) in enumerate(zip(g.upsample_rates, g.upsample_kernel_sizes, strict=True)):
         if k < r:
-            raise ConfigError(f"{src}: 'generator.upsample_kernel_sizes[{i}]' ({k}) must be >= its rate ({r})")
+            raise ConfigError(
+                f"{src}: 'generator.upsample_kernel_sizes[{i}]' ({k}) must be >= its rate ({r})"
+            )
     if len(g.resblock_kernel_sizes) != len(g.resblock_dilation_sizes):
-        raise ConfigError(f"{src}: 'generator.resblock_dilation_sizes' needs one entry per resblock kernel size")
+        raise ConfigError(
+            f"{src}: 'generator.resblock_dilation_sizes' needs one entry per resblock kernel size"
+        )
     if g.upsample_initial_channel % (2 ** len(g.upsample_rates)):
-        raise ConfigError(f"{src}: 'generator.upsample_initial_channel' must be divisible by "
-                          f"2**{len(g.upsample_rates)} (halved at each upsampling)")
+        raise ConfigError(
+            f"{src}: 'generator.upsample_initial_channel' must be divisible by "
+            f"2**{len(g.upsample_rates)} (halved at each upsampling)"
+        )
     if a.hop_length > a.n_fft:
-        raise ConfigError(f"{src}: 'audio.hop_length' ({a.hop_length}) must be <= 'audio.n_fft' ({a.n_fft})")
+        raise ConfigError(
+            f"{src}: 'audio.hop_length' ({a.hop_length}) must be <= 'audio.n_fft' ({a.n_fft})"
+        )
     if a.win_length > a.n_fft:
-        raise ConfigError(f"{src}: 'audio.win_length' ({a.win_length}) must be <= 'audio.n_fft' ({a.n_fft})")
+        raise ConfigError(
+            f"{src}: 'audio.win_length' ({a.win_length}) must be <= 'audio.n_fft' ({a.n_fft})"
+        )
     nyq = a.sample_rate / 2
     if a.fmax is not None and a.fmax > nyq:
         raise ConfigError(f"{src}: 'audio.fmax' ({a.fmax}) is above the Nyquist frequency ({nyq})")
     if a.fmax is not None and a.fmin >= a.fmax:
         raise ConfigError(f"{src}: 'audio.fmin' must be below 'audio.fmax'")
     if a.segment_size % a.hop_length:
-        raise ConfigError(f"{src}: 'audio.segment_size' ({a.segment_size}) must be a multiple of "
-                          f"'audio.hop_length' ({a.hop_length})")
+        raise ConfigError(
+            f"{src}: 'audio.segment_size' ({a.segment_size}) must be a multiple of "
+            f"'audio.hop_length' ({a.hop_length})"
+        )
     for i, res in enumerate(cfg.loss.stft_resolutions):
         if len(res) != 3 or res[2] > res[0]:
-            raise ConfigError(f"{src}: 'loss.stft_resolutions[{i}]' must be [n_fft, hop, win] with win <= n_fft")
+            raise ConfigError(
+                f"{src}: 'loss.stft_resolutions[{i}]' must be [n_fft, hop, win] with win <= n_fft"
+            )
     if len(cfg.optim.betas) != 2:
         raise ConfigError(f"{src}: 'optim.betas' must have two values")
     if cfg.discriminator.msd_scales > 1 and len(cfg.discriminator.msd_channels) < 2:
@@ -279,7 +311,9 @@ def from_dict(data: dict[str, Any] | None, src: str = "<config>") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{src}: top level must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(
+            f"{src}: top level must be a mapping of sections, got {type(data).__name__}"
+        )
     cfg = _build(Config, data, "", src)
     _cross_check(cfg, src)
     return cfg
@@ -315,12 +349,14 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def to_dict(cfg: Config) -> dict[str, Any]:
     """Plain nested dict (tuples as lists) for YAML/JSON."""
+
     def conv(x: Any) -> Any:
         if isinstance(x, tuple):
             return [conv(v) for v in x]
         if isinstance(x, dict):
             return {k: conv(v) for k, v in x.items()}
         return x
+
     return conv(dataclasses.asdict(cfg))
 
 

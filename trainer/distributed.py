@@ -34,8 +34,10 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("train.device is 'cuda' but no CUDA device is available "
-                               "(set train.device: auto or cpu)")
+            raise RuntimeError(
+                "train.device is 'cuda' but no CUDA device is available "
+                "(set train.device: auto or cpu)"
+            )
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
@@ -51,7 +53,9 @@ def init_from_env(device_name: str) -> tuple[DistInfo, torch.device]:
         return DistInfo(), device
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(
+            backend=backend, device_id=device if device.type == "cuda" else None
+        )
     return DistInfo(rank=rank, local_rank=local_rank, world_size=world, backend=backend), device
 
 

@@ -59,8 +59,11 @@ class Event:
     EVENT: ClassVar[str] = ""
 
     def to_record(self, t: float | None = None) -> dict[str, Any]:
-        rec: dict[str, Any] = {K_VERSION: SCHEMA_VERSION, K_EVENT: self.EVENT,
-                               K_TIME: round(time.time() if t is None else t, 6)}
+        rec: dict[str, Any] = {
+            K_VERSION: SCHEMA_VERSION,
+            K_EVENT: self.EVENT,
+            K_TIME: round(time.time() if t is None else t, 6),
+        }
         rec.update(asdict(self))
         return rec
 
@@ -159,12 +162,17 @@ class RunEnd(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.EVENT: cls for cls in (RunStart, Step, Val, Checkpoint, Milestone, Alert, RunEnd)
 }
+
+
 def _required_fields(cls: type[Event]) -> frozenset[str]:
-    return frozenset(f.name for f in fields(cls)
-                     if f.default is MISSING and f.default_factory is MISSING)
+    return frozenset(
+        f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+    )
 
 
-_REQUIRED: dict[str, frozenset[str]] = {name: _required_fields(cls) for name, cls in EVENT_TYPES.items()}
+_REQUIRED: dict[str, frozenset[str]] = {
+    name: _required_fields(cls) for name, cls in EVENT_TYPES.items()
+}
 
 
 def _finite_or_none(x: Any) -> Any:

@@ -37,7 +37,7 @@ from trainer.config import Config
 from trainer.data import Corpus, ResumableBatchSampler, TrainDataset, ValidationSet, collate
 from trainer.demo_corpus import ensure_demo_corpus
 from trainer.losses import ReconstructionLoss, hifigan_discriminator_loss, hifigan_generator_loss
-from trainer.models import Discriminators, Generator, build_models, count_parameters
+from trainer.models import Discriminators, Generator, build_models
 
 log = logging.getLogger("nal-train")
 
@@ -77,8 +77,10 @@ class StopFlag:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is None:
-            log.warning("received %s: finishing the current step, then saving and stopping",
-                        signal.Signals(signum).name)
+            log.warning(
+                "received %s: finishing the current step, then saving and stopping",
+                signal.Signals(signum).name,
+            )
         self.signum = signum
 
     @property
@@ -87,8 +89,12 @@ class StopFlag:
 
 
 def _versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "schema": str(ev.SCHEMA_VERSION)}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "schema": str(ev.SCHEMA_VERSION),
+    }
 
 
 def _unwrap(m: nn.Module) -> nn.Module:
@@ -98,8 +104,15 @@ def _unwrap(m: nn.Module) -> nn.Module:
 class Trainer:
     """A HiFi-GAN training run in one run directory."""
 
-    def __init__(self, cfg: Config, run_dir: Path, config_path: str, *,
-                 resume: str | None = None, target_step: int | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        config_path: str,
+        *,
+        resume: str | None = None,
+        target_step: int | None = None,
+    ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.config_path = config_path
@@ -181,18 +194,27 @@ class Trainer:
         self.corpus = Corpus.load(d, a)
         self.train_set = TrainDataset(self.corpus)
         self.val_set = ValidationSet(self.corpus)
-        self.sampler = ResumableBatchSampler(len(self.train_set), self.cfg.train.batch_size,
-                                             self.cfg.train.seed, rank=self.dist.rank,
-                                             world_size=self.dist.world_size)
+        self.sampler = ResumableBatchSampler(
+            len(self.train_set),
+            self.cfg.train.batch_size,
+            self.cfg.train.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
         self.batches_per_epoch = len(self.sampler)
         self.mel = MelSpectrogram(a).to(self.device)
 
     def _setup_loader(self) -> None:
         workers = self.cfg.data.num_workers
         cuda = self.device.type == "cuda"
-        self.loader = DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate,
-                                 num_workers=workers, pin_memory=cuda,
-                                 persistent_workers=workers > 0)
+        self.loader = DataLoader(
+            self.train_set,
+            batch_sampler=self.sampler,
+            collate_fn=collate,
+            num_workers=workers,
+            pin_memory=cuda,
+            persistent_workers=workers > 0,
+        )
 
     def _setup_models(self) -> None:
         cfg = self.cfg
@@ -201,10 +223,20 @@ class Trainer:
         self.d_raw: Discriminators = d.to(self.device)
         fused = self._fused_ok()
         o = cfg.optim
-        self.opt_g = torch.optim.AdamW(self.g_raw.parameters(), o.lr_g, betas=tuple(o.betas),
-                                       weight_decay=o.weight_decay, fused=fused)
-        self.opt_d = torch.optim.AdamW(self.d_raw.parameters(), o.lr_d, betas=tuple(o.betas),
-                                       weight_decay=o.weight_decay, fused=fused)
+        self.opt_g = torch.optim.AdamW(
+            self.g_raw.parameters(),
+            o.lr_g,
+            betas=tuple(o.betas),
+            weight_decay=o.weight_decay,
+            fused=fused,
+        )
+        self.opt_d = torch.optim.AdamW(
+            self.d_raw.parameters(),
+            o.lr_d,
+            betas=tuple(o.betas),
+            weight_decay=o.weight_decay,
+            fused=fused,
+        )
         self.fused = fused
         self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=o.lr_decay)
         self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma=o.lr_decay)
@@ -231,8 +263,9 @@ class Trainer:
             d = torch.compile(self.d_raw)
             seg = self.cfg.audio.segment_size
             with torch.no_grad():
-                mel = torch.zeros(1, self.cfg.audio.n_mels, seg // self.cfg.audio.hop_length,
-                                  device=self.device)
+                mel = torch.zeros(
+                    1, self.cfg.audio.n_mels, seg // self.cfg.audio.hop_length, device=self.device
+                )
                 wav = g(mel)
                 d(wav, wav)
             self.g, self.d = g, d
@@ -246,8 +279,9 @@ class Trainer:
     def _find_resume(self) -> None:
         assert self.resume is not None
         try:
-            self._resume_info, self._skipped = ckpt.find_resume_checkpoint(self.run_dir,
-                                                                           self.resume)
+            self._resume_info, self._skipped = ckpt.find_resume_checkpoint(
+                self.run_dir, self.resume
+            )
         except rundir.CheckpointError as e:
             raise TrainerError(f"cannot resume: {e}", ev.EXIT_NO_CHECKPOINT) from None
         for bad, reason in self._skipped:
@@ -267,10 +301,13 @@ class Trainer:
             "format": 1,
             "generator": _unwrap(self.g_raw).state_dict(),
             "discriminators": _unwrap(self.d_raw).state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "step": self.pos.step, "epoch": self.pos.epoch,
+            "step": self.pos.step,
+            "epoch": self.pos.epoch,
             "batch_in_epoch": self.pos.batch_in_epoch,
             "world_size": self.dist.world_size,
             "rng": ckpt.capture_rng_state(),
@@ -300,19 +337,39 @@ class Trainer:
 
     def _emit_run_start(self, resumed_from: str | None, devices: list[str]) -> None:
         cfg = self.cfg
-        self._emit(ev.RunStart(
-            run_id=uuid.uuid4().hex[:12], pid=os.getpid(), config_path=str(self.config_path),
-            start_step=self.pos.step, target_step=self.target_step,
-            world_size=self.dist.world_size, device=str(self.device), versions=_versions(),
-            resumed_from=resumed_from, run_name=self.run_dir.name, backend=self.dist.backend,
-            rank_devices=devices, batch_size=cfg.train.batch_size,
-            segment_size=cfg.audio.segment_size, sample_rate=cfg.audio.sample_rate,
-            recon_loss=cfg.loss.recon, log_every=cfg.log.log_every, val_every=cfg.log.val_every,
-            checkpoint_every=cfg.checkpoint.every, milestone_every=cfg.checkpoint.milestone_every,
-            precision=self.precision))
+        self._emit(
+            ev.RunStart(
+                run_id=uuid.uuid4().hex[:12],
+                pid=os.getpid(),
+                config_path=str(self.config_path),
+                start_step=self.pos.step,
+                target_step=self.target_step,
+                world_size=self.dist.world_size,
+                device=str(self.device),
+                versions=_versions(),
+                resumed_from=resumed_from,
+                run_name=self.run_dir.name,
+                backend=self.dist.backend,
+                rank_devices=devices,
+                batch_size=cfg.train.batch_size,
+                segment_size=cfg.audio.segment_size,
+                sample_rate=cfg.audio.sample_rate,
+                recon_loss=cfg.loss.recon,
+                log_every=cfg.log.log_every,
+                val_every=cfg.log.val_every,
+                checkpoint_every=cfg.checkpoint.every,
+                milestone_every=cfg.checkpoint.milestone_every,
+                precision=self.precision,
+            )
+        )
         for bad, reason in getattr(self, "_skipped", []):
-            self._emit(ev.Alert(kind=ev.ALERT_RESUME_FALLBACK, step=self.pos.step,
-                                message=f"skipped checkpoint {bad.path.name}: {reason}"))
+            self._emit(
+                ev.Alert(
+                    kind=ev.ALERT_RESUME_FALLBACK,
+                    step=self.pos.step,
+                    message=f"skipped checkpoint {bad.path.name}: {reason}",
+                )
+            )
         for kind, msg in getattr(self, "_pending_alerts", []):
             self._emit(ev.Alert(kind=kind, step=self.pos.step, message=msg))
 
@@ -324,8 +381,11 @@ class Trainer:
         """
         audio = batch["audio"].to(self.device, non_blocking=True)
         with torch.no_grad():
-            mel = batch["mel"].to(self.device, non_blocking=True) if "mel" in batch \
+            mel = (
+                batch["mel"].to(self.device, non_blocking=True)
+                if "mel" in batch
                 else self.mel(audio)
+            )
         with self._autocast():
             fake = self.g(mel)
 
@@ -343,23 +403,38 @@ class Trainer:
         with self._autocast():
             fake_logits, fake_feats = self._score(fake)
         recon = self.recon(fake, audio)
-        gl = hifigan_generator_loss(recon, fake_logits, real_feats, fake_feats,
-                                    lambda_recon=self.cfg.loss.lambda_recon,
-                                    lambda_adv=self.cfg.loss.lambda_adv,
-                                    lambda_fm=self.cfg.loss.lambda_fm)
+        gl = hifigan_generator_loss(
+            recon,
+            fake_logits,
+            real_feats,
+            fake_feats,
+            lambda_recon=self.cfg.loss.lambda_recon,
+            lambda_adv=self.cfg.loss.lambda_adv,
+            lambda_fm=self.cfg.loss.lambda_fm,
+        )
         bad_g, norm_g = self._update(self.opt_g, self.g_raw, gl.total)
         self.d_raw.requires_grad_(True)
         bad = torch.maximum(bad_d, bad_g)
-        return torch.stack([gl.total.detach().float(), loss_d.detach().float(),
-                            gl.recon.detach().float(), gl.adv.detach().float(),
-                            gl.fm.detach().float(), norm_g.float(), norm_d.float(), bad])
+        return torch.stack(
+            [
+                gl.total.detach().float(),
+                loss_d.detach().float(),
+                gl.recon.detach().float(),
+                gl.adv.detach().float(),
+                gl.fm.detach().float(),
+                norm_g.float(),
+                norm_d.float(),
+                bad,
+            ]
+        )
 
     def _score(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[Any]]:
         # The G step bypasses D's DDP wrapper: D takes no gradient there, so no all-reduce.
         return self._score_fn(x)
 
-    def _update(self, opt: torch.optim.Optimizer, module: nn.Module,
-                loss: torch.Tensor) -> torch.Tensor:
+    def _update(
+        self, opt: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor
+    ) -> torch.Tensor:
         """Backward + step; a non-finite loss or gradient leaves the parameters unchanged.
 
         Returns (skipped, grad norm) on the device; skipped is 1.0 when the update was dropped. With fused AdamW the skip
@@ -406,8 +481,11 @@ class Trainer:
         sr = self.cfg.audio.sample_rate
         for i, item in enumerate(self.val_set):
             audio = item.audio_tensor().to(self.device)
-            mel = self.mel(audio) if item.mel is None \
+            mel = (
+                self.mel(audio)
+                if item.mel is None
                 else torch.from_numpy(item.mel)[None].to(self.device)
+            )
             with self._autocast():
                 fake = g(mel).float()
             n = min(fake.shape[-1], audio.shape[-1])
@@ -421,33 +499,49 @@ class Trainer:
                     write_wav(p, wav.view(-1).cpu().numpy(), sr)
                     written.append(str(p.relative_to(self.run_dir)))
         g.train()
-        losses = {"mel_l1": float(np.mean(errs)) if errs else math.nan,
-                  self.cfg.loss.recon: float(np.mean(recons)) if recons else math.nan}
+        losses = {
+            "mel_l1": float(np.mean(errs)) if errs else math.nan,
+            self.cfg.loss.recon: float(np.mean(recons)) if recons else math.nan,
+        }
         self._last_val_step = self.pos.step
-        self._emit(ev.Val(step=self.pos.step, losses=losses, samples=written,
-                          duration=round(time.perf_counter() - started, 4)))
+        self._emit(
+            ev.Val(
+                step=self.pos.step,
+                losses=losses,
+                samples=written,
+                duration=round(time.perf_counter() - started, 4),
+            )
+        )
         log.info("step %d validation: mel L1 %.4f", self.pos.step, losses["mel_l1"])
 
     # ------------------------------------------------------------------ checkpoint
     def _weights_finite(self) -> bool:
-        flags = [torch.isfinite(p).all() for m in (self.g_raw, self.d_raw)
-                 for p in m.parameters()]
+        flags = [torch.isfinite(p).all() for m in (self.g_raw, self.d_raw) for p in m.parameters()]
         return bool(torch.stack(flags).all().item())
 
     def save(self) -> None:
         started = time.perf_counter()
         step = self.pos.step
         if not self._weights_finite():
-            raise TrainerError(f"step {step}: weights are not finite; refusing to save them",
-                               ev.EXIT_NONFINITE)
+            raise TrainerError(
+                f"step {step}: weights are not finite; refusing to save them", ev.EXIT_NONFINITE
+            )
         me = self.cfg.checkpoint.milestone_every
         milestone = bool(me) and step % me == 0
-        info = ckpt.save_checkpoint(self.run_dir, step, self.pos.epoch, self.state_dict(),
-                                    milestone=milestone)
+        info = ckpt.save_checkpoint(
+            self.run_dir, step, self.pos.epoch, self.state_dict(), milestone=milestone
+        )
         self._last_ckpt_step = step
-        self._emit(ev.Checkpoint(step=step, path=str(info.path.relative_to(self.run_dir)),
-                                 bytes=info.bytes, sha256=info.sha256 or "", milestone=milestone,
-                                 duration=round(time.perf_counter() - started, 4)))
+        self._emit(
+            ev.Checkpoint(
+                step=step,
+                path=str(info.path.relative_to(self.run_dir)),
+                bytes=info.bytes,
+                sha256=info.sha256 or "",
+                milestone=milestone,
+                duration=round(time.perf_counter() - started, 4),
+            )
+        )
         for old in ckpt.apply_retention(self.run_dir, self.cfg.checkpoint.keep_last):
             log.info("retention: removed %s", old)
         if self.writer is not None:
@@ -487,13 +581,21 @@ class Trainer:
                     n_bad = int(consec_bad.item())
                     t_acc += time.perf_counter() - t0
                     if n_bad and (vals is not None or self.device.type == "cpu"):
-                        self._emit(ev.Alert(kind=ev.ALERT_NONFINITE, step=step, level="error",
-                                            message=f"non-finite loss or gradient: update skipped "
-                                                    f"({n_bad} consecutive)"))
+                        self._emit(
+                            ev.Alert(
+                                kind=ev.ALERT_NONFINITE,
+                                step=step,
+                                level="error",
+                                message=f"non-finite loss or gradient: update skipped "
+                                f"({n_bad} consecutive)",
+                            )
+                        )
                     if n_bad >= cfg.train.max_nonfinite_steps:
                         status, code = ev.STATUS_FAILED, ev.EXIT_NONFINITE
-                        reason = (f"{n_bad} consecutive non-finite steps "
-                                  f"(limit {cfg.train.max_nonfinite_steps})")
+                        reason = (
+                            f"{n_bad} consecutive non-finite steps "
+                            f"(limit {cfg.train.max_nonfinite_steps})"
+                        )
                         log.error(reason)
                         self.stop.signum = -1
                     if vals is not None:
@@ -515,8 +617,11 @@ class Trainer:
                 self.sched_d.step()
         if self.stop.set and code == ev.EXIT_OK:
             status = ev.STATUS_STOPPED
-            reason = (f"stopped by {signal.Signals(self.stop.signum).name}"
-                      if self.stop.signum and self.stop.signum > 0 else "stopped by another rank")
+            reason = (
+                f"stopped by {signal.Signals(self.stop.signum).name}"
+                if self.stop.signum and self.stop.signum > 0
+                else "stopped by another rank"
+            )
         if self.is_main and code == ev.EXIT_OK and self._last_ckpt_step != self.pos.step:
             self.save()
         self._emit(ev.RunEnd(step=self.pos.step, status=status, reason=reason, exit_code=code))
@@ -530,25 +635,41 @@ class Trainer:
         if step % cfg.checkpoint.every == 0:
             n_bad = int(consec_bad.item())
             if n_bad:
-                self._emit(ev.Alert(kind=ev.ALERT_CHECKPOINT_SKIPPED, step=step,
-                                    message=f"checkpoint skipped: the last {n_bad} step(s) "
-                                            f"were non-finite"))
+                self._emit(
+                    ev.Alert(
+                        kind=ev.ALERT_CHECKPOINT_SKIPPED,
+                        step=step,
+                        message=f"checkpoint skipped: the last {n_bad} step(s) were non-finite",
+                    )
+                )
             else:
                 self.save()
         me = cfg.checkpoint.milestone_every
         if me and step % me == 0:
-            self._emit(ev.Milestone(step=step, name=f"step {step:,}",
-                                    message=f"reached step {step:,}"))
+            self._emit(
+                ev.Milestone(step=step, name=f"step {step:,}", message=f"reached step {step:,}")
+            )
 
     def _log_step(self, vals: list[float], step_time: float, per_step: int) -> None:
         g, d, rec, adv, fm, norm_g, norm_d, _ = vals
-        self._emit(ev.Step(step=self.pos.step, epoch=self.pos.epoch, g=g, d=d, stft=rec, adv=adv,
-                           fm=fm, recon=self.cfg.loss.recon,
-                           lr_g=float(f"{self.opt_g.param_groups[0]['lr']:.6g}"),
-                           lr_d=float(f"{self.opt_d.param_groups[0]['lr']:.6g}"),
-                           grad_norm_g=norm_g, grad_norm_d=norm_d,
-                           step_time=round(step_time, 6),
-                           samples_per_s=round(per_step / step_time, 3) if step_time > 0 else 0.0))
+        self._emit(
+            ev.Step(
+                step=self.pos.step,
+                epoch=self.pos.epoch,
+                g=g,
+                d=d,
+                stft=rec,
+                adv=adv,
+                fm=fm,
+                recon=self.cfg.loss.recon,
+                lr_g=float(f"{self.opt_g.param_groups[0]['lr']:.6g}"),
+                lr_d=float(f"{self.opt_d.param_groups[0]['lr']:.6g}"),
+                grad_norm_g=norm_g,
+                grad_norm_d=norm_d,
+                step_time=round(step_time, 6),
+                samples_per_s=round(per_step / step_time, 3) if step_time > 0 else 0.0,
+            )
+        )
 
     def close(self) -> None:
         self.stop.uninstall()
@@ -559,8 +680,14 @@ class Trainer:
         dist_mod.shutdown()
 
 
-def train(cfg: Config, run_dir: Path, config_path: str, *, resume: str | None = None,
-          target_step: int | None = None) -> int:
+def train(
+    cfg: Config,
+    run_dir: Path,
+    config_path: str,
+    *,
+    resume: str | None = None,
+    target_step: int | None = None,
+) -> int:
     """Run a training job end to end; returns the exit code (see trainer.events.EXIT_*)."""
     t = Trainer(cfg, run_dir, config_path, resume=resume, target_step=target_step)
     try:
@@ -569,14 +696,23 @@ def train(cfg: Config, run_dir: Path, config_path: str, *, resume: str | None = 
     except TrainerError as e:
         log.error("%s", e)
         if t.writer is not None:
-            t._emit(ev.RunEnd(step=t.pos.step, status=ev.STATUS_FAILED, reason=str(e),
-                              exit_code=e.exit_code))
+            t._emit(
+                ev.RunEnd(
+                    step=t.pos.step, status=ev.STATUS_FAILED, reason=str(e), exit_code=e.exit_code
+                )
+            )
         return e.exit_code
     except Exception as e:
         log.exception("training failed")
         if t.writer is not None:
-            t._emit(ev.RunEnd(step=t.pos.step, status=ev.STATUS_FAILED,
-                              reason=f"{type(e).__name__}: {e}", exit_code=ev.EXIT_FAILED))
+            t._emit(
+                ev.RunEnd(
+                    step=t.pos.step,
+                    status=ev.STATUS_FAILED,
+                    reason=f"{type(e).__name__}: {e}",
+                    exit_code=ev.EXIT_FAILED,
+                )
+            )
         return ev.EXIT_FAILED
     finally:
         t.close()

@@ -17,8 +17,10 @@ from trainer.rundir import list_checkpoints
 
 
 def _cfg(corpus: Path, **over):
-    sections = {"log": {"log_every": 1, "val_every": 1000, "val_samples": 1},
-                "checkpoint": {"every": 1000, "keep_last": 3, "milestone_every": 0}}
+    sections = {
+        "log": {"log_every": 1, "val_every": 1000, "val_samples": 1},
+        "checkpoint": {"every": 1000, "keep_last": 3, "milestone_every": 0},
+    }
     for k, v in over.items():
         sections.setdefault(k, {}).update(v)
     return config_mod.from_dict(demo_config_dict(corpus, **sections), "test")
@@ -73,10 +75,10 @@ def test_resume_is_bitwise_exact(demo_corpus: Path, tmp_path: Path) -> None:
     assert starts[1]["resumed_from"].endswith(f"ckpt_{n:08d}.pt")
 
 
-def test_nonfinite_steps_are_skipped_then_stop(demo_corpus: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = _cfg(demo_corpus, train={"max_nonfinite_steps": 3},
-               checkpoint={"every": 2})
+def test_nonfinite_steps_are_skipped_then_stop(
+    demo_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _cfg(demo_corpus, train={"max_nonfinite_steps": 3}, checkpoint={"every": 2})
     real = loop.hifigan_generator_loss
     calls = {"n": 0}
     snapshots: list[dict[str, torch.Tensor]] = []
@@ -112,7 +114,9 @@ def test_nonfinite_steps_are_skipped_then_stop(demo_corpus: Path, tmp_path: Path
     # Only the step-2 checkpoint exists: the step-4 one is skipped mid-streak (with an
     # alert) and a failing run never saves at its end.
     assert [c.step for c in list_checkpoints(tmp_path / "run")] == [2]
-    skipped = [r for r in recs if r["event"] == "alert" and r["kind"] == ev.ALERT_CHECKPOINT_SKIPPED]
+    skipped = [
+        r for r in recs if r["event"] == "alert" and r["kind"] == ev.ALERT_CHECKPOINT_SKIPPED
+    ]
     assert [s["step"] for s in skipped] == [4]
     steps = [r for r in recs if r["event"] == "step"]
     assert math.isnan(ev.float_field(steps[-1], "g"))

@@ -21,8 +21,11 @@ from trainer.rundir import list_checkpoints, read_pid_file, verify_checkpoint
 
 
 def _config(tmp_path: Path, corpus: Path) -> Path:
-    data = demo_config_dict(corpus, log={"log_every": 1, "val_every": 1000},
-                            checkpoint={"every": 1000, "milestone_every": 0})
+    data = demo_config_dict(
+        corpus,
+        log={"log_every": 1, "val_every": 1000},
+        checkpoint={"every": 1000, "milestone_every": 0},
+    )
     return write_config(tmp_path / "c.yaml", data)
 
 
@@ -32,10 +35,14 @@ def _steps(run: Path) -> list[int]:
 
 def test_sigterm_stops_cleanly_and_resume_continues(demo_corpus: Path, tmp_path: Path) -> None:
     cfg, run = _config(tmp_path, demo_corpus), tmp_path / "run"
-    p = start_trainer(["train", "--config", str(cfg), "--run-dir", str(run),
-                       "--target-step", "100000"], tmp_path / "out.log")
+    p = start_trainer(
+        ["train", "--config", str(cfg), "--run-dir", str(run), "--target-step", "100000"],
+        tmp_path / "out.log",
+    )
     try:
-        assert wait_for(lambda: len(_steps(run)) >= 3, timeout=120), (tmp_path / "out.log").read_text()
+        assert wait_for(lambda: len(_steps(run)) >= 3, timeout=120), (
+            tmp_path / "out.log"
+        ).read_text()
         pid_info = read_pid_file(run)
         assert pid_info is not None and pid_info.pid == p.pid
         p.send_signal(signal.SIGTERM)
@@ -53,9 +60,22 @@ def test_sigterm_stops_cleanly_and_resume_continues(demo_corpus: Path, tmp_path:
     assert verify_checkpoint(ckpts[0]) == (True, "ok")
     assert read_pid_file(run) is None  # released on exit
 
-    out = subprocess.run(nal_train_cmd() + ["train", "--run-dir", str(run), "--resume", "latest",
-                                            "--target-step", str(stopped_at + 2)],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = subprocess.run(
+        nal_train_cmd()
+        + [
+            "train",
+            "--run-dir",
+            str(run),
+            "--resume",
+            "latest",
+            "--target-step",
+            str(stopped_at + 2),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     recs = read_events(run)
     start = [r for r in recs if r["event"] == "run_start"][-1]
@@ -65,8 +85,10 @@ def test_sigterm_stops_cleanly_and_resume_continues(demo_corpus: Path, tmp_path:
 
 def test_second_signal_during_save_does_not_corrupt(demo_corpus: Path, tmp_path: Path) -> None:
     cfg, run = _config(tmp_path, demo_corpus), tmp_path / "run"
-    p = start_trainer(["train", "--config", str(cfg), "--run-dir", str(run),
-                       "--target-step", "100000"], tmp_path / "out.log")
+    p = start_trainer(
+        ["train", "--config", str(cfg), "--run-dir", str(run), "--target-step", "100000"],
+        tmp_path / "out.log",
+    )
     try:
         assert wait_for(lambda: len(_steps(run)) >= 2, timeout=120)
         p.send_signal(signal.SIGTERM)
@@ -86,13 +108,20 @@ def test_second_signal_during_save_does_not_corrupt(demo_corpus: Path, tmp_path:
 
 def test_lock_refuses_a_second_trainer(demo_corpus: Path, tmp_path: Path) -> None:
     cfg, run = _config(tmp_path, demo_corpus), tmp_path / "run"
-    p = start_trainer(["train", "--config", str(cfg), "--run-dir", str(run),
-                       "--target-step", "100000"], tmp_path / "out.log")
+    p = start_trainer(
+        ["train", "--config", str(cfg), "--run-dir", str(run), "--target-step", "100000"],
+        tmp_path / "out.log",
+    )
     try:
         assert wait_for(lambda: len(_steps(run)) >= 1, timeout=120)
-        second = subprocess.run(nal_train_cmd() + ["train", "--config", str(cfg), "--run-dir",
-                                                   str(run), "--target-step", "5"],
-                                capture_output=True, text=True, timeout=120, cwd=ROOT)
+        second = subprocess.run(
+            nal_train_cmd()
+            + ["train", "--config", str(cfg), "--run-dir", str(run), "--target-step", "5"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         assert second.returncode == ev.EXIT_LOCKED
         assert "in use by another trainer" in second.stderr and str(p.pid) in second.stderr
         assert p.poll() is None  # the first one is untouched
@@ -105,8 +134,13 @@ def test_lock_refuses_a_second_trainer(demo_corpus: Path, tmp_path: Path) -> Non
 def test_summary_prints_paper_sizes() -> None:
     sizes = {}
     for v in ("v1", "v2", "v3"):
-        out = subprocess.run(nal_train_cmd() + ["summary", "--config", f"config/hifigan_{v}.yaml"],
-                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+        out = subprocess.run(
+            nal_train_cmd() + ["summary", "--config", f"config/hifigan_{v}.yaml"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         assert out.returncode == 0, out.stderr
         sizes[v] = json.loads(out.stdout)
     assert round(sizes["v1"]["generator"] / 1e6, 2) == 13.94
@@ -118,9 +152,13 @@ def test_summary_prints_paper_sizes() -> None:
 def test_bad_config_is_refused_with_file_and_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  bach_size: 4\n")
-    out = subprocess.run(nal_train_cmd() + ["train", "--config", str(bad), "--run-dir",
-                                            str(tmp_path / "r")],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    out = subprocess.run(
+        nal_train_cmd() + ["train", "--config", str(bad), "--run-dir", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert out.returncode == ev.EXIT_USAGE
     assert str(bad) in out.stderr and "train.bach_size" in out.stderr
     assert "did you mean 'batch_size'" in out.stderr

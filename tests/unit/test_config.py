@@ -1,0 +1,94 @@
+"""Config loading: presets, unknown keys, ranges, types and cross-field checks name file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainer import config as C
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["demo", "hifigan_v1", "hifigan_v2", "hifigan_v3", "hifigan_48k"])
+def test_presets_load(name: str) -> None:
+    cfg = C.load(ROOT / "config" / f"{name}.yaml")
+    assert cfg.hop_product == cfg.audio.hop_length
+
+
+def test_48k_preset_matches_the_design() -> None:
+    c = C.load(ROOT / "config" / "hifigan_48k.yaml")
+    assert (c.audio.sample_rate, c.audio.n_mels, c.audio.hop_length) == (48000, 128, 256)
+    assert c.generator.upsample_rates == (8, 8, 2, 2)
+    assert c.generator.resblock_kernel_sizes == (3, 7, 11)
+    assert c.audio.n_fft == c.audio.win_length == 2048 and c.audio.fmax == 24000
+    assert c.train.batch_size == 16 and c.optim.lr_g == c.optim.lr_d == 2e-4
+    assert (c.loss.lambda_recon, c.loss.lambda_adv, c.loss.lambda_fm) == (45, 1, 2)
+    assert c.train.max_steps == 500_000
+    assert (c.log.log_every, c.log.val_every, c.checkpoint.every) == (100, 1000, 5000)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("train:\n  bach_size: 4\n", "unknown key 'train.bach_size' (did you mean 'batch_size'?)"),
+        ("trian: {}\n", "unknown key 'trian' (did you mean 'train'?)"),
+        ("train:\n  batch_size: 0\n", "'train.batch_size' = 0 is below the minimum 1"),
+        ("train:\n  batch_size: four\n", "'train.batch_size' must be an integer"),
+        ("optim:\n  lr_g: 2.0\n", "'optim.lr_g' = 2.0 is above the maximum 1.0"),
+        ("loss:\n  recon: l2\n", "'loss.recon' must be one of mrstft, mel, pwg"),
+        ("train:\n  device: tpu\n", "'train.device' must be one of auto, cpu, cuda"),
+        (
+            "generator:\n  upsample_rates: [8, 8, 2]\n  upsample_kernel_sizes: [16, 16, 4]\n",
+            "product of 'generator.upsample_rates' (128) must equal 'audio.hop_length' (256)",
+        ),
+        (
+            "audio:\n  fmax: 20000\n",
+            "'audio.fmax' (20000.0) is above the Nyquist frequency (11025.0)",
+        ),
+        ("train: [1, 2]\n", "'train' must be a mapping"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("train:\n  batch_size: [\n", "not valid YAML (line"),
+        ("data:\n  demo: yes please\n", "'data.demo' must be true or false"),
+        (
+            "generator:\n  resblock_dilation_sizes: [[1, -3]]\n  resblock_kernel_sizes: [3]\n",
+            "'generator.resblock_dilation_sizes[0][1]' = -3 is below the minimum 1",
+        ),
+    ],
+)
+def test_bad_configs_name_file_and_key(tmp_path: Path, text: str, needle: str) -> None:
+    p = _write(tmp_path, text)
+    with pytest.raises(C.ConfigError) as e:
+        C.load(p)
+    assert str(p) in str(e.value)
+    assert needle in str(e.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(C.ConfigError, match="config file not found"):
+        C.load(tmp_path / "nope.yaml")
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    cfg = C.load(_write(tmp_path, ""))
+    assert cfg == C.Config()
+    assert cfg.loss.stft_resolutions == ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
+
+
+def test_dump_round_trips(tmp_path: Path) -> None:
+    cfg = C.load(ROOT / "config" / "demo.yaml")
+    again = C.load(_write(tmp_path, C.dump(cfg)))
+    assert again == cfg
+
+
+def test_scientific_notation_strings_are_numbers(tmp_path: Path) -> None:
+    # YAML 1.1 reads 2e-4 (no dot) as a string; accept it as the number it obviously is.
+    cfg = C.load(_write(tmp_path, "optim:\n  lr_g: 2e-4\n"))
+    assert cfg.optim.lr_g == 2e-4
