@@ -33,13 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _setup_logging(run_dir: Path | None) -> None:
+def _setup_logging(run_dir: Path | None, rank: int = 0) -> None:
     """Console logging, plus train.log in the run dir unless stderr already goes there."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     root = logging.getLogger("nal-train")
-    root.setLevel(logging.INFO)
+    # Under torchrun only rank 0 narrates; other ranks speak up for warnings and errors.
+    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
     root.handlers.clear()
     console = logging.StreamHandler(sys.stderr)
+    if rank:
+        fmt = logging.Formatter(
+            f"%(asctime)s %(levelname)s [rank {rank}] %(message)s", "%Y-%m-%d %H:%M:%S"
+        )
     console.setFormatter(fmt)
     root.addHandler(console)
     if run_dir is None:
@@ -76,7 +81,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return ev.EXIT_USAGE
     run_dir = args.run_dir or Path("logs") / cfg.name
     rank = int(os.environ.get("RANK", "0"))
-    _setup_logging(run_dir if rank == 0 else None)
+    _setup_logging(run_dir if rank == 0 else None, rank)
     from trainer.loop import train  # torch is imported only here
 
     return train(cfg, run_dir, str(config_path), resume=args.resume, target_step=args.target_step)

@@ -607,6 +607,8 @@ class Trainer:
                 stopping = dist_mod.any_rank(self.stop.set, self.dist, self.device)
                 if self.is_main and code == ev.EXIT_OK:
                     self._periodic(step, consec_bad)
+                if stopping:
+                    self.stop.signum = self.stop.signum or -1  # agreed: another rank's signal
                 if stopping or step >= self.target_step:
                     done = True
                     break
