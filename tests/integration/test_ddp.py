@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, demo_config_dict, read_events, wait_for, write_config
-from trainer import events as ev
 from trainer.checkpoint import load_checkpoint
 from trainer.rundir import list_checkpoints, verify_checkpoint
 
