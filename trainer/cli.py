@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -84,7 +85,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _setup_logging(run_dir if rank == 0 else None, rank)
     from trainer.loop import train  # torch is imported only here
 
-    return train(cfg, run_dir, str(config_path), resume=args.resume, target_step=args.target_step)
+    code = train(
+        cfg,
+        run_dir,
+        str(config_path),
+        resume=args.resume,
+        target_step=args.target_step,
+        restore_signals=False,
+    )
+    # The run is over and saved: a late signal must not turn the exit code into a kill
+    # (Python resets its own handlers to the default during interpreter shutdown).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    return code
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:

@@ -64,13 +64,39 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """True on every rank when ``flag`` is true on any rank (all ranks agree on stopping)."""
-    if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+class StopAgreement:
+    """Lets every rank agree, at the same step, that some rank was asked to stop.
+
+    Each step a rank contributes its flag to an asynchronous MAX all-reduce on a CPU (gloo)
+    group and reads the previous step's result, so agreement costs no GPU sync and no wait:
+    all ranks stop one step after the first signal, at the same step.
+    """
+
+    def __init__(self, info: DistInfo) -> None:
+        self.info = info
+        self._group = dist.new_group(backend="gloo") if info.enabled else None
+        self._pending: tuple[torch.Tensor, dist.Work] | None = None
+
+    def __call__(self, flag: bool) -> bool:
+        if not self.info.enabled:
+            return flag
+        agreed = False
+        if self._pending is not None:
+            t, work = self._pending
+            work.wait()
+            agreed = bool(t.item())  # a CPU tensor: no device sync
+        t = torch.tensor([1.0 if flag else 0.0])
+        self._pending = (
+            t,
+            dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self._group, async_op=True),
+        )
+        return agreed
+
+    def drain(self) -> None:
+        """Complete the last collective so no rank leaves one pending at exit."""
+        if self._pending is not None:
+            self._pending[1].wait()
+            self._pending = None
 
 
 def gather_strings(value: str, info: DistInfo) -> list[str]:

@@ -153,6 +153,7 @@ class Trainer:
         self._setup_models()
         start_from = self._load_resume() if self.resume else None
         self._setup_loader()
+        self.agree = dist_mod.StopAgreement(self.dist)
         self.stop.install()
         devices = dist_mod.gather_strings(str(self.device), self.dist)
         if self.is_main:
@@ -604,7 +605,7 @@ class Trainer:
                         n_acc, t_acc = 0, 0.0
                 else:
                     t_acc += time.perf_counter() - t0
-                stopping = dist_mod.any_rank(self.stop.set, self.dist, self.device)
+                stopping = self.agree(self.stop.set)
                 if self.is_main and code == ev.EXIT_OK:
                     self._periodic(step, consec_bad)
                 if stopping:
@@ -617,6 +618,7 @@ class Trainer:
                 self.pos.batch_in_epoch = 0
                 self.sched_g.step()
                 self.sched_d.step()
+        self.agree.drain()
         if self.stop.set and code == ev.EXIT_OK:
             status = ev.STATUS_STOPPED
             reason = (
@@ -673,13 +675,16 @@ class Trainer:
             )
         )
 
-    def close(self) -> None:
-        self.stop.uninstall()
+    def close(self, restore_signals: bool = True) -> None:
+        # Handlers stay in place until everything is closed: a late second signal must not
+        # interrupt the run_end record or the lock release.
         if self.writer is not None:
             self.writer.close()
         if self.lock is not None:
             self.lock.release()
         dist_mod.shutdown()
+        if restore_signals:
+            self.stop.uninstall()
 
 
 def train(
@@ -689,8 +694,13 @@ def train(
     *,
     resume: str | None = None,
     target_step: int | None = None,
+    restore_signals: bool = True,
 ) -> int:
-    """Run a training job end to end; returns the exit code (see trainer.events.EXIT_*)."""
+    """Run a training job end to end; returns the exit code (see trainer.events.EXIT_*).
+
+    The CLI passes ``restore_signals=False``: a process that is exiting keeps ignoring
+    further SIGTERM/SIGINT instead of dying mid-teardown.
+    """
     t = Trainer(cfg, run_dir, config_path, resume=resume, target_step=target_step)
     try:
         t.setup()
@@ -717,5 +727,5 @@ def train(
             )
         return ev.EXIT_FAILED
     finally:
-        t.close()
+        t.close(restore_signals)
         sys.stdout.flush()
