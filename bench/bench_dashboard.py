@@ -1,0 +1,243 @@
+"""Dashboard benchmark: open time, RSS, live latency and idle CPU of the real ``nal-tui``.
+
+Runs the real CLI in a real terminal (tmux) on a synthetic 500,000-step run and reads the
+screen with ``capture-pane``; prints figures, asserts nothing.
+
+    python bench/bench_dashboard.py [--steps 500000] [--events 40] [--big]
+
+- open: process start -> the final step on screen ("first"), and -> history loaded too
+  ("full": the header's "loading history…" gone, charts over the whole run drawn).
+- RSS: the dashboard process after the open, and its peak (VmHWM).
+- live latency: a step event appended to events.jsonl -> its step number on screen
+  (capture-pane polled every ~5 ms, so figures include up to that much polling delay).
+- idle CPU: the dashboard's CPU time over a few seconds with nothing written.
+- --big: RunState fed 5,000,000 steps in follower-sized batches, RSS every million
+  (the memory bound for very long runs), in a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from synth_log import write_synthetic_run  # noqa: E402
+
+from trainer import events as ev  # noqa: E402
+
+SESSION = "nal-bench"
+COLS, ROWS = 160, 50
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+
+
+def screen() -> str:
+    return tmux("capture-pane", "-p", "-t", SESSION)
+
+
+def wait_screen(pred, timeout: float, interval: float = 0.005) -> float | None:
+    """Seconds until pred(screen text) holds, polling capture-pane; None on timeout."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if pred(screen()):
+            return time.perf_counter() - t0
+        time.sleep(interval)
+    return None
+
+
+def nal_tui_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("nal-tui")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "nal_tui"]
+
+
+def step_line(step: int) -> bytes:
+    rec = ev.Step(
+        step=step,
+        epoch=1,
+        g=40.0,
+        d=3.0,
+        stft=1.0,
+        adv=2.5,
+        fm=4.5,
+        recon="mrstft",
+        lr_g=2e-4,
+        lr_d=2e-4,
+        step_time=0.2,
+        samples_per_s=80.0,
+    ).to_record()
+    return ev.encode(rec)
+
+
+def bench_open_and_live(run_dir: Path, steps: int, n_events: int) -> None:
+    tmux("kill-session", "-t", SESSION)
+    cmd = " ".join([*nal_tui_cmd(), "--run-dir", str(run_dir), "--logs-dir", str(run_dir.parent)])
+    final = f"step {steps:,}/"
+    # A plain shell first, so the window has its final size before the dashboard starts.
+    tmux("new-session", "-d", "-s", SESSION, "-x", str(COLS), "-y", str(ROWS), "bash --norc")
+    time.sleep(0.5)
+    t_start = time.perf_counter()
+    tmux("send-keys", "-t", SESSION, f"cd {ROOT} && exec {cmd}", "Enter")
+    first = wait_screen(lambda s: final in s, 30)
+    t_first = time.perf_counter() - t_start
+    full = wait_screen(lambda s: final in s and "loading history" not in s, 60)
+    t_full = time.perf_counter() - t_start
+    pane_pid = int(tmux("display", "-p", "-t", SESSION, "#{pane_pid}").strip() or 0)
+    proc = psutil.Process(pane_pid)
+    print(
+        f"open (process start -> final step on screen):      {t_first:.3f} s"
+        if first is not None
+        else "open: final step never shown"
+    )
+    print(
+        f"open (process start -> history loaded, all drawn): {t_full:.3f} s"
+        if full is not None
+        else "open: history never finished loading"
+    )
+    time.sleep(1.0)
+    rss = proc.memory_info().rss
+    hwm = _vm_hwm(pane_pid)
+    print(f"RSS after open:  {rss / 2**20:.1f} MiB   peak (VmHWM): {hwm / 2**20:.1f} MiB")
+
+    # Live latency: one new step at a time, measured until its number is on screen.
+    lat = []
+    log = run_dir / ev.EVENTS_FILE
+    step = steps + 1
+    with open(log, "ab") as f:
+        for _ in range(n_events):
+            text = f"step {step:,}/"
+            f.write(step_line(step))
+            f.flush()
+            t0 = time.perf_counter()
+            got = wait_screen(lambda s, text=text: text in s, 5, interval=0.002)
+            lat.append(float("inf") if got is None else time.perf_counter() - t0)
+            step += 1
+            time.sleep(0.15)
+    ok = sorted(x for x in lat if x != float("inf"))
+    if ok:
+        p50 = statistics.median(ok)
+        p95 = ok[min(len(ok) - 1, int(round(0.95 * (len(ok) - 1))))]
+        print(
+            f"live latency over {len(lat)} events: p50 {p50 * 1000:.0f} ms, "
+            f"p95 {p95 * 1000:.0f} ms, max {ok[-1] * 1000:.0f} ms, missed {len(lat) - len(ok)}"
+        )
+
+    # Idle CPU: nothing written, nothing polled.
+    time.sleep(2.0)
+    c0, t0 = proc.cpu_times(), time.perf_counter()
+    time.sleep(5.0)
+    c1, t1 = proc.cpu_times(), time.perf_counter()
+    used = (c1.user - c0.user) + (c1.system - c0.system)
+    print(f"idle CPU over {t1 - t0:.1f} s: {100 * used / (t1 - t0):.2f} % of one core")
+    print(f"RSS at the end: {proc.memory_info().rss / 2**20:.1f} MiB")
+    tmux("send-keys", "-t", SESSION, "q")
+    time.sleep(0.5)
+    tmux("kill-session", "-t", SESSION)
+
+
+def _last_step(log: Path) -> int:
+    """The step of the log's last step event (the number the header must show)."""
+    with open(log, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
+        for line in reversed(f.read().splitlines()):
+            try:
+                rec = ev.loads(line)
+            except ev.EventError:
+                continue
+            if rec.get(ev.K_EVENT) == "step":
+                return int(rec["step"])
+    raise SystemExit(f"{log}: no step event in its tail")
+
+
+def _vm_hwm(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+BIG_CHILD = """
+import resource, sys, time
+from nal_tui.state import RunState
+n = int(sys.argv[1]); batch = 20000
+st = RunState()
+st.feed([{"v": 1, "event": "run_start", "t": 0.0, "run_id": "b", "pid": 1, "config_path": "c",
+          "start_step": 0, "target_step": n, "world_size": 1, "device": "cpu", "versions": {}}])
+t0 = time.perf_counter()
+for first in range(1, n + 1, batch):
+    recs = [{"v": 1, "event": "step", "t": float(s), "step": s, "epoch": 0, "g": 40.0 + (s % 97),
+             "d": 3.0, "stft": 1.0, "adv": 2.5, "fm": 4.5, "recon": "mrstft", "lr_g": 1e-4,
+             "lr_d": 1e-4, "step_time": 0.2, "samples_per_s": 80.0}
+            for s in range(first, min(n, first + batch - 1) + 1)]
+    st.feed(recs)
+    if (first + batch - 1) % 1_000_000 == 0:
+        rss = int(open("/proc/self/statm").read().split()[1]) * 4096
+        print(f"  {first + batch - 1:>9,} steps: RSS {rss / 2**20:6.1f} MiB, "
+              f"{time.perf_counter() - t0:5.1f} s", flush=True)
+"""
+
+
+def bench_big(n: int) -> None:
+    print(f"RunState memory for a {n:,}-step run (fed in 20,000-record batches):")
+    subprocess.run([sys.executable, "-c", BIG_CHILD, str(n)], cwd=ROOT, check=False)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=500_000)
+    p.add_argument("--events", type=int, default=40, help="live events to time")
+    p.add_argument("--big", action="store_true", help="also the 5,000,000-step memory check")
+    p.add_argument(
+        "--keep", type=Path, default=None, help="cache the synthetic run here (reused if present)"
+    )
+    a = p.parse_args()
+    if shutil.which("tmux") is None:
+        sys.exit("bench_dashboard needs tmux")
+    tmp = None
+    if a.keep is not None:
+        run_dir = a.keep
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="nal-bench-"))
+        run_dir = tmp / "bench500k"
+    log = run_dir / ev.EVENTS_FILE
+    if not log.exists():
+        t0 = time.perf_counter()
+        write_synthetic_run(run_dir, a.steps, target_step=a.steps + 100_000)
+        print(
+            f"wrote {log} ({log.stat().st_size / 2**20:.0f} MiB) in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
+    lines = sum(1 for _ in open(log, "rb"))
+    print(
+        f"log: {lines:,} lines, {log.stat().st_size / 2**20:.0f} MiB; machine: "
+        f"{os.cpu_count()} cores"
+    )
+    last = _last_step(log)
+    try:
+        bench_open_and_live(run_dir, last, a.events)
+        if a.big:
+            bench_big(5_000_000)
+    finally:
+        tmux("kill-session", "-t", SESSION)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Modal screens: help, start/resume/stop confirmations, run picker."""

@@ -1,0 +1,1 @@
+"""Dashboard widgets, one module per panel; each only renders state it is handed."""

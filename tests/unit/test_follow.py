@@ -1,0 +1,368 @@
+"""The follower on its own: offsets, partial lines, bursts, truncation, replacement, rotation."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from nal_tui.follow import FollowStats, LogFollower
+from nal_tui.state import RunState
+from trainer import events as ev
+
+T0 = 1_700_000_000.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+def line(n: int, t: float | None = None) -> bytes:
+    e = ev.Step(
+        step=n,
+        epoch=1,
+        g=1.0,
+        d=2.0,
+        stft=0.5,
+        adv=1.0,
+        fm=3.0,
+        recon="mrstft",
+        lr_g=2e-4,
+        lr_d=2e-4,
+        step_time=0.1,
+        samples_per_s=10.0,
+    )
+    return ev.encode(e.to_record(T0 + n if t is None else t))
+
+
+def append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.batches: list[tuple[list[dict], FollowStats]] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, recs: list[dict], stats: FollowStats) -> None:
+        with self.cond:
+            self.batches.append((recs, stats))
+            self.cond.notify_all()
+
+    @property
+    def steps(self) -> list[int]:
+        return [r["step"] for recs, _ in self.batches for r in recs]
+
+    def wait_steps(self, n: int, timeout: float = 10.0) -> list[int]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.steps) < n and time.monotonic() < deadline:
+                self.cond.wait(0.05)
+        return self.steps
+
+
+def test_partial_line_waits_for_its_newline(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    full = line(1) + line(2)
+    half = line(3)[:40]
+    p.write_bytes(full + half)
+    f = LogFollower(p, Collector())
+    assert [r["step"] for r in f.read_available()] == [1, 2]
+    assert f.stats.offset == len(full)
+    assert f.read_available() == []  # still half a line
+    append(p, line(3)[40:])
+    assert [r["step"] for r in f.read_available()] == [3]
+    assert f.stats.offset == p.stat().st_size and f.stats.garbled == 0
+
+
+def test_burst_is_batched_and_fully_consumed(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(b"")
+    c = Collector()
+    f = LogFollower(p, c, batch_lines=1000, chunk_bytes=64 << 10)
+    f.check()
+    append(p, b"".join(line(n) for n in range(1, 10_001)))
+    assert f.check() == 10_000
+    sizes = [len(recs) for recs, _ in c.batches if recs]
+    assert max(sizes) <= 1000 and len(sizes) >= 10
+    assert c.steps == list(range(1, 10_001))
+    assert c.batches[-1][1].caught_up and not any(s.reset for _, s in c.batches)
+
+
+def test_truncation_restarts_from_zero_with_reset(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(b"".join(line(n) for n in range(1, 101)))
+    c = Collector()
+    f = LogFollower(p, c)
+    f.check()
+    with open(p, "wb") as fh:  # truncate in place (same inode)
+        fh.write(line(7) + line(8))
+    c.batches.clear()
+    f.check()
+    recs, stats = c.batches[0]
+    assert stats.reset and [r["step"] for r in recs] == [7, 8]
+    assert stats.resets == 1 and stats.offset == p.stat().st_size
+
+
+def test_rewrite_larger_than_offset_is_noticed(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(b"".join(line(n) for n in range(1, 11)))
+    c = Collector()
+    f = LogFollower(p, c)
+    f.check()
+    with open(p, "r+b") as fh:  # rewritten in place, longer than before, before we looked
+        fh.write(b"".join(line(n, T0 + 1000 + n) for n in range(101, 131)))
+    c.batches.clear()
+    f.check()
+    assert c.batches[0][1].reset
+    assert c.steps == list(range(101, 131))
+
+
+def test_truncated_to_empty_still_tells_the_consumer(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(line(1))
+    c = Collector()
+    f = LogFollower(p, c)
+    f.check()
+    p.write_bytes(b"")
+    c.batches.clear()
+    f.check()
+    assert [(len(r), s.reset) for r, s in c.batches] == [(0, True)]
+
+
+def test_replacement_resets(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(b"".join(line(n) for n in range(1, 51)))
+    c = Collector()
+    f = LogFollower(p, c)
+    f.check()
+    new = tmp_path / "new.jsonl"
+    new.write_bytes(line(1) + line(2) + line(3))
+    os.replace(new, p)
+    c.batches.clear()
+    f.check()
+    assert c.batches[0][1].reset
+    assert c.steps == [1, 2, 3]
+    assert f.stats.resets == 1 and f.stats.rotations == 0
+
+
+def test_rotation_finishes_old_file_then_follows_new(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(b"".join(line(n) for n in range(1, 11)))
+    c = Collector()
+    f = LogFollower(p, c)
+    f.check()
+    append(p, line(11) + line(12))  # written just before the rotation, not yet read
+    os.rename(p, tmp_path / "events.jsonl.1")
+    c.batches.clear()
+    f.check()  # the path is gone: the old file is still followed
+    assert c.steps == [11, 12]
+    p.write_bytes(line(13) + line(14))
+    f.check()
+    assert c.steps == [11, 12, 13, 14]
+    assert not any(s.reset for _, s in c.batches)
+    assert f.stats.rotations == 1
+
+
+def test_deleted_log_resets(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(line(1))
+    c = Collector()
+    f = LogFollower(p, c)
+    f.check()
+    p.unlink()
+    c.batches.clear()
+    f.check()
+    assert [(len(r), s.reset, s.missing) for r, s in c.batches] == [(0, True, True)]
+    p.write_bytes(line(5))
+    f.check()
+    assert c.steps == [5] and not c.batches[-1][1].reset
+
+
+def test_garbled_lines_counted_and_reported(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    bad_schema = ev.encode({"v": 1, "event": "step", "t": T0})  # step without its fields
+    future = ev.encode({"v": 99, "event": "step", "t": T0})
+    p.write_bytes(
+        line(1) + b"{not json\n" + b"\n" + line(2) + b'["a list"]\n' + bad_schema + future + line(3)
+    )
+    c = Collector()
+    f = LogFollower(p, c)
+    f.check()
+    assert c.steps == [1, 2, 3]
+    stats = c.batches[-1][1]
+    assert stats.garbled == 4 and stats.new_garbled == 4
+    assert stats.last_garbled.startswith("events.jsonl line 7: schema version 99")
+    append(p, b"oops\n" + line(4))
+    c.batches.clear()
+    f.check()
+    assert c.steps == [4]
+    stats = c.batches[-1][1]
+    assert stats.garbled == 5 and stats.new_garbled == 1 and "line 9" in stats.last_garbled
+
+
+def test_missing_file_then_created(tmp_path):
+    p = tmp_path / "run" / ev.EVENTS_FILE
+    c = Collector()
+    f = LogFollower(p, c)
+    assert f.read_available() == [] and f.stats.missing
+    p.parent.mkdir()
+    p.write_bytes(line(1))
+    assert [r["step"] for r in f.read_available()] == [1]
+
+
+def test_consumer_error_does_not_stop_following(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(line(1))
+    seen = []
+
+    def boom(recs, stats):
+        seen.extend(recs)
+        if len(seen) == 1:
+            raise RuntimeError("consumer bug")
+
+    f = LogFollower(p, boom)
+    f.check()
+    append(p, line(2))
+    f.check()
+    assert [r["step"] for r in seen] == [1, 2]
+    assert isinstance(f.error, RuntimeError)
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+def test_threaded_follow(tmp_path, polling):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(line(1))
+    c = Collector()
+    # A long safety-net interval, so the file events (or the polling observer) do the work.
+    f = LogFollower(p, c, polling=polling, poll_interval=0.1, recheck_s=30.0)
+    f.start()
+    try:
+        assert c.wait_steps(1) == [1]
+        append(p, line(2)[:30])
+        time.sleep(0.3)
+        assert c.steps == [1]
+        append(p, line(2)[30:] + b"".join(line(n) for n in range(3, 201)))
+        assert c.wait_steps(200) == list(range(1, 201))
+        os.replace(_write(tmp_path / "x.jsonl", line(1000)), p)
+        deadline = time.monotonic() + 10
+        while c.steps[-1] != 1000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.steps[-1] == 1000
+        assert any(s.reset for _, s in c.batches)
+    finally:
+        f.stop()
+    assert f._thread is None
+
+
+def test_stop_then_start_continues_from_the_offset(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(line(1) + line(2))
+    c = Collector()
+    f = LogFollower(p, c, recheck_s=0.1)
+    f.start()
+    try:
+        assert c.wait_steps(2) == [1, 2]
+    finally:
+        f.stop()
+    append(p, line(3))
+    f.start()
+    try:
+        assert c.wait_steps(3) == [1, 2, 3]
+    finally:
+        f.stop()
+    assert not any(s.reset for _, s in c.batches)
+    os.replace(_write(tmp_path / "y.jsonl", line(9)), p)  # replaced while stopped
+    f.check()
+    assert c.steps[-1] == 9 and c.batches[-1][1].reset
+
+
+def test_safety_net_recheck_without_file_events(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    p.write_bytes(b"")
+    c = Collector()
+    f = LogFollower(p, c, recheck_s=0.1)
+    f._watch = lambda: None  # as if file events were unavailable
+    f.start()
+    try:
+        append(p, line(1))
+        assert c.wait_steps(1) == [1]
+    finally:
+        f.stop()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_read_tail_preview(tmp_path):
+    p = tmp_path / ev.EVENTS_FILE
+    rs = ev.RunStart(
+        run_id="r",
+        pid=1,
+        config_path="c.yaml",
+        start_step=0,
+        target_step=5000,
+        world_size=1,
+        device="cpu",
+        versions={},
+    )
+    p.write_bytes(ev.encode(rs.to_record(T0)) + b"".join(line(n) for n in range(1, 5001)))
+    f = LogFollower(p, Collector())
+    recs = f.read_tail(tail_bytes=20_000)
+    assert recs[0]["event"] == "run_start"
+    assert recs[-1]["step"] == 5000 and 10 < len(recs) < 200
+    assert all(r["event"] == "step" for r in recs[1:])
+    assert f.stats.offset == 0  # a preview does not consume
+    s = RunState()
+    s.feed(recs)
+    assert s.target_step == 5000 and s.step == 5000
+    # A later run_start (a resume) wins over the first one; beyond scan_bytes, the first.
+    rs2 = ev.RunStart(
+        run_id="r2",
+        pid=2,
+        config_path="c.yaml",
+        start_step=4000,
+        target_step=9000,
+        world_size=1,
+        device="cpu",
+        versions={},
+    )
+    big = line(4001) * 2000
+    append(p, ev.encode(rs2.to_record(T0 + 9000)) + big)
+    assert f.read_tail(tail_bytes=20_000)[0]["run_id"] == "r2"
+    assert f.read_tail(tail_bytes=20_000, scan_bytes=len(big) // 2)[0]["run_id"] == "r"
+
+
+def _synth():
+    spec = importlib.util.spec_from_file_location("synth_log", REPO / "bench" / "synth_log.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_synthetic_run_end_to_end(tmp_path):
+    path = _synth().write_synthetic_run(tmp_path, 30_000, target_step=40_000, run_end="stopped")
+    s = RunState()
+
+    def on(recs, stats):
+        if stats.reset:
+            s.reset()
+        s.feed(recs)
+
+    f = LogFollower(path, on, batch_lines=5000)
+    f.check()
+    assert f.stats.caught_up and f.stats.garbled == 0
+    assert s.step == 30_000 and s.target_step == 40_000 and s.status == "stopped"
+    assert s.resume_steps == [10_000]
+    # Died after checkpointing 15,000, resumed from 10,000: both 15,000 checkpoints listed.
+    ckpts = [c.step for c in s.checkpoints]
+    assert ckpts == [5000, 10_000, 15_000, 15_000, 20_000, 25_000, 30_000]
+    nan_alerts = [a.step for a in s.alerts if a.kind == "nonfinite"]
+    assert nan_alerts == [8571, 12857, 12857, 21428]  # 12,857 was logged twice (resume)
+    assert s.seconds_per_step == pytest.approx(0.2, rel=0.1)
+    steps, _mins, _maxs, mask = s.losses["g"].series.buckets(50)
+    assert sum(mask) >= 3 and steps[0] == 1
