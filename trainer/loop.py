@@ -117,6 +117,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.config_path = config_path
         self.resume = resume
+        self._target_given = target_step is not None
         self.target_step = target_step or cfg.train.max_steps
         self.stop = StopFlag()
         self.pos = Position()
@@ -311,6 +312,7 @@ class Trainer:
             "epoch": self.pos.epoch,
             "batch_in_epoch": self.pos.batch_in_epoch,
             "world_size": self.dist.world_size,
+            "target_step": self.target_step,
             "rng": ckpt.capture_rng_state(),
         }
 
@@ -329,6 +331,9 @@ class Trainer:
             # Same samples consumed, re-expressed in batches of the new world size.
             batch = batch * saved_world // self.dist.world_size
         self.pos = Position(int(s["step"]), int(s["epoch"]), batch)
+        if not self._target_given and "target_step" in s:
+            # A resume without --target-step keeps the run's own target, not the config's.
+            self.target_step = int(s["target_step"])
         ckpt.restore_rng_state(s["rng"])
 
     # ------------------------------------------------------------------ events

@@ -166,3 +166,13 @@ def test_validation_writes_samples_and_events(demo_corpus: Path, tmp_path: Path)
         assert p.parent.name == "step_00000003"
         info = sf.info(p)
         assert info.samplerate == 16000 and info.frames > 8000
+
+
+def test_resume_without_target_keeps_the_runs_target(demo_corpus: Path, tmp_path: Path) -> None:
+    cfg = _cfg(demo_corpus)
+    run = tmp_path / "run"
+    assert _train(cfg, run, target_step=3) == ev.EXIT_OK
+    assert _train(cfg, run, resume="latest") == ev.EXIT_OK
+    starts = [r for r in read_events(run) if r["event"] == "run_start"]
+    assert [s["target_step"] for s in starts] == [3, 3]  # not the config's max_steps (2000)
+    assert read_events(run)[-1]["step"] == 3
