@@ -67,6 +67,9 @@ def header_text(state: Any, now: float, extra: str = "") -> Text:
     t.append(f"  step {state.step:,}" if state.step is not None else "  step -", style="bold")
     if state.target_step:
         t.append(f"/{state.target_step:,}")
+    if state.device:
+        ws = state.world_size or 1
+        t.append(f"  {state.device}" + (f" × {ws} ranks" if ws > 1 else ""), style="dim")
     if extra:
         t.append(f"  {extra}", style="dim")
     return t
