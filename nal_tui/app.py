@@ -272,7 +272,7 @@ class NalTuiApp(App[None]):
             if gen != self._gen:
                 return
             self.post_message(HistoryLoaded(preview, run_dir, None))
-            follower.check()  # the whole backlog, in batches, into router.state
+            follower.load_into(router.state)  # the whole backlog, columnar, on both cores
         except Exception as e:  # noqa: BLE001 - an unreadable log is shown, not fatal
             router.state.note_garbled(1, f"cannot read {run_dir / rundir.EVENTS}: {e}")
         router.live = True
@@ -294,7 +294,7 @@ class NalTuiApp(App[None]):
         # Alerts already in the log are in the panel; toasts are for new ones.
         self._alerts_seen = len(self.state.alerts) + self.state.alerts_dropped
         if self.sample is not None:
-            self.state.set_process(self.sample.proc_alive, self.sample.proc_pid)
+            self._apply_process(self.sample)
         self._redraw(force=True)
 
     def on_records_arrived(self, msg: RecordsArrived) -> None:
@@ -315,6 +315,7 @@ class NalTuiApp(App[None]):
         if rd is None:
             return None, None, "no run"
         st = runs.pid_state(rd)
+        self._last_pid_state = st.state
         pid = st.info.pid if st.info is not None else None
         if st.state == runs.PID_LIVE:
             return True, pid, st.message
@@ -323,6 +324,7 @@ class NalTuiApp(App[None]):
         return None, None, "no trainer process" if st.state == runs.PID_NONE else st.message
 
     def _sample_from_thread(self, sample: SystemSample) -> None:
+        sample.proc_state = getattr(self, "_last_pid_state", None)
         self.post_message(SystemSampled(sample, self.run_dir))
 
     def on_system_sampled(self, msg: SystemSampled) -> None:
@@ -331,8 +333,16 @@ class NalTuiApp(App[None]):
         self.sample = msg.sample
         self._w(SystemPanel).show(msg.sample)
         if not self.loading and self.run_dir is not None:
-            self.state.set_process(msg.sample.proc_alive, msg.sample.proc_pid)
+            self._apply_process(msg.sample)
             self._changed()
+
+    def _apply_process(self, sample: SystemSample) -> None:
+        # The PID file's verdict (live / stale / garbled / none) decides running vs crashed
+        # vs stale, by the one rule in state.derive_status.
+        if sample.proc_state is not None:
+            self.state.set_pid_state(sample.proc_state, sample.proc_pid)
+        else:
+            self.state.set_process(sample.proc_alive, sample.proc_pid)
 
     def _verified_from_thread(self, row_path: str, ok: bool, why: str) -> None:
         self.post_message(CheckpointsVerified({row_path: (ok, why)}, self.run_dir))

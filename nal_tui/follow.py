@@ -15,8 +15,9 @@ safety-net timer) only means "re-check the file". A check notices:
 Garbled lines (bad JSON, schema errors) are counted and sampled, never fatal.
 
 Opening a long run: ``read_tail()`` gives the last run_start plus the newest records for
-an immediate preview; ``start()`` then streams the whole history in batches (the first
-batch with ``stats.caught_up`` marks the end of the backlog) and keeps following.
+an immediate preview; ``load_into(state)`` then reads the whole backlog straight into a
+``RunState`` as column blocks, on both cores (``nal_tui.history``); ``start()`` keeps
+following from there. (``check()``/``start()`` alone also read the backlog, as dicts.)
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ class SystemSample:
     disk_total: int | None
     proc_alive: bool | None = None
     proc_pid: int | None = None
+    proc_state: str | None = None  # what the PID file says: nal_tui.state.PID_*
     proc_cpu_pct: float | None = None
     proc_rss: int | None = None
     proc_children: int = 0

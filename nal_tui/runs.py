@@ -6,35 +6,52 @@ Torch-free and cheap: reads at most the last ``TAIL_BYTES`` of each ``events.jso
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Run statuses: the same strings the dashboard's reducer uses.
+# Run statuses and PID-file states: the same strings (and the same rule, derive_status) as
+# the dashboard's reducer.
 from nal_tui.state import (
+    DEFAULT_STALE_AFTER_S,
+    PID_GARBLED,
+    PID_LIVE,
+    PID_NONE,
+    PID_STALE,
     STATUS_COMPLETED,
     STATUS_CRASHED,
     STATUS_NOT_STARTED,
     STATUS_RUNNING,
     STATUS_STALE,
     STATUS_STOPPED,
+    derive_status,
 )
 from trainer import events as ev
 from trainer import rundir
 
-# PID-file states (see pid_state).
-PID_NONE = "none"  # no PID file
-PID_LIVE = "live"  # a live process matches pid, create time and command line
-PID_STALE = "stale"  # the recorded process is gone, or the pid now belongs to another one
-PID_GARBLED = "garbled"  # unreadable or not the expected JSON
+__all__ = [
+    "PID_GARBLED",
+    "PID_LIVE",
+    "PID_NONE",
+    "PID_STALE",
+    "STATUS_COMPLETED",
+    "STATUS_CRASHED",
+    "STATUS_NOT_STARTED",
+    "STATUS_RUNNING",
+    "STATUS_STALE",
+    "STATUS_STOPPED",
+    "PidState",
+    "RunInfo",
+    "RunStatus",
+    "find_runs",
+    "is_run_dir",
+    "latest_run",
+    "pid_state",
+    "read_run_status",
+]
 
 TAIL_BYTES = 64 * 1024
-
-_END_STATUS = {
-    ev.STATUS_COMPLETED: STATUS_COMPLETED,
-    ev.STATUS_STOPPED: STATUS_STOPPED,
-    ev.STATUS_FAILED: STATUS_CRASHED,  # as nal_tui.state: run_end["status"] keeps "failed"
-}
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,7 @@ class RunStatus:
     last_event: str | None
     last_event_t: float | None
     run_end: dict[str, Any] | None
+    reason: str = ""  # why the status is what it is (state.derive_status)
 
 
 @dataclass(frozen=True)
@@ -118,8 +136,16 @@ def _tail_records(path: Path, nbytes: int = TAIL_BYTES) -> list[dict[str, Any]]:
     return out
 
 
-def read_run_status(run_dir: str | os.PathLike[str]) -> RunStatus:
-    """Status from the last lifecycle event in the log tail, the PID file and psutil."""
+def read_run_status(
+    run_dir: str | os.PathLike[str],
+    *,
+    now: float | None = None,
+    stale_after_s: float = DEFAULT_STALE_AFTER_S,
+) -> RunStatus:
+    """Status from the last lifecycle event in the log tail and the PID file (psutil).
+
+    The rule is ``nal_tui.state.derive_status``: the same one the dashboard applies.
+    """
     run_dir = Path(run_dir)
     recs = _tail_records(run_dir / rundir.EVENTS)
     pid = pid_state(run_dir)
@@ -139,23 +165,28 @@ def read_run_status(run_dir: str | os.PathLike[str]) -> RunStatus:
         target = _target_from_head(run_dir / rundir.EVENTS)
     last = recs[-1] if recs else None
     run_end = lifecycle if lifecycle is not None and lifecycle[ev.K_EVENT] == "run_end" else None
-    if pid.live:
-        status = STATUS_RUNNING  # a live trainer wins over a run_end of an earlier session
-    elif run_end is not None:
-        status = _END_STATUS.get(str(run_end.get("status")), STATUS_CRASHED)
-    elif recs:
-        # Events without a final run_end and no live process: it died without saying so.
-        status = STATUS_STALE if pid.state in (PID_STALE, PID_GARBLED) else STATUS_CRASHED
-    else:
-        status = STATUS_STALE if pid.state in (PID_STALE, PID_GARBLED) else STATUS_NOT_STARTED
+    last_t = float(last[ev.K_TIME]) if last else None
+    now = time.time() if now is None else now
+    status, reason = derive_status(
+        has_events=bool(recs),
+        end_status=None if run_end is None else str(run_end.get("status", "")),
+        pid_state=pid.state,
+        since_last_event=None if last_t is None else max(0.0, now - last_t),
+        stale_after_s=stale_after_s,
+        end_t=None if run_end is None else float(run_end[ev.K_TIME]),
+        live_since=pid.info.started if pid.live and pid.info is not None else None,
+    )
+    if pid.state in (PID_STALE, PID_GARBLED):
+        reason = f"{reason}; {pid.message}"
     return RunStatus(
         status=status,
         step=step,
         target_step=target,
         pid=pid,
         last_event=last[ev.K_EVENT] if last else None,
-        last_event_t=float(last[ev.K_TIME]) if last else None,
+        last_event_t=last_t,
         run_end=run_end,
+        reason=reason,
     )
 
 

@@ -162,13 +162,20 @@ class _Segment:
         if w == 1:
             st.push_raw(xs, ys)
         elif _isfinite(s := sum(ys)) and s == s:
-            # All finite: strided slices make one C-level min/max per bucket.
-            parts = [ys[k::w] for k in range(w)]
+            # All finite: one C-level min/max per bucket, over w strided slices when there
+            # are many buckets, else over each bucket's own slice (wide buckets, short runs).
+            n = len(ys)
             st.x0.extend(xs[0::w])
             st.x1.extend(xs[w - 1 :: w])
-            st.lo.extend(map(min, *parts))
-            st.hi.extend(map(max, *parts))
-            st.bad.frombytes(bytes(len(ys) // w))
+            if w * w <= n:
+                parts = [ys[k::w] for k in range(w)]
+                st.lo.extend(map(min, *parts))
+                st.hi.extend(map(max, *parts))
+            else:
+                cut = list(map(slice, range(0, n, w), range(w, n + w, w)))
+                st.lo.extend(map(min, map(ys.__getitem__, cut)))
+                st.hi.extend(map(max, map(ys.__getitem__, cut)))
+            st.bad.frombytes(bytes(n // w))
         else:
             for j in range(0, len(ys), w):
                 sl = ys[j : j + w]

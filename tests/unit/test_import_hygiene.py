@@ -14,6 +14,7 @@ MODULES = [
     "nal_tui.cli",
     "nal_tui.control",
     "nal_tui.follow",
+    "nal_tui.history",
     "nal_tui.messages",
     "nal_tui.preflight",
     "nal_tui.runs",

@@ -87,18 +87,47 @@ def test_failed_run_shows_as_crashed_with_run_end_kept(tmp_path):
     assert st.status == "crashed" and st.run_end["status"] == "failed"
 
 
-def test_no_run_end_and_no_process_is_crashed(tmp_path):
+def test_no_pid_file_and_old_log_is_stale(tmp_path):
+    # No PID file, no run_end, last event long ago: e.g. a run copied from another machine.
     d = make_run(tmp_path, "a", run_start(), step(1), step(2), b'{"v":1,"event":"st')  # torn
     st = runs.read_run_status(d)
-    assert st.status == "crashed" and st.step == 2 and st.last_event == "step"
+    assert st.status == "stale" and st.step == 2 and st.last_event == "step"
+    assert "no trainer PID file" in st.reason
 
 
-def test_dead_pid_file_is_stale(tmp_path):
+def test_no_pid_file_and_recent_log_is_running(tmp_path):
+    d = make_run(tmp_path, "a", run_start(), step(1), step(2))
+    assert runs.read_run_status(d, now=1000.0 + 10).status == "running"
+    assert runs.read_run_status(d, now=1000.0 + 301).status == "stale"
+    assert runs.read_run_status(d, now=1000.0 + 50, stale_after_s=30).status == "stale"
+
+
+def test_dead_pid_file_is_crashed_and_says_the_pid_file_is_stale(tmp_path):
     d = make_run(tmp_path, "a", run_start(), step(1))
     write_pid(d, dead_pid_info(d))
-    st = runs.read_run_status(d)
-    assert st.status == "stale" and st.pid.state == runs.PID_STALE
+    st = runs.read_run_status(d, now=1000.0 + 1)  # however fresh the log
+    assert st.status == "crashed" and st.pid.state == runs.PID_STALE
+    assert "without writing run_end" in st.reason and "stale" in st.reason
     assert "remove it" in st.pid.message
+
+
+def test_dead_pid_file_after_run_end_keeps_the_run_end_status(tmp_path):
+    d = make_run(tmp_path, "a", run_start(), step(5), run_end(5, "completed"))
+    write_pid(d, dead_pid_info(d))
+    assert runs.read_run_status(d).status == "completed"
+
+
+def test_garbled_pid_file_is_stale(tmp_path):
+    d = make_run(tmp_path, "a", run_start(), step(1))
+    (d / rundir.PID_FILE).write_text("{not json")
+    st = runs.read_run_status(d, now=1000.0 + 1)
+    assert st.status == "stale" and st.pid.state == runs.PID_GARBLED
+    assert "unreadable" in st.reason
+
+
+def test_no_events_is_not_started(tmp_path):
+    d = make_run(tmp_path, "a")
+    assert runs.read_run_status(d).status == "not started"
 
 
 def test_live_verified_process_is_running(tmp_path):
@@ -109,6 +138,14 @@ def test_live_verified_process_is_running(tmp_path):
     write_pid(d, rundir.own_pid_info(d))  # this test process stands in for the trainer
     st = runs.read_run_status(d)
     assert st.status == "running" and st.pid.live and st.target_step == 20 and st.step == 11
+
+
+def test_live_trainer_started_after_the_last_run_end_is_running(tmp_path):
+    # A new session whose trainer has not logged its run_start yet.
+    d = make_run(tmp_path, "a", run_start(10), step(10), run_end(10, "stopped"))
+    write_pid(d, rundir.own_pid_info(d))  # started now, long after t=1000
+    st = runs.read_run_status(d)
+    assert st.status == "running" and st.pid.live
 
 
 def test_target_found_beyond_the_tail(tmp_path):
@@ -133,7 +170,7 @@ def test_find_runs_newest_first_and_latest(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     found = runs.find_runs(tmp_path)
     assert [r.name for r in found] == ["new", "fresh", "old"]
-    assert [r.status for r in found] == ["crashed", "not started", "stopped"]
+    assert [r.status for r in found] == ["stale", "not started", "stopped"]  # old events
     assert runs.latest_run(tmp_path).name == "new"
 
 

@@ -118,3 +118,29 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="n must be >= 1"):
         s.buckets(0)
     assert s.buckets(5) == ([], [], [], [])
+
+
+def test_huge_finite_values_are_not_flagged_as_nan():
+    # Their sum overflows to infinity; the values themselves are finite.
+    for cap in (4, 16, 1024):
+        s = MinMaxSeries(cap=cap, recent=1)
+        s.extend(list(range(1, 65)), [1e308] * 64)
+        for i in range(65, 100):
+            s.append(i, 1e308)
+        _steps, mins, maxs, mask = s.buckets(8)
+        assert mask and not any(mask) and set(mins) == set(maxs) == {1e308}
+
+
+def test_arrays_in_short_runs_match_one_point_at_a_time():
+    from array import array
+
+    ys = [((i * 7919) % 101) / 10 for i in range(1, 3001)]
+    ys[1234] = math.nan
+    a, b = MinMaxSeries(cap=64, recent=16), MinMaxSeries(cap=64, recent=16)
+    for i in range(0, 3000, 37):  # runs shorter than the bucket width later on
+        xs = array("q", range(i + 1, min(i + 38, 3001)))
+        a.extend(xs, array("d", ys[i : i + 37]))
+    for i, y in enumerate(ys, start=1):
+        b.append(i, y)
+    for n in (5, 64, 3000):
+        assert repr(a.buckets(n)) == repr(b.buckets(n))
