@@ -37,10 +37,16 @@ def _sync(device: torch.device) -> None:
 def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
     cfg = config_mod.load(config_path)
     sr = cfg.audio.sample_rate
-    corpus = ensure_demo_corpus(work / f"corpus_{sr}", sr, n_utterances=max(48, 2 * (args.batch or 16) + 8))
+    corpus = ensure_demo_corpus(
+        work / f"corpus_{sr}", sr, n_utterances=max(48, 2 * (args.batch or 16) + 8)
+    )
     over: dict = {
-        "data": {"corpus_dir": str(corpus), "demo": False, "val_size": 4,
-                 "num_workers": args.workers},
+        "data": {
+            "corpus_dir": str(corpus),
+            "demo": False,
+            "val_size": 4,
+            "num_workers": args.workers,
+        },
         "train": {"device": args.device, "precision": args.precision, "compile": args.compile},
         "log": {"log_every": 1, "val_every": 10**9},
         "checkpoint": {"every": 10**9, "milestone_every": 0},
@@ -76,9 +82,22 @@ def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
                 times.append(time.perf_counter() - t0)
         # Event logging cost: write the same step record the loop writes, many times.
         writer = ev.EventWriter(work / "bench_events.jsonl")
-        rec = ev.Step(step=1, epoch=0, g=1.0, d=1.0, stft=1.0, adv=1.0, fm=1.0, recon="mrstft",
-                      lr_g=2e-4, lr_d=2e-4, step_time=0.1, samples_per_s=1.0,
-                      grad_norm_g=1.0, grad_norm_d=1.0)
+        rec = ev.Step(
+            step=1,
+            epoch=0,
+            g=1.0,
+            d=1.0,
+            stft=1.0,
+            adv=1.0,
+            fm=1.0,
+            recon="mrstft",
+            lr_g=2e-4,
+            lr_d=2e-4,
+            step_time=0.1,
+            samples_per_s=1.0,
+            grad_norm_g=1.0,
+            grad_norm_d=1.0,
+        )
         n = 2000
         t0 = time.perf_counter()
         for _ in range(n):
@@ -89,17 +108,25 @@ def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
         per_step = cfg.train.batch_size
         mem = torch.cuda.max_memory_allocated(t.device) / 2**30 if t.device.type == "cuda" else None
         return {
-            "config": config_path, "device": str(t.device), "precision": t.precision,
-            "compile": cfg.train.compile, "batch": cfg.train.batch_size,
-            "segment": cfg.audio.segment_size, "recon": cfg.loss.recon,
-            "steps": len(times), "warmup": args.warmup,
-            "s_per_step_median": round(med, 4), "s_per_step_min": round(min(times), 4),
-            "s_per_step_max": round(max(times), 4), "steps_per_s": round(1 / med, 3),
+            "config": config_path,
+            "device": str(t.device),
+            "precision": t.precision,
+            "compile": cfg.train.compile,
+            "batch": cfg.train.batch_size,
+            "segment": cfg.audio.segment_size,
+            "recon": cfg.loss.recon,
+            "steps": len(times),
+            "warmup": args.warmup,
+            "s_per_step_median": round(med, 4),
+            "s_per_step_min": round(min(times), 4),
+            "s_per_step_max": round(max(times), 4),
+            "steps_per_s": round(1 / med, 3),
             "samples_per_s": round(per_step / med, 2),
             "event_write_s": round(log_s, 7),
             "event_overhead_pct_log_every_1": round(100 * log_s / med, 4),
             "event_overhead_pct_at_config_log_every": round(
-                100 * log_s / (med * config_mod.load(config_path).log.log_every), 5),
+                100 * log_s / (med * config_mod.load(config_path).log.log_every), 5
+            ),
             "gpu_mem_gib": round(mem, 2) if mem is not None else None,
             "threads": torch.get_num_threads(),
         }
@@ -109,7 +136,9 @@ def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config", action="append", help="config file (repeatable); default: demo and 48k")
+    p.add_argument(
+        "--config", action="append", help="config file (repeatable); default: demo and 48k"
+    )
     p.add_argument("--batch", type=int, help="batch size (default: the config's)")
     p.add_argument("--segment", type=int, help="segment size in samples (default: the config's)")
     p.add_argument("--recon", choices=config_mod.RECON_LOSSES, help="reconstruction loss override")
