@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="poll the event log instead of using inotify (network filesystems)",
     )
+    p.add_argument(
+        "--bell", action="store_true", help="ring the terminal bell on new alerts (key b)"
+    )
     p.add_argument("--preflight", action="store_true", help="run the preflight checks and exit")
     p.add_argument(
         "--resume",
@@ -287,7 +290,13 @@ def open_app(args: argparse.Namespace) -> int:
     config = _config_for(args, rd)
     from nal_tui.app import NalTuiApp  # Textual is imported only here
 
-    NalTuiApp(run_dir=rd, logs_dir=args.logs_dir, config_path=config, polling=args.polling).run()
+    NalTuiApp(
+        run_dir=rd,
+        logs_dir=args.logs_dir,
+        config_path=config,
+        polling=args.polling,
+        bell=args.bell,
+    ).run()
     return EXIT_OK
 
 
