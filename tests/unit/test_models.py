@@ -129,13 +129,18 @@ def test_batched_forward_matches_separate_scores(demo_models) -> None:
     d = d.eval()  # spectral norm's power iteration would otherwise move between calls
     real, fake = torch.randn(2, 1, 3000), torch.randn(2, 1, 3000)
     with torch.no_grad():
-        rl, fl, rf, ff = d(real, fake)
+        rl, fl, rf, ff = d(real, fake, batched=True)  # the GPU path, checked on the CPU
         rl2, rf2 = d.score(real)
         fl2, ff2 = d.score(fake.squeeze(1))  # [B, T] accepted too
     d.train()
     for a, b in zip(rl + fl, rl2 + fl2, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
     for a, b in zip(rf[3] + ff[7], rf2[3] + ff2[7], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    with torch.no_grad():
+        rl3, fl3, _, _ = d.eval()(real, fake)  # the CPU default: two passes, same numbers
+    d.train()
+    for a, b in zip(rl3 + fl3, rl + fl, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
 
 

@@ -183,18 +183,27 @@ class Discriminators(nn.Module):
         return l1 + l2, f1 + f2
 
     def forward(
-        self, real: torch.Tensor, fake: torch.Tensor
+        self, real: torch.Tensor, fake: torch.Tensor, batched: bool | None = None
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[Feats], list[Feats]]:
         """``(real_logits, fake_logits, real_feats, fake_feats)``, one entry per sub-discriminator.
 
-        Real and fake are concatenated along the batch and scored in ONE pass (half the kernel
-        launches of scoring them separately), then split back. Pass ``fake.detach()`` for the
-        discriminator step.
+        On a GPU real and fake are concatenated along the batch and scored in ONE pass (half
+        the kernel launches), then split back. On the CPU two passes are faster (measured on
+        the V1 discriminators, batch 16 x 8192: 15.0 s forward+backward separately vs 16.0 s
+        batched: oneDNN's grouped convolutions slow down on the doubled activations), so the
+        CPU scores them separately; ``batched`` forces either way. Pass ``fake.detach()`` for
+        the discriminator step.
         """
         if real.shape != fake.shape:
             raise ValueError(
                 f"real {tuple(real.shape)} and fake {tuple(fake.shape)} differ in shape"
             )
+        if not (real.is_cuda if batched is None else batched):
+            (real_logits, real_feats), (fake_logits, fake_feats) = (
+                self.score(real),
+                self.score(fake),
+            )
+            return real_logits, fake_logits, real_feats, fake_feats
         b = real.shape[0]
         logits, feats = self.score(torch.cat([real, fake], dim=0))
         real_logits = [lg[:b] for lg in logits]
