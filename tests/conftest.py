@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -70,9 +69,3 @@ def start_trainer(args: list[str], log_path: Path) -> subprocess.Popen:
         env=env,
         cwd=ROOT,
     )
-
-
-@pytest.fixture
-def clean_dir(tmp_path: Path):
-    yield tmp_path
-    shutil.rmtree(tmp_path, ignore_errors=True)
