@@ -174,16 +174,18 @@ def test_no_argument_opens_latest_run_or_demo(tmp_path, monkeypatch):
         "logs_dir": logs,
         "config_path": cli.DEFAULT_CONFIG,
         "polling": False,
+        "bell": False,
     }
     old, new = logs / "old", logs / "new"
     for d, t in ((old, 1000), (new, 2000)):
         d.mkdir()
         (d / rundir.CONFIG_FILE).write_text("name: x\n")
         os.utime(d / rundir.CONFIG_FILE, (t, t))
-    assert cli.main(["--logs-dir", str(logs), "--polling"]) == 0
+    assert cli.main(["--logs-dir", str(logs), "--polling", "--bell"]) == 0
     assert Recorder.calls[-1] == {
         "run_dir": new,
         "logs_dir": logs,
         "config_path": new / rundir.CONFIG_FILE,
         "polling": True,
+        "bell": True,
     }
