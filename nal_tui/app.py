@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
@@ -389,7 +390,18 @@ class NalTuiApp(App[None]):
 
     def _timer_redraw(self) -> None:
         self._redraw_timer = None
-        self._redraw()
+        if self._closed:
+            return
+        try:
+            self._redraw()
+        except NoMatches:
+            # The timer fired while the app was shutting down and the panels were already
+            # gone (quitting with a redraw pending): nothing left to draw.
+            if self.is_running and not self._exiting():
+                raise
+
+    def _exiting(self) -> bool:
+        return bool(getattr(self, "_exit", False) or getattr(self, "_closing", False))
 
     def _header_extra(self) -> str:
         parts = []
