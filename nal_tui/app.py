@@ -9,6 +9,7 @@ happen only when ``RunState.version`` moved, at most ~20 per second, and never m
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -200,7 +201,7 @@ class NalTuiApp(App[None]):
         self._verifier = CheckpointVerifier(self._verified_from_thread)
         self._sampler = SystemSampler(self._disk_path(), self._find_proc, self._sample_from_thread)
         self._sampler.start()
-        self.set_interval(1.0, self._tick)
+        self.set_interval(1.0, partial(self._while_mounted, self._tick))
         if self.run_dir is None:
             latest = runs.latest_run(self.logs_dir)
             self.run_dir = latest.path if latest is not None else None
@@ -380,7 +381,7 @@ class NalTuiApp(App[None]):
 
     def _changed(self) -> None:
         """Schedule a redraw: now if the last one is old enough, else when it is."""
-        if self._redraw_timer is not None:
+        if self._redraw_timer is not None or self._closed or self._exit:
             return
         wait = self._last_draw + MIN_REDRAW_S - time.monotonic()
         if wait <= 0:
@@ -390,18 +391,21 @@ class NalTuiApp(App[None]):
 
     def _timer_redraw(self) -> None:
         self._redraw_timer = None
-        if self._closed:
+        self._while_mounted(self._redraw)
+
+    def _while_mounted(self, draw: Callable[[], None]) -> None:
+        """Run a timer's drawing unless the app is shutting down.
+
+        A timer can fire after ``q`` while the panels are already being removed; the
+        drawing then has nothing to draw into, which is not an error.
+        """
+        if self._closed or self._exit:
             return
         try:
-            self._redraw()
+            draw()
         except NoMatches:
-            # The timer fired while the app was shutting down and the panels were already
-            # gone (quitting with a redraw pending): nothing left to draw.
-            if self.is_running and not self._exiting():
+            if not (self._closed or self._exit):
                 raise
-
-    def _exiting(self) -> bool:
-        return bool(getattr(self, "_exit", False) or getattr(self, "_closing", False))
 
     def _header_extra(self) -> str:
         parts = []
@@ -446,7 +450,7 @@ class NalTuiApp(App[None]):
 
     def _chart_timer_fired(self) -> None:
         self._chart_timer = None
-        self._draw_charts(force=True)
+        self._while_mounted(partial(self._draw_charts, force=True))
 
     def _announce_alerts(self) -> None:
         st = self.state
