@@ -44,18 +44,29 @@ def _clock(t: float | None) -> str:
     return time.strftime("%m-%d %H:%M:%S", time.localtime(t))
 
 
+def _step_cell(r: Any) -> Text:
+    step = Text(f"{r.step:,}", style="bold" if r.milestone else "")
+    if r.milestone:
+        step.append(" ★", style="yellow")
+    return step
+
+
 class CheckpointTable(DataTable):
     """Rows keyed by checkpoint path; Enter on a row asks the app to resume from it."""
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._sig: tuple[Any, ...] | None = None
+        self._keys: list[str] = []
 
     def on_mount(self) -> None:
-        self.add_column("step", key="step")
-        self.add_column("saved", key="saved")
-        self.add_column("size", key="size")
-        self.add_column("verified", key="verified")
+        # Fixed widths: auto-width columns only grow when rows are added, so a verification
+        # result that arrives later ("✘ sha256 mismatch ...") could be left cut to the width
+        # of "… checking".
+        self.add_column("step", key="step", width=8)
+        self.add_column("saved", key="saved", width=14)
+        self.add_column("size", key="size", width=9)
+        self.add_column("verified", key="verified", width=22)
 
     def show(self, rows: Sequence[Any], verified: Mapping[str, tuple[bool, str]]) -> None:
         """Rebuild only when the rows or their verification changed; keep the cursor."""
@@ -65,16 +76,28 @@ class CheckpointTable(DataTable):
         if sig == self._sig:
             return
         self._sig = sig
+        cells = [
+            (
+                str(r.path),
+                _step_cell(r),
+                _clock(r.t),
+                fmt_bytes(r.bytes),
+                verified_cell(*verified.get(str(r.path), (None, ""))),
+            )
+            for r in reversed(rows)  # newest first: that is the one people resume from
+        ]
+        if [c[0] for c in cells] == self._keys:
+            # Same rows in the same order (typically a verification result): update in
+            # place, which keeps the cursor and avoids a rebuild.
+            for key, *values in cells:
+                for col, value in zip(("step", "saved", "size", "verified"), values, strict=True):
+                    self.update_cell(key, col, value)
+            return
         keep = self.selected_path()
         self.clear()
-        for r in reversed(rows):  # newest first: that is the one people resume from
-            ok, why = verified.get(str(r.path), (None, ""))
-            step = Text(f"{r.step:,}", style="bold" if r.milestone else "")
-            if r.milestone:
-                step.append(" ★", style="yellow")
-            self.add_row(
-                step, _clock(r.t), fmt_bytes(r.bytes), verified_cell(ok, why), key=str(r.path)
-            )
+        for key, *values in cells:
+            self.add_row(*values, key=key)
+        self._keys = [c[0] for c in cells]
         if keep is not None:
             try:
                 self.move_cursor(row=self.get_row_index(keep), animate=False)
