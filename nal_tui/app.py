@@ -391,7 +391,7 @@ class NalTuiApp(App[None]):
 
     def _timer_redraw(self) -> None:
         self._redraw_timer = None
-        self._while_mounted(self._redraw)
+        self._redraw()
 
     def _while_mounted(self, draw: Callable[[], None]) -> None:
         """Run a timer's drawing unless the app is shutting down.
@@ -399,13 +399,20 @@ class NalTuiApp(App[None]):
         A timer can fire after ``q`` while the panels are already being removed; the
         drawing then has nothing to draw into, which is not an error.
         """
-        if self._closed or self._exit:
+        if self._tearing_down():
             return
         try:
             draw()
         except NoMatches:
-            if not (self._closed or self._exit):
+            if not self._tearing_down():
                 raise
+
+    def _tearing_down(self) -> bool:
+        """True once the app or its panels are being closed (exit, q, test teardown)."""
+        if self._closed or self._exit:
+            return True
+        panel = self._widgets.get((LossesPanel, None))
+        return panel is not None and bool(panel._closing or panel._closed)
 
     def _header_extra(self) -> str:
         parts = []
@@ -416,6 +423,9 @@ class NalTuiApp(App[None]):
         return " · ".join(parts)
 
     def _redraw(self, force: bool = False) -> None:
+        self._while_mounted(partial(self._draw, force))
+
+    def _draw(self, force: bool = False) -> None:
         st = self.state
         if not force and st.version == self.drawn_version:
             return
