@@ -385,7 +385,8 @@ class VerifyCache:
             a, b = info.path.stat(), info.manifest_path.stat()
         except OSError:
             return None
-        return (str(info.path), a.st_ino, a.st_size, a.st_mtime_ns, b.st_ino, b.st_mtime_ns)
+        # File identity, not path: a checkpoint moved (renamed) keeps its verdict.
+        return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns, b.st_ino, b.st_size, b.st_mtime_ns)
 
     def __call__(self, info: CheckpointInfo) -> tuple[bool, str]:
         key = self._key(info)

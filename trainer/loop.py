@@ -304,7 +304,10 @@ class Trainer:
         return max(self.pos.step, held)
 
     def _clean_leftovers(self) -> None:
-        left = ckpt.clean_leftovers(self.run_dir)
+        try:
+            left = ckpt.clean_leftovers(self.run_dir)
+        except rundir.CheckpointError as e:  # a garbled move journal: a person must look
+            raise TrainerError(str(e), ev.EXIT_FAILED) from None
         for src, dst in left.moved:
             log.info("finished an interrupted move: %s -> %s", src, dst)
         for p in left.recovered:
@@ -342,6 +345,7 @@ class Trainer:
         for bad, reason in self._skipped:
             log.warning("skipping checkpoint %s: %s", bad.path, reason)
         self._resume_info, self._resume_state = test.passed
+        self._verify.trust(info)  # just hashed: retention need not hash it again
 
     def _load_resume(self) -> str:
         # Ranks > 0 resume from the checkpoint rank 0 chose (same path; a shared filesystem).

@@ -5,63 +5,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.conftest import DEMO_CONFIG
+from tests.ckpt_factory import RunsCode, demo_cfg, other_model_cfg, train_state
 from trainer import config as config_mod
 from trainer.checkpoint import (
     LoadTest,
-    capture_rng_state,
     find_resume_checkpoint,
     save_checkpoint,
 )
 from trainer.lineage import model_config
-from trainer.models import build_models
 from trainer.rundir import NoValidCheckpoint, checkpoint_paths, verify_checkpoint
 
-CFG = config_mod.load(DEMO_CONFIG)
-OTHER = config_mod.replace(CFG, generator={"upsample_initial_channel": 32})
-
-
-def train_state(cfg: config_mod.Config, step: int) -> dict:
-    """The layout trainer.loop.Trainer.state_dict saves, for ``cfg``'s models."""
-    g, d = build_models(cfg)
-    og, od = torch.optim.AdamW(g.parameters()), torch.optim.AdamW(d.parameters())
-    sg = torch.optim.lr_scheduler.ExponentialLR(og, 0.9)
-    sd = torch.optim.lr_scheduler.ExponentialLR(od, 0.9)
-    return {
-        "format": 1,
-        "config": config_mod.to_dict(cfg),
-        "generator": g.state_dict(),
-        "discriminators": d.state_dict(),
-        "opt_g": og.state_dict(),
-        "opt_d": od.state_dict(),
-        "sched_g": sg.state_dict(),
-        "sched_d": sd.state_dict(),
-        "step": step,
-        "epoch": 0,
-        "batch_in_epoch": step,
-        "rng": capture_rng_state(),
-    }
+CFG = demo_cfg()
+OTHER = other_model_cfg()
 
 
 def save(run_dir: Path, step: int, state: dict, cfg: config_mod.Config | None = CFG):
     mc = model_config(config_mod.to_dict(cfg)) if cfg is not None else None
     return save_checkpoint(run_dir, step, 0, state, model_config=mc)
-
-
-class RunsCode:
-    """Unpickling this runs code: __reduce__ names a callable and its arguments."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.mkdir, (str(self.marker),))
 
 
 def test_a_real_training_state_passes_and_is_kept(tmp_path: Path) -> None:
