@@ -108,6 +108,10 @@ def move_files(run_dir: str | os.PathLike[str], moves: Sequence[tuple[Path, Path
     fsync_dir(ckdir)
 
 
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + os.sep)
+
+
 def finish_interrupted_move(run_dir: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
     """Complete a move that a killed trainer left half done; returns the renames it made."""
     rd = Path(run_dir)
@@ -128,7 +132,7 @@ def finish_interrupted_move(run_dir: str | os.PathLike[str]) -> list[tuple[Path,
         ok = isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
         paths = [rd / x for x in pair] if ok else []
         if not ok or not all(
-            os.path.realpath(p.parent).startswith(ck_root) and not Path(x).is_absolute()
+            _inside(os.path.realpath(p.parent), ck_root) and not Path(x).is_absolute()
             for p, x in zip(paths, pair, strict=True)
         ):
             raise CheckpointError(f"{jp}: garbled move journal entry {str(pair)[:80]}")

@@ -364,3 +364,22 @@ def test_suggest_run_dir(tmp_path: Path) -> None:
     (tmp_path / "demo-4").mkdir()  # an empty directory is free
     assert suggest_run_dir(demo) == tmp_path / "demo-4"
     assert suggest_run_dir(tmp_path / "demo-2") == tmp_path / "demo-4"
+
+
+@pytest.mark.parametrize(
+    "journal",
+    [
+        "{not json",
+        '{"moves": [["checkpoints/ckpt_00000010.pt", "../outside.pt"]]}',
+        '{"moves": [["checkpoints/ckpt_00000010.pt", "checkpoints_x/ckpt_00000010.pt"]]}',
+        '{"moves": [["/etc/passwd", "checkpoints/abandoned/x/passwd"]]}',
+        '{"moves": "all"}',
+    ],
+)
+def test_a_garbled_or_hostile_move_journal_moves_nothing(tmp_path: Path, journal: str) -> None:
+    ckpt(tmp_path, 10)
+    before = tree(tmp_path)
+    (tmp_path / "checkpoints" / rundir.MOVE_JOURNAL).write_text(journal)
+    with pytest.raises(rundir.CheckpointError, match="move journal"):
+        lineage.finish_interrupted_move(tmp_path)
+    assert tree(tmp_path) == before and steps(list_checkpoints(tmp_path)) == [10]
