@@ -220,3 +220,29 @@ def test_mel_survives_a_parent_module_cast_to_half():
     out = m.half()(x.half())
     assert out.dtype == torch.float32
     assert (out - ref).abs().max() < 0.05
+
+
+def test_write_wav_follows_the_umask_and_leaves_no_temp(tmp_path):
+    import os
+
+    from trainer.audio import write_wav
+
+    old = os.umask(0o022)
+    try:
+        write_wav(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.wav").stat().st_mode & 0o777 == 0o644  # mkstemp made it 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["a.wav"]
+
+
+def test_remove_temp_files_walks_subdirectories(tmp_path):
+    from trainer.audio import remove_temp_files
+
+    (tmp_path / "step_00000010").mkdir()
+    keep = tmp_path / "step_00000010" / "a_gen.wav"
+    gone = tmp_path / "step_00000010" / ".a_gen.wav.0badc0de.tmp"
+    keep.write_bytes(b"x")
+    gone.write_bytes(b"x")
+    assert remove_temp_files(tmp_path) == [gone]
+    assert keep.exists() and not gone.exists()
