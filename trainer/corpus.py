@@ -281,7 +281,7 @@ def read_npy_header(path: str | os.PathLike[str]) -> NpyHeader:
         raise HeaderError(RULE_MELS, f"dtype {str(descr)[:40]!r} is not a numeric array")
     itemsize = int(code[1:])
     if any(s < 0 for s in shape):
-        raise HeaderError(RULE_MELS, f"negative dimension in shape {shape}")
+        raise HeaderError(RULE_MELS, f"negative dimension in shape {str(shape)[:60]}")
     return NpyHeader(shape, descr, fortran, offset, itemsize, max(0, size - offset))
 
 
@@ -616,10 +616,10 @@ def _check_mel(path: Path, n_mels: int, expect_frames: int, bad: _Bucket) -> int
         return None
     shape = h.shape[1:] if len(h.shape) == 3 and h.shape[0] == 1 else h.shape
     if len(shape) != 2 or shape[0] != n_mels:
-        bad.add(path, f"mel shape {h.shape} must be [n_mels={n_mels}, frames]")
+        bad.add(path, f"mel shape {str(h.shape)[:60]} must be [n_mels={n_mels}, frames]")
         return None
     if h.truncated:
-        bad.add(path, f"truncated: shape {h.shape} needs more bytes than the file holds")
+        bad.add(path, f"truncated: shape {str(h.shape)[:60]} needs more bytes than the file holds")
         return None
     if abs(shape[1] - expect_frames) > MEL_FRAME_TOLERANCE:
         bad.add(

@@ -138,3 +138,17 @@ def test_short_training_clips_train_with_a_warning_and_an_alert(
     alerts = [r for r in read_events(run) if r["event"] == "alert"]
     [a] = [a for a in alerts if a["kind"] == ev.ALERT_SHORT_CLIPS]
     assert f"{train_ids[0]}.wav (2000)" in a["message"] and a["step"] == 0
+
+
+def test_val_size_at_or_above_the_corpus_size_names_key_and_files(
+    demo_corpus: Path, tmp_path: Path
+) -> None:
+    n = len(C.parse_metadata(demo_corpus / "metadata.csv"))
+    cfg_path = _config(tmp_path, demo_corpus, data={"val_size": n})
+    p = _train(cfg_path, tmp_path / "run")
+    out = p.stdout + p.stderr
+    assert p.returncode == ev.EXIT_USAGE, out
+    assert "Traceback" not in out
+    [line] = [ln for ln in out.splitlines() if "data error" in ln]
+    assert f"[{C.RULE_VAL_SIZE}]" in line and f"data.val_size is {n}" in line
+    assert "metadata.csv" in line and str(cfg_path) in line
