@@ -8,9 +8,9 @@ writes 16-bit PCM atomically. ``MelSpectrogram`` reproduces the reference HiFi-G
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from trainer.config import AudioConfig
+from trainer.rundir import open_exclusive, temp_path_for
 
 LOG_FLOOR = 1e-5  # clamp before log: the log-mel of silence is log(1e-5) ~ -11.51
 MAG_EPS = 1e-9  # inside the sqrt so the gradient of |X| is finite at X = 0
@@ -85,10 +86,17 @@ def write_wav(path: str | os.PathLike[str], wav: np.ndarray | torch.Tensor, sr: 
     # libsndfile wraps (not clips) out-of-range floats when converting to int16.
     data = np.clip(np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    # rundir's temp naming (cleaned at the next start) and mode 0o666, so the umask applies
+    # (mkstemp would make every sample 0600).
+    # Encoded in memory first: libsndfile's callbacks into a failing file object print
+    # tracebacks ("Exception ignored from cffi callback") instead of raising.
+    buf = io.BytesIO()
+    sf.write(buf, data, sr, subtype="PCM_16", format="WAV")
+    tmp = temp_path_for(target)
+    fd = open_exclusive(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
-            sf.write(f, data, sr, subtype="PCM_16", format="WAV")
+            f.write(buf.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)

@@ -6,13 +6,13 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
 from trainer import events as ev
-from trainer import rundir
+from trainer import logsetup, rundir
 from trainer.config import Config, ConfigError, load
+from trainer.signals import StopFlag, ignore_stop_signals, signal_name
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,60 +54,57 @@ def _parser() -> argparse.ArgumentParser:
 
 def _setup_logging(run_dir: Path | None, rank: int = 0) -> None:
     """Console logging, plus train.log in the run dir unless stderr already goes there."""
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    root = logging.getLogger("nal-train")
-    # Under torchrun only rank 0 narrates; other ranks speak up for warnings and errors.
-    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
-    root.handlers.clear()
-    console = logging.StreamHandler(sys.stderr)
-    if rank:
-        fmt = logging.Formatter(
-            f"%(asctime)s %(levelname)s [rank {rank}] %(message)s", "%Y-%m-%d %H:%M:%S"
-        )
-    console.setFormatter(fmt)
-    root.addHandler(console)
-    if run_dir is None:
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / rundir.TRAIN_LOG
+    logsetup.setup_logging(run_dir, rank)
+
+
+def _say(text: str) -> None:
+    """One line on stderr that cannot fail (the terminal may be gone)."""
     try:
-        same = log_path.exists() and os.path.samestat(
-            os.fstat(sys.stderr.fileno()), os.stat(log_path)
-        )
+        print(f"nal-train: {text}", file=sys.stderr, flush=True)
     except (OSError, ValueError):
-        same = False
-    if not same:
-        fh = logging.FileHandler(log_path)
-        fh.setFormatter(fmt)
-        root.addHandler(fh)
+        logsetup.silence_console()
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
+    # Under torchrun a rank must not leave alone before the process group is up (the others
+    # would wait for it); ranks decide together once it is (Trainer's start-up phases).
+    solo = int(os.environ.get("WORLD_SIZE", "1")) <= 1
     config_path = args.config
     if config_path is None:
         if args.resume and args.run_dir:
             config_path = args.run_dir / rundir.CONFIG_FILE
         else:
-            print("nal-train: --config is required (or --resume with --run-dir)", file=sys.stderr)
+            _say("--config is required (or --resume with --run-dir)")
             return ev.EXIT_USAGE
     try:
         cfg: Config = load(config_path)
     except ConfigError as e:
-        print(f"nal-train: {e}", file=sys.stderr)
+        _say(str(e))
         return ev.EXIT_USAGE
     if args.target_step is not None and args.target_step < 1:
-        print("nal-train: --target-step must be >= 1", file=sys.stderr)
+        _say("--target-step must be >= 1")
         return ev.EXIT_USAGE
+    if solo and stop.set:
+        _say(f"stopped by {signal_name(stop.signum)} before start-up; nothing was written")
+        return ev.EXIT_OK
     run_dir = args.run_dir or Path("logs") / cfg.name
     refusal = _fresh_start_refusal(run_dir) if not (args.resume or args.new_branch) else None
     if refusal:
-        print(f"nal-train: {refusal}", file=sys.stderr)
+        _say(refusal)
         return ev.EXIT_USAGE
     rank = int(os.environ.get("RANK", "0"))
     _setup_logging(run_dir if rank == 0 else None, rank)
+    log = logging.getLogger(logsetup.LOGGER)
+    log.info("start-up: loading torch")
     from trainer.loop import train  # torch is imported only here
 
-    code = train(
+    if solo and stop.set:
+        log.warning(
+            "stopped by %s during start-up, before the run directory was opened",
+            signal_name(stop.signum),
+        )
+        return ev.EXIT_OK
+    return train(
         cfg,
         run_dir,
         str(config_path),
@@ -115,12 +112,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         target_step=args.target_step,
         restore_signals=False,
         new_branch=args.new_branch,
+        stop=stop,
     )
-    # The run is over and saved: a late signal must not turn the exit code into a kill
-    # (Python resets its own handlers to the default during interpreter shutdown).
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-    return code
 
 
 def _fresh_start_refusal(run_dir: Path) -> str | None:
@@ -221,7 +214,17 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_summary(args)
     if args.cmd == "verify":
         return _cmd_verify(args)
-    return _cmd_train(args)
+    # First thing, before torch is imported: a stop request during start-up is honoured
+    # at the next phase boundary instead of killing a half-opened run.
+    stop = StopFlag().install()
+    try:
+        code = _cmd_train(args, stop)
+    finally:
+        # The run is over and saved: a late signal must not turn the exit code into a kill
+        # (Python resets its own handlers to the default during interpreter shutdown).
+        ignore_stop_signals()
+        logsetup.quiet_exit()
+    return code
 
 
 if __name__ == "__main__":

@@ -7,38 +7,47 @@ one would, whatever the number of DataLoader workers.
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from trainer.audio import LOG_FLOOR, AudioError, read_wav, wav_info
-from trainer.config import AudioConfig, DataConfig
+from trainer.audio import LOG_FLOOR, AudioError, read_wav
+from trainer.config import AudioConfig, Config
+from trainer.corpus import (
+    MEL_FRAME_TOLERANCE,
+    RULE_CORPUS_DIR,
+    CorpusReport,
+    DataError,
+    MetadataLine,
+    check_corpus,
+    parse_metadata,
+    split_ids,
+)
 
-MEL_FRAME_TOLERANCE = 2  # precomputed mels (e.g. centred STFTs) may differ by a frame or two
+__all__ = [
+    "MEL_FRAME_TOLERANCE",
+    "Corpus",
+    "DataError",
+    "MetadataLine",
+    "ResumableBatchSampler",
+    "TrainDataset",
+    "Utterance",
+    "ValidationSet",
+    "collate",
+    "parse_metadata",
+    "segment_seed",
+    "split_ids",
+]
+
+T = TypeVar("T")
 PRELOAD_LIMIT_BYTES = 1 << 30  # training audio below this is held in memory as float32
-_LIST_MAX = 5  # names shown in an error before "... and N more"
 _MASK64 = (1 << 64) - 1
-
-
-class DataError(ValueError):
-    """A corpus that cannot be used; the message names the file (and line) at fault."""
-
-
-@dataclass(frozen=True)
-class MetadataLine:
-    """One ``metadata.csv`` row."""
-
-    id: str
-    text: str
-    normalized_text: str
-    line: int
 
 
 @dataclass(frozen=True)
@@ -53,67 +62,6 @@ class Utterance:
     num_samples: int  # at the configured rate (after resampling)
 
 
-def parse_metadata(path: str | os.PathLike[str]) -> list[MetadataLine]:
-    """Parse ``id|text|normalized_text`` lines (2 columns tolerated, blank lines skipped)."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{p}: metadata file not found") from None
-    except OSError as e:
-        raise DataError(f"{p}: cannot read metadata: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{p}:{line}: not valid UTF-8") from None
-    rows: list[MetadataLine] = []
-    seen: dict[str, int] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        cols = line.split("|")
-        if len(cols) not in (2, 3):
-            raise DataError(
-                f"{p}:{n}: expected 'id|text|normalized_text' (2 or 3 fields "
-                f"separated by '|'), got {len(cols)} field(s)"
-            )
-        uid = cols[0].strip()
-        if not uid:
-            raise DataError(f"{p}:{n}: empty utterance id")
-        if "/" in uid or "\\" in uid or uid in (".", ".."):
-            raise DataError(f"{p}:{n}: utterance id {uid!r} must be a plain file stem")
-        if uid in seen:
-            raise DataError(f"{p}:{n}: duplicate utterance id {uid!r} (first on line {seen[uid]})")
-        seen[uid] = n
-        norm = cols[2] if len(cols) == 3 else cols[1]
-        rows.append(MetadataLine(uid, cols[1], norm, n))
-    if not rows:
-        raise DataError(f"{p}: no utterances listed")
-    return rows
-
-
-def _split_key(seed: int, uid: str) -> bytes:
-    return hashlib.blake2b(f"{seed}\0{uid}".encode(), digest_size=16).digest()
-
-
-def split_ids(ids: Sequence[str], val_size: int, seed: int) -> tuple[list[str], list[str]]:
-    """Seeded split by hashed id: the same ids go to validation whatever the file order."""
-    val = set(sorted(ids, key=lambda u: _split_key(seed, u))[:val_size])
-    return [u for u in ids if u not in val], sorted(val)
-
-
-def _name_some(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:_LIST_MAX])
-    more = len(names) - _LIST_MAX
-    return shown + (f" ... and {more} more" if more > 0 else "")
-
-
-def _resolve(base: Path, p: str) -> Path:
-    q = Path(p).expanduser()
-    return q if q.is_absolute() else base / q
-
-
 @dataclass(frozen=True)
 class Corpus:
     """A checked corpus: its train and validation utterances (validation sorted by id)."""
@@ -123,50 +71,39 @@ class Corpus:
     resample: bool
     train: tuple[Utterance, ...]
     val: tuple[Utterance, ...]
+    report: CorpusReport | None = None
 
     @classmethod
-    def load(cls, data: DataConfig, audio: AudioConfig) -> Corpus:
-        """Parse metadata, split, and check every file (existence, mono, rate, mel shape).
+    def load(cls, cfg: Config, nproc: int = 1, tick: Callable[[], None] | None = None) -> Corpus:
+        """Check the corpus with :func:`trainer.corpus.check_corpus`, then split it.
 
-        ``corpus_dir`` and ``mels_dir`` are relative to the working directory, ``metadata``
-        to ``corpus_dir``. With ``data.demo`` the demo corpus is generated when missing.
+        Raises DataError (one line: the rule and the file) when any rule is broken; the
+        warnings stay in ``report``. With ``data.demo`` the demo corpus is generated first
+        when missing. ``tick`` may raise to cancel a long check.
         """
-        root = Path(data.corpus_dir).expanduser()
+        data, audio = cfg.data, cfg.audio
         if data.demo:
             from trainer.demo_corpus import DemoCorpusError, ensure_demo_corpus
 
             try:
-                ensure_demo_corpus(root, audio.sample_rate)
+                ensure_demo_corpus(Path(data.corpus_dir).expanduser(), audio.sample_rate)
             except DemoCorpusError as e:
-                raise DataError(str(e)) from None
-        if not root.is_dir():
-            raise DataError(f"{root}: corpus directory not found (data.corpus_dir)")
-        rows = parse_metadata(_resolve(root, data.metadata))
-        if len(rows) <= data.val_size:
-            raise DataError(
-                f"{root}: {len(rows)} utterances listed but data.val_size is "
-                f"{data.val_size}; at least one must be left for training"
-            )
-        mels_dir = None
-        if data.mels_dir is not None:
-            mels_dir = Path(data.mels_dir).expanduser()
-            if not mels_dir.is_dir():
-                raise DataError(f"{mels_dir}: mel directory not found (data.mels_dir)")
-        wav_dir = root / "wavs"
-        missing = [f"{r.id}.wav" for r in rows if not (wav_dir / f"{r.id}.wav").is_file()]
-        if missing:
-            raise DataError(
-                f"{wav_dir}: {len(missing)} of {len(rows)} wav files listed in "
-                f"the metadata are missing: {_name_some(missing)}"
-            )
-        utts = {r.id: _check_item(r, wav_dir, mels_dir, audio, data.resample) for r in rows}
-        train_ids, val_ids = split_ids([r.id for r in rows], data.val_size, data.split_seed)
+                raise DataError(f"[{RULE_CORPUS_DIR}] {e}") from None
+        report = check_corpus(cfg, nproc, tick)
+        if not report.ok:
+            raise DataError(report.error_line())
+
+        def utt(uid: str) -> Utterance:
+            c = report.clips[uid]
+            return Utterance(c.id, c.text, c.wav_path, c.mel_path, c.file_sr, c.num_samples)
+
         return cls(
-            root,
+            report.root,
             audio,
             data.resample,
-            tuple(utts[u] for u in train_ids),
-            tuple(utts[u] for u in val_ids),
+            tuple(utt(u) for u in report.train_ids),
+            tuple(utt(u) for u in report.val_ids),
+            report,
         )
 
     @property
@@ -176,34 +113,6 @@ class Corpus:
     def read(self, utt: Utterance) -> np.ndarray:
         """The whole utterance as float32 at the configured rate."""
         return read_wav(utt.wav_path, self.audio.sample_rate, self.resample)
-
-
-def _check_item(
-    row: MetadataLine, wav_dir: Path, mels_dir: Path | None, audio: AudioConfig, resample: bool
-) -> Utterance:
-    wav_path = wav_dir / f"{row.id}.wav"
-    try:
-        info = wav_info(wav_path)
-    except AudioError as e:
-        raise DataError(str(e)) from None
-    if info.channels != 1:
-        raise DataError(
-            f"{wav_path}: has {info.channels} channels; only mono audio is "
-            f"supported (downmix it first)"
-        )
-    if info.sample_rate != audio.sample_rate and not resample:
-        raise DataError(
-            f"{wav_path}: sample rate is {info.sample_rate} Hz but audio.sample_rate "
-            f"is {audio.sample_rate} Hz (resampling is disabled: data.resample=false)"
-        )
-    n = round(info.frames * audio.sample_rate / info.sample_rate)
-    if n < audio.hop_length:
-        raise DataError(f"{wav_path}: only {info.frames} samples long; shorter than one hop")
-    mel_path = None
-    if mels_dir is not None:
-        mel_path = mels_dir / f"{row.id}.npy"
-        _check_mel(mel_path, audio.n_mels, n // audio.hop_length)
-    return Utterance(row.id, row.normalized_text, wav_path, mel_path, info.sample_rate, n)
 
 
 def _load_mel(path: Path, mmap: bool = False) -> np.ndarray:
@@ -218,18 +127,6 @@ def _load_mel(path: Path, mmap: bool = False) -> np.ndarray:
     return mel
 
 
-def _check_mel(path: Path, n_mels: int, expect_frames: int) -> None:
-    mel = _load_mel(path, mmap=True)
-    if mel.ndim != 2 or mel.shape[0] != n_mels:
-        raise DataError(f"{path}: mel shape {tuple(mel.shape)} must be [n_mels={n_mels}, frames]")
-    if abs(mel.shape[1] - expect_frames) > MEL_FRAME_TOLERANCE:
-        raise DataError(
-            f"{path}: mel has {mel.shape[1]} frames but its audio gives "
-            f"{expect_frames} (len // hop_length); they must match within "
-            f"{MEL_FRAME_TOLERANCE}"
-        )
-
-
 class TrainDataset(Dataset):
     """Random fixed-length training segments; indexed by ``(index, segment_seed)`` pairs.
 
@@ -241,6 +138,7 @@ class TrainDataset(Dataset):
         corpus: Corpus,
         preload: bool | None = None,
         preload_limit_bytes: int = PRELOAD_LIMIT_BYTES,
+        tick: Callable[[], None] | None = None,
     ) -> None:
         self.corpus = corpus
         self.utts = corpus.train
@@ -253,9 +151,12 @@ class TrainDataset(Dataset):
         self._audio: list[np.ndarray] | None = None
         self._mels: list[np.ndarray] | None = None
         if preload:
-            self._audio = [corpus.read(u) for u in self.utts]
+            # ``tick`` between files: a stop request during a long preload is honoured.
+            self._audio = [_ticked(tick, corpus.read, u) for u in self.utts]
             if self.with_mels:
-                self._mels = [_load_mel(u.mel_path).astype(np.float32) for u in self.utts]
+                self._mels = [
+                    _ticked(tick, _load_mel, u.mel_path).astype(np.float32) for u in self.utts
+                ]
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -298,6 +199,12 @@ class TrainDataset(Dataset):
         if len(seg) < length:
             seg = np.pad(seg, (0, length - len(seg)))
         return np.ascontiguousarray(seg, dtype=np.float32)
+
+
+def _ticked(tick: Callable[[], None] | None, fn: Callable[..., T], *args: object) -> T:
+    if tick is not None:
+        tick()
+    return fn(*args)
 
 
 def _read_frames(path: Path, start: int, length: int) -> np.ndarray:
@@ -412,11 +319,11 @@ class ValItem:
 class ValidationSet:
     """The held-out utterances, loaded once, in a fixed order (sorted by id)."""
 
-    def __init__(self, corpus: Corpus) -> None:
+    def __init__(self, corpus: Corpus, tick: Callable[[], None] | None = None) -> None:
         hop = corpus.audio.hop_length
         self.items: list[ValItem] = []
         for utt in corpus.val:
-            wav = corpus.read(utt)
+            wav = _ticked(tick, corpus.read, utt)
             frames = len(wav) // hop
             mel = None
             if utt.mel_path is not None:

@@ -114,3 +114,17 @@ def broadcast_int(value: int, info: DistInfo, device: torch.device) -> int:
     t = torch.tensor([value], dtype=torch.long, device=device)
     dist.broadcast(t, src=0)
     return int(t.item())
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is true on any (a blocking MAX all-reduce).
+
+    For start-up phase boundaries, where every rank must leave together or not at all.
+    Runs on a CPU tensor with gloo, or on the rank's GPU with NCCL.
+    """
+    if not info.enabled:
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if info.backend == "nccl" else "cpu"
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())

@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 try:  # orjson parses ~4x faster; the stdlib fallback keeps the module dependency-free.
     import orjson as _orjson
@@ -40,6 +40,7 @@ EXIT_USAGE = 2
 EXIT_LOCKED = 3
 EXIT_NONFINITE = 4
 EXIT_NO_CHECKPOINT = 5
+EXIT_STORAGE = 6  # a run-directory write failed (disk full, I/O error): see run_end.reason
 
 # alert kinds the trainer writes (the dashboard adds its own derived ones).
 ALERT_NONFINITE = "nonfinite"
@@ -47,6 +48,8 @@ ALERT_CHECKPOINT_SKIPPED = "checkpoint_skipped"
 ALERT_RESUME_FALLBACK = "resume_fallback"
 ALERT_COMPILE_FALLBACK = "compile_fallback"
 ALERT_CHECKPOINT_KEPT_ASIDE = "checkpoint_kept_aside"  # a manifest-less .pt moved to abandoned/
+ALERT_SHORT_CLIPS = "short_clips"  # training clips shorter than a segment (zero-padded)
+ALERT_CORPUS = "corpus"  # another corpus warning (e.g. clips resampled on load)
 
 
 class EventError(ValueError):
@@ -236,38 +239,84 @@ def validate(rec: Mapping[str, Any]) -> None:
         raise EventError(f"{name}: missing field(s) {', '.join(sorted(missing))}")
 
 
+class EventWriteError(OSError):
+    """The event log could not take a record (disk full, I/O error); names file and cause."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)  # the whole message, without OSError's "[Errno n]" prefix
+
+
 class EventWriter:
-    """Appends records to ``events.jsonl``, one flushed line each.
+    """Appends records to ``events.jsonl``, one line per ``write``, straight to the file.
 
     On open, a log whose last byte is not a newline (a writer killed mid-line) gets one,
-    so the next record never glues onto the torn one.
+    so the next record never glues onto the torn one. A write that fails part-way (ENOSPC,
+    EIO) is cut back to the last complete line before EventWriteError is raised, so readers
+    never see a torn last line; the writer stays usable for a later, smaller record.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._f: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - lives as long as the run
-        if self._f.tell() > 0:
-            with open(self.path, "rb") as r:
-                r.seek(-1, os.SEEK_END)
-                if r.read(1) != b"\n":
-                    self._f.write(b"\n")
-                    self._f.flush()
+        # Unbuffered: a failed write must not leave bytes queued for a later flush.
+        self._fd: int | None = os.open(
+            self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666
+        )
+        try:
+            self._size = os.fstat(self._fd).st_size
+            if self._size > 0:
+                if os.pread(self._fd, 1, self._size - 1) != b"\n":
+                    self._append(b"\n", "end a torn line in")
+        except BaseException:
+            os.close(self._fd)
+            self._fd = None
+            raise
+
+    def _append(self, data: bytes, what: str = "append a record to") -> None:
+        assert self._fd is not None, "EventWriter is closed"
+        start, done = self._size, 0
+        try:
+            while done < len(data):
+                done += os.write(self._fd, data[done:])
+        except OSError as e:
+            self._cut_back(start)
+            raise EventWriteError(
+                e.errno, f"cannot {what} {self.path}: {e.strerror or e}", self.path
+            ) from None
+        self._size = start + done
+
+    def _cut_back(self, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, size)  # type: ignore[arg-type]
+        except OSError:
+            pass  # nothing more to do; the next writer ends the torn line
 
     def write(self, event: Event, t: float | None = None) -> dict[str, Any]:
         rec = event.to_record(t)
-        self._f.write(encode(rec))
-        self._f.flush()
+        self._append(encode(rec))
         return rec
 
     def sync(self) -> None:
         """fsync the log (at run end and after checkpoints; not per line, that costs ms)."""
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        if self._fd is None:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as e:
+            raise EventWriteError(
+                e.errno, f"cannot sync {self.path}: {e.strerror or e}", self.path
+            ) from None
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
 
     def close(self) -> None:
-        if not self._f.closed:
-            self.sync()
-            self._f.close()
+        if self._fd is not None:
+            try:
+                self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> EventWriter:
         return self

@@ -13,8 +13,6 @@ import math
 import os
 import platform
 import random
-import signal
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,14 +30,31 @@ from trainer import config as config_mod
 from trainer import distributed as dist_mod
 from trainer import events as ev
 from trainer import lineage, rundir
-from trainer.audio import MelSpectrogram, write_wav
+from trainer.audio import AudioError, MelSpectrogram, write_wav
 from trainer.config import Config
-from trainer.data import Corpus, ResumableBatchSampler, TrainDataset, ValidationSet, collate
+from trainer.corpus import RULE_SHORT_CLIPS, RULE_UNREADABLE
+from trainer.data import (
+    Corpus,
+    DataError,
+    ResumableBatchSampler,
+    TrainDataset,
+    ValidationSet,
+    collate,
+)
 from trainer.demo_corpus import ensure_demo_corpus
 from trainer.losses import ReconstructionLoss, hifigan_discriminator_loss, hifigan_generator_loss
 from trainer.models import Discriminators, Generator, build_models
+from trainer.rollback import StepRollback
+from trainer.signals import StopFlag, StopRequested, signal_name
+
+__all__ = ["StopFlag", "StorageError", "Trainer", "TrainerError", "train"]
 
 log = logging.getLogger("nal-train")
+
+
+# Tests only: wait at this start-up phase (its "start-up: <phase>" log line is written
+# first) until a stop request arrives, so a test can signal at a chosen phase.
+HOLD_ENV = "NAL_TRAIN_TEST_HOLD"
 
 
 class TrainerError(RuntimeError):
@@ -50,6 +65,25 @@ class TrainerError(RuntimeError):
         self.exit_code = exit_code
 
 
+class StorageError(TrainerError):
+    """A write to the run directory failed (disk full, I/O error): exit 6."""
+
+    def __init__(self, message: str, during_save: bool = False) -> None:
+        super().__init__(message, ev.EXIT_STORAGE)
+        self.during_save = during_save
+
+
+@contextlib.contextmanager
+def _storage(op: str, path: str | os.PathLike[str], during_save: bool = False) -> Any:
+    """Turn an OSError while writing ``path`` into one StorageError line naming both."""
+    try:
+        yield
+    except ev.EventWriteError as e:
+        raise StorageError(str(e), during_save) from None
+    except OSError as e:
+        raise StorageError(f"cannot {op} {path}: {e.strerror or e}", during_save) from None
+
+
 @dataclass
 class Position:
     """Where training stands: the next step to run is ``step + 1``."""
@@ -57,35 +91,6 @@ class Position:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0  # batches of ``epoch`` already consumed
-
-
-class StopFlag:
-    """SIGTERM/SIGINT set a flag; the loop finishes its step, saves and exits."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def uninstall(self) -> None:
-        for sig, prev in self._previous.items():
-            signal.signal(sig, prev)
-        self._previous.clear()
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is None:
-            log.warning(
-                "received %s: finishing the current step, then saving and stopping",
-                signal.Signals(signum).name,
-            )
-        self.signum = signum
-
-    @property
-    def set(self) -> bool:
-        return self.signum is not None
 
 
 def _versions() -> dict[str, str]:
@@ -113,6 +118,7 @@ class Trainer:
         resume: str | None = None,
         target_step: int | None = None,
         new_branch: bool = False,
+        stop: StopFlag | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -121,12 +127,18 @@ class Trainer:
         self.new_branch = new_branch
         self._target_given = target_step is not None
         self.target_step = target_step or cfg.train.max_steps
-        self.stop = StopFlag()
+        self.stop = stop if stop is not None else StopFlag()
         self.pos = Position()
         self.writer: ev.EventWriter | None = None
         self.lock: rundir.RunLock | None = None
+        self.dist = dist_mod.DistInfo()
+        self.is_main = True
         self._last_val_step = -1
         self._last_ckpt_step = -1
+        self._start_step = 0
+        self._run_started = False
+        self._failure: StorageError | None = None
+        self._log_failed = False
         self._pending_alerts: list[tuple[str, str]] = []
         # Lineage (see _start_branch): what this run directory held before this start, the
         # branch this process writes, and what it moved where.
@@ -142,43 +154,82 @@ class Trainer:
 
     # ------------------------------------------------------------------ set up
     def setup(self) -> None:
+        """Start-up in phases; a stop request is honoured at each phase boundary."""
         cfg = self.cfg
+        self.stop.install()  # no-op when the CLI installed it before importing torch
         self.dist, self.device = dist_mod.init_from_env(cfg.train.device)
         self.is_main = self.dist.is_main
+        self._phase("opening the run directory")
         if self.is_main:
-            self.lock = rundir.RunLock(self.run_dir)
-            try:
-                self.lock.acquire()
-            except rundir.RunLocked as e:
-                raise TrainerError(str(e), ev.EXIT_LOCKED) from None
-            self._history = rundir.run_history(self.run_dir)
-            if self._history is not None and not self.resume and not self.new_branch:
-                # Refused before anything is written: the existing run's log stays as it was.
-                raise TrainerError(
-                    rundir.fresh_start_refusal(self.run_dir, self._history), ev.EXIT_USAGE
-                )
-            for sub in (rundir.CHECKPOINTS_DIR, rundir.SAMPLES_DIR):
-                (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-            self.writer = ev.EventWriter(self.run_dir / rundir.EVENTS)
-            self._clean_leftovers()
-            if self.resume:
-                # The full load test runs before the corpus and the models are built.
-                self._choose_resume()
+            self._open_run_dir()
 
         self._seed_everything(cfg.train.seed)
         self._setup_precision()
+        self._phase("checking the corpus")
         self._setup_data()
+        self._phase("building the models")
         self._setup_models()
         start_from = self._load_resume() if self.resume else None
         if self.is_main:
             start_from = self._start_branch() or start_from
-            rundir.atomic_write_text(self.run_dir / rundir.CONFIG_FILE, config_mod.dump(cfg))
+            config_file = self.run_dir / rundir.CONFIG_FILE
+            with _storage("write the resolved config", config_file):
+                rundir.atomic_write_text(config_file, config_mod.dump(cfg))
+        self._start_step = self.pos.step
         self._setup_loader()
         self.agree = dist_mod.StopAgreement(self.dist)
-        self.stop.install()
         devices = dist_mod.gather_strings(str(self.device), self.dist)
+        self._phase("starting to train")
         if self.is_main:
             self._emit_run_start(start_from, devices)
+
+    def _open_run_dir(self) -> None:
+        """Lock, PID file, fresh-start refusal, event log, leftovers of killed writes, resume choice."""
+        self.lock = rundir.RunLock(self.run_dir)
+        try:
+            with _storage("lock the run directory and write trainer.pid in", self.run_dir):
+                self.lock.acquire()
+        except rundir.RunLocked as e:
+            raise TrainerError(str(e), ev.EXIT_LOCKED) from None
+        self._history = rundir.run_history(self.run_dir)
+        if self._history is not None and not self.resume and not self.new_branch:
+            # Refused before anything is written: the existing run's log stays as it was.
+            raise TrainerError(
+                rundir.fresh_start_refusal(self.run_dir, self._history), ev.EXIT_USAGE
+            )
+        with _storage("create", self.run_dir / rundir.CHECKPOINTS_DIR):
+            for sub in (rundir.CHECKPOINTS_DIR, rundir.SAMPLES_DIR):
+                (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        with _storage("open the event log", self.run_dir / rundir.EVENTS):
+            self.writer = ev.EventWriter(self.run_dir / rundir.EVENTS)
+        with _storage("clean leftovers of interrupted writes in", self.run_dir):
+            self._clean_leftovers()
+        if self.resume:
+            # The full load test runs before the corpus and the models are built.
+            self._choose_resume()
+
+    def _phase(self, name: str) -> None:
+        """A start-up phase boundary: say so, and leave now if a stop was asked for.
+
+        Under torchrun the ranks decide together (a collective), so every rank leaves at
+        the same phase and none waits in a collective for one that is gone.
+        """
+        log.info("start-up: %s", name)
+        if os.environ.get(HOLD_ENV) == name:
+            log.info("start-up: holding at '%s' until a stop request (%s)", name, HOLD_ENV)
+            while not self.stop.wait(0.05):
+                pass
+        stop = self.stop.set
+        if self.dist.enabled:
+            stop = dist_mod.any_rank(stop, self.dist)
+        if stop:
+            raise StopRequested(self.stop.signum if self.stop.set else -1)
+
+    def _tick(self) -> None:
+        # Inside a long phase (corpus checks, preloading): only a lone process may leave
+        # mid-phase; ranks wait for the next phase boundary to agree.
+        if not self.dist.enabled:
+            self.stop.check()
 
     def _seed_everything(self, seed: int) -> None:
         random.seed(seed)
@@ -209,22 +260,40 @@ class Trainer:
 
     def _setup_data(self) -> None:
         d, a = self.cfg.data, self.cfg.audio
-        if d.demo and self.is_main:
-            ensure_demo_corpus(Path(d.corpus_dir), a.sample_rate)
-        if d.demo and self.dist.enabled:
-            torch.distributed.barrier()
-        self.corpus = Corpus.load(d, a)
-        self.train_set = TrainDataset(self.corpus)
-        self.val_set = ValidationSet(self.corpus)
-        self.sampler = ResumableBatchSampler(
-            len(self.train_set),
-            self.cfg.train.batch_size,
-            self.cfg.train.seed,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-        )
+        try:
+            if d.demo and self.is_main:
+                ensure_demo_corpus(Path(d.corpus_dir), a.sample_rate)
+            if d.demo and self.dist.enabled:
+                torch.distributed.barrier()
+            self.corpus = Corpus.load(self.cfg, self.dist.world_size, self._tick)
+            self._report_corpus_warnings()
+            self.train_set = TrainDataset(self.corpus, tick=self._tick)
+            self.val_set = ValidationSet(self.corpus, tick=self._tick)
+            self.sampler = ResumableBatchSampler(
+                len(self.train_set),
+                self.cfg.train.batch_size,
+                self.cfg.train.seed,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+            )
+        except DataError as e:
+            msg = str(e) if str(e).startswith("[") else f"[corpus] {e}"
+            raise TrainerError(
+                f"data error {msg} (config {self.config_path})", ev.EXIT_USAGE
+            ) from None
+        except AudioError as e:  # a file that passed the header rules but cannot be decoded
+            raise TrainerError(f"data error [{RULE_UNREADABLE}] {e}", ev.EXIT_USAGE) from None
         self.batches_per_epoch = len(self.sampler)
         self.mel = MelSpectrogram(a).to(self.device)
+
+    def _report_corpus_warnings(self) -> None:
+        report = self.corpus.report
+        if report is None or not self.is_main:
+            return
+        for f in report.warnings:
+            log.warning("corpus: [%s] %s", f.rule, f.message)
+            kind = ev.ALERT_SHORT_CLIPS if f.rule == RULE_SHORT_CLIPS else ev.ALERT_CORPUS
+            self._pending_alerts.append((kind, f.message))
 
     def _setup_loader(self) -> None:
         workers = self.cfg.data.num_workers
@@ -260,6 +329,7 @@ class Trainer:
             fused=fused,
         )
         self.fused = fused
+        self._rollback_d = StepRollback(self.opt_d, self.d_raw)
         self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=o.lr_decay)
         self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma=o.lr_decay)
         self.recon = ReconstructionLoss(cfg.loss, mel_fn=self.mel).to(self.device)
@@ -299,7 +369,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ resume
     def last_step(self) -> int:
-        """The run's real last step: where this process got to, or what the run dir held."""
+        """The run's real last step: where this process got to once it wrote run_start,
+        else what the run directory already held (a start that failed before training)."""
+        if self._run_started:
+            return self.pos.step
         held = self._history.last_step if self._history is not None else 0
         return max(self.pos.step, held)
 
@@ -447,8 +520,32 @@ class Trainer:
 
     # ------------------------------------------------------------------ events
     def _emit(self, event: ev.Event) -> None:
-        if self.writer is not None:
+        """Append an event; a failing log is a storage failure that stops the run."""
+        if self.writer is None or self._log_failed:
+            return
+        try:
             self.writer.write(event)
+        except ev.EventWriteError as e:
+            self._log_failed = True
+            self._fail(StorageError(str(e)))
+
+    def _fail(self, err: StorageError) -> None:
+        """Record the run's storage failure (the first one), say it once, and stop."""
+        if self._failure is None:
+            self._failure = err
+            log.error("storage error: %s; stopping", err)
+        self.stop.request(-1)
+
+    def _end(self, status: str, reason: str, code: int) -> None:
+        """Write run_end if the log still takes it (never raises)."""
+        if self.writer is None or self.writer.closed:
+            return
+        try:
+            self.writer.write(
+                ev.RunEnd(step=self.last_step(), status=status, reason=reason, exit_code=code)
+            )
+        except ev.EventWriteError:
+            pass  # already reported; a torn line was cut back by the writer
 
     def _emit_run_start(self, resumed_from: str | None, devices: list[str]) -> None:
         cfg = self.cfg
@@ -480,6 +577,7 @@ class Trainer:
                 moved_aside=self._moved_aside,
             )
         )
+        self._run_started = True
         for bad, reason in self._skipped:
             self._emit(
                 ev.Alert(
@@ -507,12 +605,17 @@ class Trainer:
         with self._autocast():
             fake = self.g(mel)
 
+        # D's state before this step's forwards and update, restored if the step is bad.
+        self._rollback_d.capture()
         # Discriminators on detached fake audio (real and fake in one batched pass).
         self.d_raw.requires_grad_(True)
         with self._autocast():
             real_logits, fake_logits, _, _ = self.d(audio, fake.detach())
         loss_d = hifigan_discriminator_loss(real_logits, fake_logits).total
-        bad_d, norm_d = self._update(self.opt_d, self.d_raw, loss_d)
+        # D steps before G's loss is known (G trains against the updated D, as in the
+        # reference); if G's half turns out non-finite, D's update is rolled back below.
+        bad_d, norm_d = self._backward(self.opt_d, self.d_raw, loss_d)
+        self._apply(self.opt_d, bad_d)
 
         # Generator: the real half needs no graph and D needs no weight gradients.
         self.d_raw.requires_grad_(False)
@@ -530,9 +633,14 @@ class Trainer:
             lambda_adv=self.cfg.loss.lambda_adv,
             lambda_fm=self.cfg.loss.lambda_fm,
         )
-        bad_g, norm_g = self._update(self.opt_g, self.g_raw, gl.total)
-        self.d_raw.requires_grad_(True)
+        bad_g, norm_g = self._backward(self.opt_g, self.g_raw, gl.total)
+        # A non-finite step changes neither network nor either optimizer: G is skipped
+        # when either half is bad, and D (weights, Adam state, spectral-norm vectors) is
+        # put back as it was before the step (its own update was already skipped if bad).
         bad = torch.maximum(bad_d, bad_g)
+        self._apply(self.opt_g, bad)
+        self._rollback_d.undo_where(bad)
+        self.d_raw.requires_grad_(True)
         return torch.stack(
             [
                 gl.total.detach().float(),
@@ -550,13 +658,12 @@ class Trainer:
         # The G step bypasses D's DDP wrapper: D takes no gradient there, so no all-reduce.
         return self._score_fn(x)
 
-    def _update(
+    def _backward(
         self, opt: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor
-    ) -> torch.Tensor:
-        """Backward + step; a non-finite loss or gradient leaves the parameters unchanged.
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradients of ``loss`` (unscaled, clipped); returns (non-finite flag, grad norm).
 
-        Returns (skipped, grad norm) on the device; skipped is 1.0 when the update was dropped. With fused AdamW the skip
-        happens inside the optimizer kernel (``found_inf``), so no host sync is needed.
+        Both on the device; the flag is 1.0 when the loss or a gradient is not finite.
         """
         opt.zero_grad(set_to_none=True)
         clip = self.cfg.optim.grad_clip
@@ -564,21 +671,25 @@ class Trainer:
         if self.precision == "fp16":
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(opt)
-            norm = self._grad_norm(params, clip)
-            bad = (~torch.isfinite(loss.detach()) | ~torch.isfinite(norm)).float()
-            self.scaler.step(opt)
-            self.scaler.update()
-            return bad, norm
-        loss.backward()
+        else:
+            loss.backward()
         norm = self._grad_norm(params, clip)
         bad = (~torch.isfinite(loss.detach()) | ~torch.isfinite(norm)).float()
-        if self.fused:
+        return bad, norm
+
+    def _apply(self, opt: torch.optim.Optimizer, bad: torch.Tensor) -> None:
+        """Step ``opt`` unless ``bad``: with fused AdamW the skip happens inside the kernel
+        (``found_inf``), so no host sync is needed; the other paths sync anyway."""
+        if self.precision == "fp16":
+            if not bool(bad.item()):
+                self.scaler.step(opt)
+            self.scaler.update()
+        elif self.fused:
             opt.found_inf = bad  # type: ignore[attr-defined]
             opt.grad_scale = None  # type: ignore[attr-defined]
             opt.step()
         elif not bool(bad.item()):
             opt.step()
-        return bad, norm
 
     @staticmethod
     def _grad_norm(params: list[nn.Parameter], clip: float | None) -> torch.Tensor:
@@ -607,10 +718,12 @@ class Trainer:
             errs.append(torch.nn.functional.l1_loss(self.mel(fake), true_mel).item())
             recons.append(self.recon(fake, audio).item())
             if i < self.cfg.log.val_samples:
-                out_dir.mkdir(parents=True, exist_ok=True)
+                with _storage("create", out_dir):
+                    out_dir.mkdir(parents=True, exist_ok=True)
                 for tag, wav in (("gen", fake), ("gt", audio)):
                     p = out_dir / f"{item.id}_{tag}.wav"
-                    write_wav(p, wav.view(-1).cpu().numpy(), sr)
+                    with _storage("write sample", p):
+                        write_wav(p, wav.view(-1).cpu().numpy(), sr)
                     written.append(str(p.relative_to(self.run_dir)))
         g.train()
         losses = {
@@ -686,7 +799,7 @@ class Trainer:
         status, reason, code = ev.STATUS_COMPLETED, "target step reached", ev.EXIT_OK
         if self.pos.step >= self.target_step:
             log.info("already at step %d >= target %d", self.pos.step, self.target_step)
-        done = self.pos.step >= self.target_step
+        done = self.pos.step >= self.target_step or self._failure is not None
         while not done:
             self.sampler.set_epoch(self.pos.epoch)
             self.sampler.set_start(self.pos.batch_in_epoch)
@@ -723,7 +836,7 @@ class Trainer:
                             f"(limit {cfg.train.max_nonfinite_steps})"
                         )
                         log.error(reason)
-                        self.stop.signum = -1
+                        self.stop.request(-1)
                     if vals is not None:
                         self._log_step(vals, t_acc / n_acc, per_step)
                         acc.zero_()
@@ -731,8 +844,13 @@ class Trainer:
                 else:
                     t_acc += time.perf_counter() - t0
                 stopping = self.agree(self.stop.set)
-                if self.is_main and code == ev.EXIT_OK:
-                    self._periodic(step, consec_bad)
+                if self.is_main and code == ev.EXIT_OK and self._failure is None:
+                    try:
+                        self._periodic(step, consec_bad)
+                    except StorageError as e:
+                        self._fail(e)
+                        # Alone, stop at this step; ranks stop together at the next one.
+                        stopping = stopping or not self.dist.enabled
                 if stopping:
                     self.stop.signum = self.stop.signum or -1  # agreed: another rank's signal
                 if stopping or step >= self.target_step:
@@ -744,18 +862,45 @@ class Trainer:
                 self.sched_g.step()
                 self.sched_d.step()
         self.agree.drain()
-        if self.stop.set and code == ev.EXIT_OK:
+        if self._failure is not None:
+            status, reason, code = ev.STATUS_FAILED, str(self._failure), ev.EXIT_STORAGE
+            self._save_after_failure(self._failure)
+        elif self.stop.set and code == ev.EXIT_OK:
             status = ev.STATUS_STOPPED
-            reason = (
-                f"stopped by {signal.Signals(self.stop.signum).name}"
-                if self.stop.signum and self.stop.signum > 0
-                else "stopped by another rank"
-            )
+            reason = f"stopped by {signal_name(self.stop.signum)}"
+            log.info("stopping at step %d (%s)", self.pos.step, reason)
         if self.is_main and code == ev.EXIT_OK and self._last_ckpt_step != self.pos.step:
-            self.save()
-        self._emit(ev.RunEnd(step=self.pos.step, status=status, reason=reason, exit_code=code))
+            self._save()
+        self._end(status, reason, code)
         log.info("run end at step %d: %s (%s)", self.pos.step, status, reason)
         return code
+
+    def _save(self) -> None:
+        """save(), with a failed write reported as one StorageError naming the checkpoint."""
+        path = rundir.checkpoint_paths(self.run_dir, self.pos.step)[0]
+        with _storage("save checkpoint", path, during_save=True):
+            self.save()
+
+    def _save_after_failure(self, failure: StorageError) -> None:
+        """After a failed sample or log write, still try to keep the steps trained so far.
+
+        Not after a failed checkpoint save (the disk just refused one), nor when this session
+        trained nothing. The save is atomic, so on a full disk it fails without touching the
+        last verified checkpoint.
+        """
+        if (
+            not self.is_main
+            or failure.during_save
+            or self.pos.step <= self._start_step
+            or self._last_ckpt_step == self.pos.step
+        ):
+            return
+        try:
+            self._save()
+        except TrainerError as e:
+            log.warning("no final checkpoint: %s", e)
+        else:
+            log.info("saved a final checkpoint at step %d", self.pos.step)
 
     def _periodic(self, step: int, consec_bad: torch.Tensor) -> None:
         cfg = self.cfg
@@ -772,7 +917,7 @@ class Trainer:
                     )
                 )
             else:
-                self.save()
+                self._save()
         me = cfg.checkpoint.milestone_every
         if me and step % me == 0:
             self._emit(
@@ -802,12 +947,23 @@ class Trainer:
 
     def close(self, restore_signals: bool = True) -> None:
         # Handlers stay in place until everything is closed: a late second signal must not
-        # interrupt the run_end record or the lock release.
+        # interrupt the run_end record or the lock release. Each part is released even when
+        # an earlier one fails (a full or failing disk), so no stale PID file is left.
         if self.writer is not None:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except OSError as e:
+                if self._failure is None:
+                    log.warning("%s", e)
         if self.lock is not None:
-            self.lock.release()
-        dist_mod.shutdown()
+            try:
+                self.lock.release()
+            except OSError as e:
+                log.warning("cannot release the run lock in %s: %s", self.run_dir, e.strerror)
+        try:
+            dist_mod.shutdown()
+        except Exception as e:  # noqa: BLE001 - teardown: report, never mask the exit code
+            log.warning("process group shutdown failed: %s", e)
         if restore_signals:
             self.stop.uninstall()
 
@@ -821,42 +977,42 @@ def train(
     target_step: int | None = None,
     restore_signals: bool = True,
     new_branch: bool = False,
+    stop: StopFlag | None = None,
 ) -> int:
     """Run a training job end to end; returns the exit code (see trainer.events.EXIT_*).
 
     The CLI passes ``restore_signals=False``: a process that is exiting keeps ignoring
-    further SIGTERM/SIGINT instead of dying mid-teardown.
+    further SIGTERM/SIGINT instead of dying mid-teardown. It also passes the ``stop`` flag
+    it installed before importing torch, so a signal during start-up is not lost.
     """
     t = Trainer(
-        cfg, run_dir, config_path, resume=resume, target_step=target_step, new_branch=new_branch
+        cfg,
+        run_dir,
+        config_path,
+        resume=resume,
+        target_step=target_step,
+        new_branch=new_branch,
+        stop=stop,
     )
     try:
         t.setup()
         return t.run()
+    except StopRequested as e:
+        reason = f"stopped by {signal_name(e.signum)} during start-up"
+        log.warning("%s; nothing was trained", reason)
+        t._end(ev.STATUS_STOPPED, reason, ev.EXIT_OK)
+        return ev.EXIT_OK
     except TrainerError as e:
         log.error("%s", e)
-        if t.writer is not None:
-            t._emit(
-                ev.RunEnd(
-                    step=t.last_step(),
-                    status=ev.STATUS_FAILED,
-                    reason=str(e),
-                    exit_code=e.exit_code,
-                )
-            )
+        t._end(ev.STATUS_FAILED, str(e), e.exit_code)
         return e.exit_code
+    except ev.EventWriteError as e:  # the log refused run_start or an early record
+        log.error("storage error: %s", e)
+        t._end(ev.STATUS_FAILED, str(e), ev.EXIT_STORAGE)
+        return ev.EXIT_STORAGE
     except Exception as e:
         log.exception("training failed")
-        if t.writer is not None:
-            t._emit(
-                ev.RunEnd(
-                    step=t.last_step(),
-                    status=ev.STATUS_FAILED,
-                    reason=f"{type(e).__name__}: {e}",
-                    exit_code=ev.EXIT_FAILED,
-                )
-            )
+        t._end(ev.STATUS_FAILED, f"{type(e).__name__}: {e}", ev.EXIT_FAILED)
         return ev.EXIT_FAILED
     finally:
         t.close(restore_signals)
-        sys.stdout.flush()

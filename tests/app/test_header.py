@@ -8,8 +8,17 @@ from trainer import events as ev
 
 
 def _start(world: int, device: str) -> dict:
-    return ev.RunStart(run_id="r1", pid=1234, config_path="c.yaml", start_step=0, target_step=100,
-                       world_size=world, device=device, versions={}, run_name="ljs").to_record(1.0)
+    return ev.RunStart(
+        run_id="r1",
+        pid=1234,
+        config_path="c.yaml",
+        start_step=0,
+        target_step=100,
+        world_size=world,
+        device=device,
+        versions={},
+        run_name="ljs",
+    ).to_record(1.0)
 
 
 def test_header_shows_ranks_for_ddp_runs() -> None:

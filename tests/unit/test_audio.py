@@ -220,3 +220,17 @@ def test_mel_survives_a_parent_module_cast_to_half():
     out = m.half()(x.half())
     assert out.dtype == torch.float32
     assert (out - ref).abs().max() < 0.05
+
+
+def test_write_wav_follows_the_umask_and_leaves_no_temp(tmp_path):
+    import os
+
+    from trainer.audio import write_wav
+
+    old = os.umask(0o022)
+    try:
+        write_wav(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.wav").stat().st_mode & 0o777 == 0o644  # mkstemp made it 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["a.wav"]

@@ -76,8 +76,17 @@ def test_missing_file(tmp_path: Path) -> None:
         C.load(tmp_path / "nope.yaml")
 
 
-def test_empty_file_gives_defaults(tmp_path: Path) -> None:
-    cfg = C.load(_write(tmp_path, ""))
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_empty_file_is_refused(tmp_path: Path, text: str) -> None:
+    # An empty file is a mistake (a truncated copy, the wrong path), not "all defaults".
+    p = _write(tmp_path, text)
+    with pytest.raises(C.ConfigError, match="config file is empty") as e:
+        C.load(p)
+    assert str(p) in str(e.value)
+
+
+def test_an_explicit_empty_mapping_gives_defaults(tmp_path: Path) -> None:
+    cfg = C.load(_write(tmp_path, "{}\n"))
     assert cfg == C.Config()
     assert cfg.loss.stft_resolutions == ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
 

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from trainer.config import AudioConfig, DataConfig
+from trainer.config import AudioConfig, Config, DataConfig, LossConfig, TrainConfig
 from trainer.data import (
     Corpus,
     DataError,
@@ -34,6 +34,16 @@ AUDIO = AudioConfig(
     fmax=8000.0,
     segment_size=1024,
 )
+
+
+def _load(data: DataConfig, audio: AudioConfig = AUDIO, batch_size: int = 1) -> Corpus:
+    cfg = Config(
+        audio=audio,
+        data=data,
+        loss=LossConfig(stft_resolutions=((256, 64, 256),)),
+        train=TrainConfig(batch_size=batch_size),
+    )
+    return Corpus.load(cfg)
 
 
 def ramp_clip(i: int, n: int) -> np.ndarray:
@@ -115,22 +125,22 @@ def test_missing_wavs_are_listed(tmp_path):
     for i in (3, 4, 5, 6, 7, 8, 9):
         (tmp_path / "c" / "wavs" / f"U{i:03d}.wav").unlink()
     with pytest.raises(DataError) as e:
-        Corpus.load(cfg, AUDIO)
+        _load(cfg)
     msg = str(e.value)
     assert "7 of 10" in msg and "U003.wav" in msg and "U007.wav" in msg and "and 2 more" in msg
 
 
 def test_split_is_deterministic_disjoint_and_order_independent(tmp_path):
     cfg = make_corpus(tmp_path / "c", [2000] * 20)
-    a, b = Corpus.load(cfg, AUDIO), Corpus.load(cfg, AUDIO)
+    a, b = _load(cfg), _load(cfg)
     ids = lambda us: [u.id for u in us]  # noqa: E731
     assert ids(a.train) == ids(b.train) and ids(a.val) == ids(b.val)
     assert len(a.val) == 2 and not set(ids(a.train)) & set(ids(a.val))
     assert set(ids(a.train)) | set(ids(a.val)) == {f"U{i:03d}" for i in range(20)}
     meta = tmp_path / "c" / "metadata.csv"
     meta.write_text("\n".join(reversed(meta.read_text().splitlines())) + "\n")
-    assert ids(Corpus.load(cfg, AUDIO).val) == ids(a.val)
-    other = Corpus.load(dataclasses.replace(cfg, split_seed=8, val_size=5), AUDIO)
+    assert ids(_load(cfg).val) == ids(a.val)
+    other = _load(dataclasses.replace(cfg, split_seed=8, val_size=5))
     assert ids(other.val) != ids(a.val)[:5] and len(other.val) == 5
 
 
@@ -139,18 +149,18 @@ def test_corpus_rejects_stereo_wrong_rate_tiny_and_too_few(tmp_path):
     wavs = tmp_path / "c" / "wavs"
     sf.write(wavs / "U001.wav", np.zeros((2000, 2), np.float32), SR)
     with pytest.raises(DataError, match=r"U001\.wav: has 2 channels"):
-        Corpus.load(cfg, AUDIO)
+        _load(cfg)
     sf.write(wavs / "U001.wav", np.zeros(2000, np.float32), 22050)
     with pytest.raises(DataError, match=r"U001\.wav: sample rate is 22050 Hz.*16000"):
-        Corpus.load(dataclasses.replace(cfg, resample=False), AUDIO)
-    assert Corpus.load(cfg, AUDIO).train  # resampled by default
+        _load(dataclasses.replace(cfg, resample=False))
+    assert _load(cfg).train  # resampled by default
     sf.write(wavs / "U001.wav", np.zeros(10, np.float32), SR)
     with pytest.raises(DataError, match=r"U001\.wav: only 10 samples"):
-        Corpus.load(cfg, AUDIO)
+        _load(cfg)
     with pytest.raises(DataError, match="val_size is 4"):
-        Corpus.load(dataclasses.replace(cfg, val_size=4), AUDIO)
+        _load(dataclasses.replace(cfg, val_size=4))
     with pytest.raises(DataError, match="corpus directory not found"):
-        Corpus.load(dataclasses.replace(cfg, corpus_dir=str(tmp_path / "nope")), AUDIO)
+        _load(dataclasses.replace(cfg, corpus_dir=str(tmp_path / "nope")))
 
 
 # ------------------------------------------------------------------------------ segments
@@ -158,7 +168,7 @@ def test_corpus_rejects_stereo_wrong_rate_tiny_and_too_few(tmp_path):
 
 def test_segments_are_real_slices_seeded_and_padded(tmp_path):
     cfg = make_corpus(tmp_path / "c", [5000, 6000, 700, 3000, 4000, 2500])
-    corpus = Corpus.load(cfg, AUDIO)
+    corpus = _load(cfg)
     ds = TrainDataset(corpus)
     assert ds.preloaded and len(ds) == 4
     for index, utt in enumerate(corpus.train):
@@ -184,7 +194,7 @@ def test_segments_are_real_slices_seeded_and_padded(tmp_path):
 def test_lazy_reading_equals_preloaded_including_resampled(tmp_path):
     cfg = make_corpus(tmp_path / "c", [5000, 6000, 700, 3000, 4000, 2500])
     sf.write(tmp_path / "c" / "wavs" / "U002.wav", ramp_clip(2, 9000), 22050, subtype="FLOAT")
-    corpus = Corpus.load(cfg, AUDIO)
+    corpus = _load(cfg)
     eager, lazy = TrainDataset(corpus, preload=True), TrainDataset(corpus, preload=False)
     assert not lazy.preloaded
     for index in range(len(eager)):
@@ -269,7 +279,7 @@ def test_sampler_rejects_corpus_smaller_than_a_batch():
 
 def test_dataloader_with_persistent_workers_matches_single_process(tmp_path):
     cfg = make_corpus(tmp_path / "c", [3000 + 100 * i for i in range(12)])
-    ds = TrainDataset(Corpus.load(cfg, AUDIO))
+    ds = TrainDataset(_load(cfg))
 
     def run(num_workers: int) -> list[torch.Tensor]:
         sampler = ResumableBatchSampler(len(ds), 3, seed=4)
@@ -301,7 +311,7 @@ def test_dataloader_with_persistent_workers_matches_single_process(tmp_path):
 
 def test_precomputed_mel_segments_align_with_audio(tmp_path):
     cfg = make_corpus(tmp_path / "c", [5000, 6000, 700, 3000, 4000, 2500], mels=tmp_path / "m")
-    corpus = Corpus.load(cfg, AUDIO)
+    corpus = _load(cfg)
     assert corpus.has_mels
     for preload in (True, False):
         ds = TrainDataset(corpus, preload=preload)
@@ -325,20 +335,20 @@ def test_precomputed_mel_errors_name_the_file(tmp_path):
     cfg = make_corpus(tmp_path / "c", [4000] * 4, mels=mels)
     np.save(mels / "U001.npy", np.zeros((15, 31), np.float32))
     with pytest.raises(DataError, match=r"U001\.npy: mel shape \(15, 31\)"):
-        Corpus.load(cfg, AUDIO)
+        _load(cfg)
     np.save(mels / "U001.npy", np.zeros((16, 20), np.float32))
     with pytest.raises(DataError, match=r"U001\.npy: mel has 20 frames.*31"):
-        Corpus.load(cfg, AUDIO)
+        _load(cfg)
     np.save(mels / "U001.npy", np.zeros((1, 16, 32), np.float32))  # [1, n_mels, T] + 1 frame
-    assert Corpus.load(cfg, AUDIO).has_mels
+    assert _load(cfg).has_mels
     (mels / "U001.npy").unlink()
     with pytest.raises(DataError, match=r"U001\.npy: precomputed mel not found"):
-        Corpus.load(cfg, AUDIO)
+        _load(cfg)
     (mels / "U001.npy").write_bytes(b"not numpy")
-    with pytest.raises(DataError, match=r"U001\.npy: cannot read"):
-        Corpus.load(cfg, AUDIO)
+    with pytest.raises(DataError, match=r"\[mels\] \S*U001\.npy: not a \.npy file"):
+        _load(cfg)
     with pytest.raises(DataError, match="mel directory not found"):
-        Corpus.load(dataclasses.replace(cfg, mels_dir=str(tmp_path / "nomels")), AUDIO)
+        _load(dataclasses.replace(cfg, mels_dir=str(tmp_path / "nomels")))
 
 
 # ------------------------------------------------------------------------------ validation
@@ -346,7 +356,7 @@ def test_precomputed_mel_errors_name_the_file(tmp_path):
 
 def test_validation_set_is_whole_trimmed_and_ordered(tmp_path):
     cfg = make_corpus(tmp_path / "c", [5000, 6000, 700, 3000, 4000, 2500], mels=tmp_path / "m")
-    corpus = Corpus.load(dataclasses.replace(cfg, val_size=3), AUDIO)
+    corpus = _load(dataclasses.replace(cfg, val_size=3))
     val = ValidationSet(corpus)
     assert [v.id for v in val] == sorted(u.id for u in corpus.val)
     for item, utt in zip(val, corpus.val, strict=True):

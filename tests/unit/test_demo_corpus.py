@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from trainer.config import AudioConfig, DataConfig
+from trainer.config import AudioConfig, Config, DataConfig
 from trainer.data import Corpus, parse_metadata
 from trainer.demo_corpus import MARKER, DemoCorpusError, ensure_demo_corpus, main
 
@@ -129,5 +129,5 @@ def test_cli_and_corpus_load_with_demo_flag(tmp_path, capsys):
         sample_rate=SR, n_fft=512, win_length=512, hop_length=128, n_mels=64, segment_size=4096
     )
     data = DataConfig(corpus_dir=str(tmp_path / "auto"), demo=True, val_size=4)
-    c = Corpus.load(data, audio)
+    c = Corpus.load(Config(audio=audio, data=data))
     assert len(c.train) == 44 and len(c.val) == 4

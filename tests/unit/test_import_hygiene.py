@@ -21,8 +21,10 @@ MODULES = [
     "nal_tui.series",
     "nal_tui.state",
     "trainer.config",
+    "trainer.corpus",
     "trainer.events",
     "trainer.rundir",
+    "trainer.signals",
 ]
 HEAVY = ("torch", "numpy", "soundfile")
 
