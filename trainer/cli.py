@@ -1,4 +1,4 @@
-"""``nal-train``: train a HiFi-GAN vocoder, or print model sizes."""
+"""``nal-train``: train a HiFi-GAN vocoder, vocode or export with it, or print model sizes."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--target-step", type=int, help="train up to this step (overrides max_steps)")
     s = sub.add_parser("summary", help="print parameter counts as JSON")
     s.add_argument("--config", type=Path, required=True)
+    from trainer import export, vocode  # torch-free until their commands run
+
+    vocode.add_parser(sub)
+    export.add_parser(sub)
     return p
 
 
@@ -114,6 +118,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(args, "func"):  # subcommands registered by their own modules
+        return args.func(args)
     if args.cmd == "summary":
         return _cmd_summary(args)
     return _cmd_train(args)
