@@ -93,6 +93,18 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cast_generator(generator: Generator, precision: str, device: torch.device) -> Generator:
+    """The generator in ``precision`` (fp32 default; bf16 on CPU or GPU; fp16 on CUDA only)."""
+    if precision not in PRECISIONS:
+        raise InferenceError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise InferenceError("--precision fp16 needs CUDA (use bf16 or fp32 on the CPU)")
+    return generator.to(PRECISIONS[precision])
+
+
 def prepare_for_inference(generator: Generator) -> Generator:
     """Eval mode, weight norm folded into plain weights, parameters frozen (in place)."""
     generator.eval()
@@ -240,12 +252,12 @@ def vocode_batch(
     last few milliseconds of a padded item may differ slightly from vocoding it alone (the
     convolutions there see silence instead of zeros).
     """
-    device = next(generator.parameters()).device
+    w = next(generator.parameters())
     longest = max(int(m.shape[-1]) for m in mels)
     batch = torch.full((len(mels), mels[0].shape[0], longest), SILENCE, dtype=torch.float32)
     for i, m in enumerate(mels):
         batch[i, :, : m.shape[-1]] = m
-    audio = generator(batch.to(device)).float().cpu().numpy()[:, 0]
+    audio = generator(batch.to(w.device, w.dtype)).float().cpu().numpy()[:, 0]
     return [audio[i, : int(m.shape[-1]) * hop].copy() for i, m in enumerate(mels)]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -253,6 +254,7 @@ class QualityScorer:
                 note_once(m, self.skipped[m])
         self._values: dict[str, list[float]] = {m: [] for m in self.active}
         self.unscored: dict[str, int] = {m: 0 for m in self.active}
+        self.seconds: dict[str, float] = {m: 0.0 for m in self.active}  # time spent per metric
 
     def score(
         self, pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray
@@ -260,6 +262,7 @@ class QualityScorer:
         """Every active metric for one utterance (None where the metric cannot score it)."""
         out: dict[str, float | None] = {}
         for m in self.active:
+            t0 = time.perf_counter()
             if m == MEL_L1:
                 v: float | None = mel_l1(pred, target, self.mel_fn)
             elif m == MSTFT:
@@ -268,6 +271,7 @@ class QualityScorer:
                 v = pesq_wb(pred, target, self.sample_rate)
             else:
                 v = stoi(pred, target, self.sample_rate)
+            self.seconds[m] += time.perf_counter() - t0
             out[m] = v
             if v is None:
                 self.unscored[m] += 1

@@ -37,6 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     v.add_argument("--out", type=Path, required=True, help="output directory (created)")
     v.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    v.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16"),
+        help="inference precision (default fp32; bf16 is faster where the CPU or GPU has it; "
+        "fp16 on CUDA only)",
+    )
     v.add_argument("--batch", type=int, default=1, help="files per forward pass (default 1)")
     v.add_argument("--threads", type=int, help="CPU threads (default: one per physical core)")
     v.set_defaults(func=run)
@@ -114,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         device = inf.resolve_device(args.device)
         threads = inf.set_threads(args.threads)
         loaded = inf.load_generator(run_dir, args.checkpoint, device)
+        inf.cast_generator(loaded.generator, args.precision, device)
     except inf.InferenceError as e:
         return fail(str(e))
     except CheckpointError as e:
@@ -133,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - t_load
     print(
         f"checkpoint {loaded.checkpoint.path} (step {loaded.step}, sha256 {loaded.sha256[:12]}); "
-        f"{cfg.audio.sample_rate} Hz, device {device}"
+        f"{cfg.audio.sample_rate} Hz, device {device}, {args.precision}"
         + (f", {threads} threads" if device.type == "cpu" else "")
         + f"; loaded in {load_s:.2f} s"
     )

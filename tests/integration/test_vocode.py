@@ -171,3 +171,32 @@ def test_a_briefly_trained_model_copies_speech_better_than_an_untrained_one(
         scores[name] = s.result()
     assert scores["trained"][M.MEL_L1] < 0.7 * scores["untrained"][M.MEL_L1], scores
     assert scores["trained"][M.MSTFT] < scores["untrained"][M.MSTFT], scores
+
+
+def test_help_lists_vocode_and_export_without_importing_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, contextlib, io\n"
+        "from trainer import cli\n"
+        "buf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):\n"
+        "    cli.main(['--help'])\n"
+        "print('vocode' in buf.getvalue() and 'export' in buf.getvalue(), 'torch' in sys.modules)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.split() == ["True", "False"], p.stdout + p.stderr
+
+
+def test_bf16_inference_is_close_to_fp32_and_fp16_needs_cuda(run_dir, tmp_path, capsys) -> None:
+    src = _wav(tmp_path / "clip.wav", 1.0)
+    base = ["--run-dir", str(run_dir), str(src), "--device", "cpu"]
+    assert _vocode(*base, "--out", str(tmp_path / "a")) == ev.EXIT_OK
+    assert _vocode(*base, "--out", str(tmp_path / "b"), "--precision", "bf16") == ev.EXIT_OK
+    a, _ = sf.read(tmp_path / "a" / "clip.wav")
+    b, _ = sf.read(tmp_path / "b" / "clip.wav")
+    assert len(a) == len(b) and np.max(np.abs(a - b)) < 0.01
+    capsys.readouterr()
+    assert _vocode(*base, "--out", str(tmp_path / "c"), "--precision", "fp16") == ev.EXIT_USAGE
+    assert "fp16 needs CUDA" in capsys.readouterr().err
