@@ -34,7 +34,12 @@ def test_every_package_the_check_installs_is_fetched() -> None:
 def test_cpu_dry_run(tmp_path: Path) -> None:
     """Every mode of the GPU check on CPU with tiny sizes: trains, vocodes, validates, prints."""
     report = tmp_path / "report.json"
-    env = dict(os.environ, PYTHON=sys.executable, SITE=str(tmp_path / "site"))
+    # TorchDynamo off: the compile mode still goes through torch.compile and the trainer's
+    # compile path, without inductor's many-minute C++ builds on a 2-core CPU (what rots
+    # here is the script, not inductor).
+    env = dict(
+        os.environ, PYTHON=sys.executable, SITE=str(tmp_path / "site"), TORCHDYNAMO_DISABLE="1"
+    )
     args = ["--device", "cpu", "--configs", "demo", "--steps", "2", "--batch", "2"]
     args += ["--val-utts", "1", "--budget", "100000", "--json", str(report)]
     p = subprocess.run(
