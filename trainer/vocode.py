@@ -145,7 +145,10 @@ def run(args: argparse.Namespace) -> int:
         + (f", {threads} threads" if device.type == "cpu" else "")
         + f"; loaded in {load_s:.2f} s"
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return fail(f"--out {out_dir}: cannot create ({e.strerror or e})", ev.EXIT_FAILED)
     sr, hop = cfg.audio.sample_rate, cfg.audio.hop_length
     t0 = time.perf_counter()
     results = inf.vocode(loaded.generator, items, sr, hop, batch_size=args.batch)
@@ -154,8 +157,11 @@ def run(args: argparse.Namespace) -> int:
     mode = _umask_mode()
     for r in results:
         target = out_dir / f"{r.item.name}.wav"
-        write_wav(target, r.audio, sr)
-        os.chmod(target, mode)  # write_wav's temp file is 0600; outputs follow the umask
+        try:
+            write_wav(target, r.audio, sr)
+            os.chmod(target, mode)  # write_wav's temp file is 0600; outputs follow the umask
+        except OSError as e:
+            return fail(f"{target}: cannot write ({e.strerror or e})", ev.EXIT_FAILED)
         print(
             f"{str(r.item.source):<{width}}  -> {target}  {r.duration:7.2f} s  "
             f"RTF {r.rtf:.4f} ({1 / r.rtf if r.rtf else float('inf'):.1f}x real time)"
