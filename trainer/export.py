@@ -289,10 +289,14 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    with torch.no_grad():  # not set_grad_enabled: run() is also called in-process
+        return _export(args, fmt, run_dir, out)
+
+
+def _export(args: argparse.Namespace, fmt: str, run_dir: Path, out: Path) -> int:
     from trainer import inference as inf
     from trainer.rundir import CheckpointError, atomic_write_text, temp_path_for
 
-    torch.set_grad_enabled(False)
     try:
         loaded = inf.load_generator(run_dir, args.checkpoint, "cpu")
         mels = parity_mels(loaded.cfg, args.input)

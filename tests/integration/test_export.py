@@ -56,6 +56,7 @@ def test_export_matches_eager_at_two_lengths_and_writes_the_sidecar(
 ) -> None:
     out = tmp_path / ("g.pt" if fmt == "torchscript" else "g.onnx")
     assert _export(run_dir, fmt, out) == ev.EXIT_OK
+    assert torch.is_grad_enabled()  # the command left this process's autograd alone
     printed = capsys.readouterr().out
     assert printed.count("max abs difference") == 2
 
