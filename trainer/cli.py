@@ -1,4 +1,5 @@
-"""``nal-train``: train a HiFi-GAN vocoder, verify a checkpoint, or print model sizes."""
+"""``nal-train``: train a HiFi-GAN vocoder, verify a checkpoint, vocode or export with it, or
+print model sizes."""
 
 from __future__ import annotations
 
@@ -49,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print one JSON object")
     s = sub.add_parser("summary", help="print parameter counts as JSON")
     s.add_argument("--config", type=Path, required=True)
+    from trainer import export, vocode  # torch-free until their commands run
+
+    vocode.add_parser(sub)
+    export.add_parser(sub)
     return p
 
 
@@ -210,6 +215,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(args, "func"):  # subcommands registered by their own modules
+        return args.func(args)
     if args.cmd == "summary":
         return _cmd_summary(args)
     if args.cmd == "verify":

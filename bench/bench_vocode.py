@@ -1,0 +1,386 @@
+"""Vocoding speed (real-time factor) of the V1/V2/V3 generators, and the cost of validation.
+
+Part 1, side by side in one process on the same mel: our generator in eager PyTorch, as
+TorchScript and under ONNX Runtime (the files ``nal-train export`` writes), and, with
+``--reference DIR`` (a checkout of jik876/hifi-gan that you supply; nothing of it is copied
+here), the reference's own inference path as its ``inference_e2e.py`` runs it: its
+``models.Generator(h)`` built from its ``config_v*.json``, ``eval()``, ``remove_weight_norm()``,
+``torch.no_grad()``, then the int16 conversion. Weights are random: RTF does not depend on
+them. Runs are interleaved round-robin and the median is reported, so a machine whose load
+drifts slows every variant alike.
+
+Part 2 (``--validation``): one validation with every metric (mel L1, M-STFT, PESQ, STOI and
+the reconstruction loss) on a V1-sized generator, measured on ``--val-utts`` generated
+utterances and scaled per second of audio to 100 LJSpeech-length utterances, against
+``val_every`` x the measured V1 training step time (or ``--step-time``).
+
+    python bench/bench_vocode.py --reference ~/src/hifi-gan
+    python bench/bench_vocode.py --configs v3 --seconds 2 --repeats 3
+    python bench/bench_vocode.py --validation --configs none --step-time 0.25 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import statistics
+import sys
+import tempfile
+import time
+import types
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from trainer import config as config_mod  # noqa: E402
+from trainer.inference import MelExtractor, prepare_for_inference, set_threads  # noqa: E402
+from trainer.models import Generator  # noqa: E402
+
+CONFIGS = {
+    "v1": "config/hifigan_v1.yaml",
+    "v2": "config/hifigan_v2.yaml",
+    "v3": "config/hifigan_v3.yaml",
+}
+REFERENCE_CONFIGS = {"v1": "config_v1.json", "v2": "config_v2.json", "v3": "config_v3.json"}
+LJSPEECH_MEAN_SECONDS = 6.57  # 13,100 clips, 23.9 h
+VAL_UTTERANCES = 100  # data.val_size in config/hifigan_v1.yaml
+MAX_WAV_VALUE = 32768.0  # the reference's int16 scaling (meldataset.MAX_WAV_VALUE)
+
+
+# ------------------------------------------------------------------------- the reference
+
+
+def load_reference(ref_dir: Path) -> types.ModuleType:
+    """Import the reference's ``models`` from the user's checkout (never copied here)."""
+    if not (ref_dir / "models.py").is_file():
+        raise SystemExit(f"--reference {ref_dir}: no models.py there (a jik876/hifi-gan checkout?)")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        # Its utils.py imports matplotlib for plotting, which inference never calls.
+        stub = types.ModuleType("matplotlib")
+        stub.use = lambda *a, **k: None  # type: ignore[attr-defined]
+        sys.modules["matplotlib"] = stub
+        sys.modules["matplotlib.pylab"] = types.ModuleType("matplotlib.pylab")
+        print("note: matplotlib is not installed; stubbed for the reference's plotting import")
+    sys.path.insert(0, str(ref_dir))
+    return importlib.import_module("models")
+
+
+def reference_runner(ref_dir: Path, models: types.ModuleType, name: str, device: torch.device):
+    import json
+
+    env = importlib.import_module("env")
+    h = env.AttrDict(json.loads((ref_dir / REFERENCE_CONFIGS[name]).read_text()))
+    g = models.Generator(h).to(device)
+    g.eval()
+    with _silence_stdout():
+        g.remove_weight_norm()  # prints "Removing weight norm..."
+
+    def run(mel: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():  # inference_e2e.py's path, per file
+            y = g(mel.to(device))
+            audio = y.squeeze() * MAX_WAV_VALUE
+            return audio.cpu().numpy().astype("int16")
+
+    return run
+
+
+class _silence_stdout:
+    def __enter__(self):
+        import io
+
+        self._old, sys.stdout = sys.stdout, io.StringIO()
+
+    def __exit__(self, *exc):
+        sys.stdout = self._old
+
+
+# ------------------------------------------------------------------------- ours
+
+
+def ours_eager(g: Generator, device: torch.device) -> Callable[[torch.Tensor], np.ndarray]:
+    def run(mel: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return g(mel.to(device)).float().cpu().numpy()
+
+    return run
+
+
+def _infer(g: torch.nn.Module, mel: torch.Tensor, device: torch.device) -> np.ndarray:
+    with torch.inference_mode():
+        w = next(g.parameters())
+        return g(mel.to(device, w.dtype)).float().cpu().numpy()
+
+
+def ours_exported(g: Generator, fmt: str, mel: torch.Tensor, work: Path, threads: int):
+    from trainer import export as ex
+
+    path = work / f"g_{id(g)}.{'pt' if fmt == 'torchscript' else 'onnx'}"
+    if fmt == "torchscript":
+        ex.export_torchscript(g, mel[..., :64], path)
+        runner = ex.load_runner(path, fmt)
+        return lambda m: runner(m.numpy())
+    ex.export_onnx(g, mel[..., :64], path)
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    s = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return lambda m: s.run(None, {"mel": m.numpy()})[0]
+
+
+def speech_mel(cfg: config_mod.Config, seconds: float) -> torch.Tensor:
+    from trainer.demo_corpus import synthesize_utterance
+
+    sr = cfg.audio.sample_rate
+    wav, _ = synthesize_utterance(np.random.default_rng(11), sr)
+    return MelExtractor(cfg).from_audio(np.resize(wav, int(seconds * sr)))[None]
+
+
+def time_variants(
+    variants: dict[str, Callable[[torch.Tensor], np.ndarray]],
+    mel: torch.Tensor,
+    repeats: int,
+    device: torch.device,
+) -> dict[str, float]:
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for run in variants.values():  # warm-up: allocations, kernel selection, and the
+        run(mel)  # TorchScript profiling executor, which optimises on its second call
+        run(mel)
+    for _ in range(repeats):
+        for name, run in variants.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            run(mel)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_rtf(args: argparse.Namespace, device: torch.device, threads: int) -> None:
+    ref_models = load_reference(args.reference) if args.reference else None
+    names = [c for c in args.configs.split(",") if c and c != "none"]
+    rows = []
+    bf16_err: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in names:
+            cfg = config_mod.load(ROOT / CONFIGS[name])
+            torch.manual_seed(0)
+            g = prepare_for_inference(Generator(cfg.generator, cfg.audio.n_mels)).to(device)
+            mel = speech_mel(cfg, args.seconds)
+            variants: dict[str, Callable] = {}
+            if ref_models is not None and name in args.reference_configs.split(","):
+                variants["reference (jik876, inference_e2e path)"] = reference_runner(
+                    args.reference, ref_models, name, device
+                )
+            variants["ours eager"] = ours_eager(g, device)
+            if device.type == "cpu":
+                variants["ours TorchScript"] = ours_exported(
+                    g, "torchscript", mel, Path(tmp), threads
+                )
+                if not args.no_onnx:
+                    variants["ours ONNX Runtime"] = ours_exported(
+                        g, "onnx", mel, Path(tmp), threads
+                    )
+            if not args.no_bf16:
+                gb = copy.deepcopy(g).to(torch.bfloat16)
+                variants["ours eager bf16 (--precision bf16)"] = lambda m, gb=gb: _infer(
+                    gb, m, device
+                )
+                with torch.inference_mode():
+                    err = (g(mel.to(device)) - gb(mel.to(device, torch.bfloat16)).float()).abs()
+                bf16_err[name] = float(err.max())
+            if args.ablation:
+                wn = Generator(cfg.generator, cfg.audio.n_mels).eval().to(device)
+                variants["ours eager, weight norm kept"] = ours_eager(wn, device)
+            medians = time_variants(variants, mel, args.repeats, device)
+            audio_s = mel.shape[-1] * cfg.audio.hop_length / cfg.audio.sample_rate
+            ref = next((v for k, v in medians.items() if k.startswith("reference")), None)
+            for k, t in medians.items():
+                rows.append((name.upper(), k, t / audio_s, audio_s / t, (ref / t) if ref else None))
+            print(f"... {name} done", file=sys.stderr)
+    print()
+    print(
+        f"Vocoding real-time factor: {args.seconds:.1f} s of 22.05 kHz speech, median of "
+        f"{args.repeats} interleaved runs, device {device}"
+        + (f", {threads} threads" if device.type == "cpu" else "")
+        + f", torch {torch.__version__}"
+    )
+    print(f"{'model':<6} {'variant':<40} {'RTF':>8} {'x real time':>12} {'vs reference':>13}")
+    for model, variant, rtf, xrt, vs in rows:
+        vs_s = f"{vs:.2f}x" if vs else "-"
+        print(f"{model:<6} {variant:<40} {rtf:>8.4f} {xrt:>12.1f} {vs_s:>13}")
+    for name, err in bf16_err.items():
+        print(f"bf16 vs fp32 output, {name.upper()}: max abs difference {err:.2g} (random weights)")
+    if ref_models is None:
+        print(
+            "(no --reference DIR: the reference rows need a checkout of jik876/hifi-gan; "
+            "it is imported from there, never copied into this project)"
+        )
+
+
+# ------------------------------------------------------------------------- validation cost
+
+
+def measure_step_time(device: torch.device, work: Path, steps: int) -> float:
+    """Median seconds per real V1 training step (batch 16, segment 8192) on ``device``."""
+    from trainer.demo_corpus import ensure_demo_corpus
+    from trainer.loop import Trainer
+
+    cfg = config_mod.load(ROOT / CONFIGS["v1"])
+    n = cfg.train.batch_size * (steps + 1) + 8  # one epoch covers every timed step
+    corpus = ensure_demo_corpus(work / "corpus_22050", cfg.audio.sample_rate, n_utterances=n)
+    cfg = config_mod.replace(
+        cfg,
+        data={"corpus_dir": str(corpus), "val_size": 4},
+        train={"device": device.type},
+        log={"log_every": 1, "val_every": 10**9},
+        checkpoint={"every": 10**9, "milestone_every": 0},
+    )
+    t = Trainer(cfg, work / "run_v1", "bench", target_step=10**9)
+    t.setup()
+    try:
+        times = []
+        it = iter(t.loader)
+        for i in range(steps + 1):
+            batch = next(it)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            t.train_step(batch).tolist()
+            if i:  # the first step is warm-up
+                times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+    finally:
+        t.close()
+
+
+def measure_validation(device: torch.device, work: Path, n_utts: int) -> tuple[float, float, dict]:
+    """(seconds, seconds of audio, breakdown) of one validation of ``n_utts`` utterances."""
+    from trainer import metrics as M
+    from trainer.audio import MelSpectrogram
+    from trainer.demo_corpus import synthesize_utterance
+    from trainer.losses import multi_resolution_stft_loss
+
+    cfg = config_mod.load(ROOT / CONFIGS["v1"])
+    sr = cfg.audio.sample_rate
+    torch.manual_seed(0)
+    g = Generator(cfg.generator, cfg.audio.n_mels).to(device).eval()  # as validation runs it
+    mel_fn = MelSpectrogram(cfg.audio).to(device)
+    scorer = M.QualityScorer(sr, mel_fn)
+    rng = np.random.default_rng(5)
+    clips = []
+    for _ in range(n_utts):
+        wav, _ = synthesize_utterance(rng, sr)
+        n = len(wav) // cfg.audio.hop_length * cfg.audio.hop_length
+        clips.append(torch.from_numpy(wav[:n].copy())[None, None])
+    parts = {"generator": 0.0, "recon loss": 0.0, "metrics": 0.0}
+    audio_s = sum(c.shape[-1] for c in clips) / sr
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    with torch.no_grad():
+        g(mel_fn(clips[0].to(device)))  # warm-up
+        for clip in clips:
+            audio = clip.to(device)
+            sync()
+            t0 = time.perf_counter()
+            fake = g(mel_fn(audio)).float()
+            sync()
+            t1 = time.perf_counter()
+            multi_resolution_stft_loss(fake, audio, cfg.loss.stft_resolutions).item()
+            t2 = time.perf_counter()
+            scorer.score(fake, audio)
+            t3 = time.perf_counter()
+            parts["generator"] += t1 - t0
+            parts["recon loss"] += t2 - t1
+            parts["metrics"] += t3 - t2
+    parts["per-metric note"] = ", ".join(f"{m} {t:.2f} s" for m, t in scorer.seconds.items()) + (
+        f"; skipped: {', '.join(scorer.skipped)}" if scorer.skipped else ""
+    )
+    return sum(v for v in parts.values() if isinstance(v, float)), audio_s, parts
+
+
+def bench_validation(args: argparse.Namespace, device: torch.device) -> None:
+    cfg = config_mod.load(ROOT / CONFIGS["v1"])
+    val_every = cfg.log.val_every
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        total, audio_s, parts = measure_validation(device, work, args.val_utts)
+        if args.step_time:
+            step_t, how = args.step_time, "given (--step-time)"
+        else:
+            step_t = measure_step_time(device, work, args.train_steps)
+            how = f"measured, median of {args.train_steps} V1 steps at batch 16"
+    target_audio = VAL_UTTERANCES * LJSPEECH_MEAN_SECONDS
+    scale = target_audio / audio_s
+    val_s = total * scale
+    between = val_every * step_t
+    print()
+    print(f"Validation cost, V1 generator, device {device}, torch {torch.__version__}")
+    print(
+        f"  measured: {args.val_utts} utterances, {audio_s:.1f} s of audio in {total:.2f} s "
+        f"(generator {parts['generator']:.2f} s, reconstruction loss {parts['recon loss']:.2f} s, "
+        f"metrics {parts['metrics']:.2f} s: {parts['per-metric note']})"
+    )
+    print(
+        f"  scaled to {VAL_UTTERANCES} LJSpeech-length utterances ({target_audio:.0f} s of audio, "
+        f"x{scale:.1f} per second of audio): {val_s:.1f} s per validation "
+        f"(metrics alone {parts['metrics'] * scale:.1f} s)"
+    )
+    print(
+        f"  training step: {step_t:.3f} s ({how}); val_every {val_every} -> "
+        f"{between:.0f} s between validations"
+    )
+    ratio = val_s / between
+    print(
+        f"  validation / time between validations = {100 * ratio:.2f} % "
+        f"({'within' if ratio <= 0.10 else 'ABOVE'} the 10 % budget)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--reference", type=Path, help="a jik876/hifi-gan checkout (you supply it)")
+    p.add_argument("--configs", default="v1,v2,v3", help="comma list of v1,v2,v3 (or none)")
+    p.add_argument("--reference-configs", default="v1,v3", help="which configs get a reference row")
+    p.add_argument("--seconds", type=float, default=4.0, help="audio length vocoded per run")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--no-onnx", action="store_true")
+    p.add_argument("--no-bf16", action="store_true", help="skip the bf16 rows")
+    p.add_argument("--ablation", action="store_true", help="also time eager with weight norm kept")
+    p.add_argument("--validation", action="store_true", help="also measure validation cost")
+    p.add_argument("--val-utts", type=int, default=8, help="utterances actually validated")
+    p.add_argument("--train-steps", type=int, default=2, help="V1 steps timed (after 1 warm-up)")
+    p.add_argument("--step-time", type=float, help="use this V1 step time (s) instead of measuring")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    threads = set_threads(args.threads)
+    if args.configs != "none":
+        bench_rtf(args, device, threads)
+    if args.validation:
+        bench_validation(args, device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

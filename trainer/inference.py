@@ -1,0 +1,288 @@
+"""Inference with a trained generator: load it from a run directory and turn mels into audio.
+
+Only hash-verified checkpoints are loaded, with ``weights_only=True``, against the run's own
+resolved ``config.yaml``. The generator is prepared for inference once: eval mode, weight
+norm folded into plain weights, no gradients. Used by ``nal-train vocode`` and ``export``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainer import rundir
+from trainer.audio import LOG_FLOOR, MelSpectrogram, read_wav
+from trainer.checkpoint import find_resume_checkpoint, load_checkpoint
+from trainer.config import Config, ConfigError, load
+from trainer.models import Generator
+from trainer.rundir import CheckpointError, CheckpointInfo, NoValidCheckpoint
+
+SILENCE = math.log(LOG_FLOOR)  # the log-mel of silence: what batched mels are padded with
+
+
+class InferenceError(ValueError):
+    """An input or a run that cannot be used; the message names the file."""
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def resolve_checkpoint(run_dir: str | os.PathLike[str], which: str = "latest") -> CheckpointInfo:
+    """The verified checkpoint ``which`` names: ``latest``, ``best`` or a path.
+
+    A path may be absolute, relative to the working directory, or relative to the run dir.
+    Raises NoValidCheckpoint with a message naming what is wrong.
+    """
+    # The one place inference decides which checkpoint to use. Lineage (abandoned branches,
+    # the best-K ledger) belongs to trainer.rundir; this defers to what it offers.
+    if which == "best":
+        raise NoValidCheckpoint(
+            f"{run_dir}: no best-checkpoint ledger in this version; use --checkpoint latest or a path"
+        )
+    if which != "latest":
+        p = Path(which).expanduser()
+        if not p.exists() and not p.is_absolute() and (Path(run_dir) / p).exists():
+            p = Path(run_dir) / p
+        which = str(p)
+    info, _skipped = find_resume_checkpoint(run_dir, which)
+    return info
+
+
+def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path | None:
+    """The run directory holding ``checkpoint`` (``<run>/checkpoints/ckpt_*.pt``), if it is one."""
+    p = Path(checkpoint).expanduser().resolve()
+    run = p.parent.parent
+    if p.parent.name == rundir.CHECKPOINTS_DIR and (run / rundir.CONFIG_FILE).is_file():
+        return run
+    return None
+
+
+def load_run_config(run_dir: str | os.PathLike[str]) -> Config:
+    """The run's resolved config (``<run>/config.yaml``), as the trainer wrote it."""
+    path = Path(run_dir) / rundir.CONFIG_FILE
+    if not path.is_file():
+        raise InferenceError(f"{path}: not found; is {run_dir} a run directory?")
+    try:
+        return load(path)
+    except ConfigError as e:
+        raise InferenceError(str(e)) from None
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is a clear error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InferenceError("--device cuda: no CUDA device is available (use auto or cpu)")
+    if name not in ("cpu", "cuda"):
+        raise InferenceError(f"--device {name!r}: expected auto, cpu or cuda")
+    return torch.device(name)
+
+
+def set_threads(threads: int | None) -> int:
+    """Intra-op threads for CPU inference (default: torch's, one per physical core)."""
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cast_generator(generator: Generator, precision: str, device: torch.device) -> Generator:
+    """The generator in ``precision`` (fp32 default; bf16 on CPU or GPU; fp16 on CUDA only)."""
+    if precision not in PRECISIONS:
+        raise InferenceError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise InferenceError("--precision fp16 needs CUDA (use bf16 or fp32 on the CPU)")
+    return generator.to(PRECISIONS[precision])
+
+
+def prepare_for_inference(generator: Generator) -> Generator:
+    """Eval mode, weight norm folded into plain weights, parameters frozen (in place)."""
+    generator.eval()
+    generator.remove_weight_norm()
+    generator.requires_grad_(False)
+    return generator
+
+
+@dataclass
+class LoadedGenerator:
+    """A generator ready for inference and where it came from."""
+
+    generator: Generator
+    cfg: Config
+    checkpoint: CheckpointInfo
+    step: int
+
+    @property
+    def sha256(self) -> str:
+        return self.checkpoint.sha256 or ""
+
+
+def load_generator(
+    run_dir: str | os.PathLike[str],
+    which: str = "latest",
+    device: torch.device | str = "cpu",
+) -> LoadedGenerator:
+    """Resolve, verify and load the generator of ``which`` (weights_only), ready for inference."""
+    cfg = load_run_config(run_dir)
+    info = resolve_checkpoint(run_dir, which)
+    state = load_checkpoint(info.path, map_location="cpu")
+    weights = state.get("generator")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"checkpoint {info.path} holds no generator weights")
+    g = Generator(cfg.generator, cfg.audio.n_mels)
+    try:
+        g.load_state_dict(weights)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())[:400]
+        raise CheckpointError(
+            f"checkpoint {info.path} does not fit the generator of {Path(run_dir) / rundir.CONFIG_FILE}: {detail}"
+        ) from None
+    g = prepare_for_inference(g).to(device)
+    return LoadedGenerator(g, cfg, info, int(state.get("step", info.step)))
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class MelInput:
+    """One utterance to vocode: its mel ``[n_mels, frames]`` on the CPU, and its source."""
+
+    name: str
+    source: Path
+    mel: torch.Tensor
+
+    @property
+    def frames(self) -> int:
+        return int(self.mel.shape[-1])
+
+
+def load_npy_mel(path: str | os.PathLike[str], n_mels: int) -> torch.Tensor:
+    """A precomputed mel ``[n_mels, frames]`` or ``[1, n_mels, frames]``, checked against the run."""
+    try:
+        mel = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise InferenceError(f"{path}: cannot read as a .npy mel ({e})") from None
+    if mel.ndim == 3 and mel.shape[0] == 1:
+        mel = mel[0]
+    if mel.ndim != 2 or mel.shape[0] != n_mels:
+        raise InferenceError(
+            f"{path}: mel shape {tuple(mel.shape)} does not fit this model: expected "
+            f"[{n_mels}, frames] or [1, {n_mels}, frames] (the run's audio.n_mels is {n_mels})"
+        )
+    if mel.shape[1] < 1:
+        raise InferenceError(f"{path}: mel has no frames")
+    if not np.issubdtype(mel.dtype, np.floating):
+        raise InferenceError(f"{path}: mel dtype {mel.dtype} is not floating point")
+    if not np.all(np.isfinite(mel)):
+        raise InferenceError(f"{path}: mel contains NaN or infinite values")
+    return torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+
+
+class MelExtractor:
+    """The run's log-mel (same settings as training) for WAV inputs, resampled as needed."""
+
+    def __init__(self, cfg: Config, device: torch.device | str = "cpu") -> None:
+        self.audio = cfg.audio
+        self.device = torch.device(device)
+        self.mel = MelSpectrogram(cfg.audio).to(self.device)
+
+    def from_wav(self, path: str | os.PathLike[str]) -> torch.Tensor:
+        try:
+            wav = read_wav(path, self.audio.sample_rate, resample=True)
+        except ValueError as e:  # AudioError names the file
+            raise InferenceError(str(e)) from None
+        if len(wav) < self.audio.hop_length:
+            raise InferenceError(
+                f"{path}: {len(wav)} samples is shorter than one hop ({self.audio.hop_length})"
+            )
+        return self.from_audio(wav)
+
+    @torch.inference_mode()
+    def from_audio(self, wav: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Mono audio at the run's rate -> ``[n_mels, len // hop]`` on the CPU."""
+        x = torch.as_tensor(np.asarray(wav, dtype=np.float32)).to(self.device)
+        return self.mel(x.view(1, -1))[0].cpu()
+
+
+# --------------------------------------------------------------------------- vocoding
+
+
+@dataclass
+class Vocoded:
+    """One output: audio at the model's rate and the share of compute time it took."""
+
+    item: MelInput
+    audio: np.ndarray
+    seconds: float  # compute time attributed to this item (its share of its batch)
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: compute time / audio duration (below 1 is faster than real time)."""
+        return self.seconds / self.duration if self.duration else math.inf
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def vocode_batch(
+    generator: torch.nn.Module, mels: Sequence[torch.Tensor], hop: int
+) -> list[np.ndarray]:
+    """Vocode mels of any lengths in one forward pass; each output is ``frames * hop`` long.
+
+    Shorter mels are padded with the log-mel of silence, then their audio trimmed back. The
+    last few milliseconds of a padded item may differ slightly from vocoding it alone (the
+    convolutions there see silence instead of zeros).
+    """
+    w = next(generator.parameters())
+    longest = max(int(m.shape[-1]) for m in mels)
+    batch = torch.full((len(mels), mels[0].shape[0], longest), SILENCE, dtype=torch.float32)
+    for i, m in enumerate(mels):
+        batch[i, :, : m.shape[-1]] = m
+    audio = generator(batch.to(w.device, w.dtype)).float().cpu().numpy()[:, 0]
+    return [audio[i, : int(m.shape[-1]) * hop].copy() for i, m in enumerate(mels)]
+
+
+def vocode(
+    generator: torch.nn.Module,
+    items: Sequence[MelInput],
+    sample_rate: int,
+    hop: int,
+    batch_size: int = 1,
+) -> list[Vocoded]:
+    """Vocode ``items`` in batches of similar lengths (longest first); results in input order."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    device = next(generator.parameters()).device
+    order = sorted(range(len(items)), key=lambda i: -items[i].frames)
+    out: dict[int, Vocoded] = {}
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        _sync(device)
+        t0 = time.perf_counter()
+        audios = vocode_batch(generator, [items[i].mel for i in idx], hop)
+        _sync(device)
+        elapsed = time.perf_counter() - t0
+        total_frames = sum(items[i].frames for i in idx)
+        for i, a in zip(idx, audios, strict=True):
+            share = elapsed * items[i].frames / total_frames
+            out[i] = Vocoded(items[i], a, share, sample_rate)
+    return [out[i] for i in range(len(items))]
