@@ -4,6 +4,7 @@ print model sizes."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import os
@@ -74,6 +75,10 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
     # Under torchrun a rank must not leave alone before the process group is up (the others
     # would wait for it); ranks decide together once it is (Trainer's start-up phases).
     solo = int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    if args.resume and args.run_dir is not None and not args.run_dir.is_dir():
+        # A mistyped run dir must not become a new, empty one.
+        _say(f"--resume: {_no_run_dir(args.run_dir)}")
+        return ev.EXIT_NO_CHECKPOINT
     config_path = args.config
     if config_path is None:
         if args.resume and args.run_dir:
@@ -121,6 +126,17 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
     )
 
 
+def _no_run_dir(run_dir: Path) -> str:
+    """'no run directory X' with the closest existing sibling, if any (a typo is likely)."""
+    msg = f"there is no run directory {run_dir}"
+    try:
+        siblings = [p.name for p in run_dir.parent.iterdir() if p.is_dir()]
+    except OSError:
+        siblings = []
+    close = difflib.get_close_matches(run_dir.name, siblings, n=1)
+    return msg + (f" (did you mean {run_dir.parent / close[0]}?)" if close else "")
+
+
 def _fresh_start_refusal(run_dir: Path) -> str | None:
     """Why a start without --resume must not use ``run_dir`` (it holds a run), or None.
 
@@ -164,6 +180,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "nal-train verify: give --run-dir (or --config, or a checkpoint path)", file=sys.stderr
         )
         return ev.EXIT_USAGE
+    if not run_dir.is_dir():
+        print(f"nal-train verify: {_no_run_dir(run_dir)}", file=sys.stderr)
+        return ev.EXIT_NO_CHECKPOINT
     note = ""
     if cfg is None and (run_dir / rundir.CONFIG_FILE).is_file():
         try:

@@ -47,3 +47,24 @@ def test_fresh_start_in_a_run_dir_that_holds_a_run_is_refused(tmp_path: Path) ->
 def test_resume_and_new_branch_exclude_each_other(tmp_path: Path) -> None:
     out = _train("--config", str(DEMO_CONFIG), "--resume", "latest", "--new-branch")
     assert out.returncode == ev.EXIT_USAGE and "not allowed with" in out.stderr
+
+
+def test_resume_or_verify_of_a_mistyped_run_dir_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "demo").mkdir()
+    typo = tmp_path / "dmeo"
+    for out in (
+        _train("--resume", "latest", "--run-dir", str(typo)),
+        _train("--config", str(DEMO_CONFIG), "--resume", "latest", "--run-dir", str(typo)),
+        subprocess.run(
+            nal_train_cmd() + ["verify", "--run-dir", str(typo)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        ),
+    ):
+        assert out.returncode == ev.EXIT_NO_CHECKPOINT, out.stderr
+        assert f"there is no run directory {typo}" in out.stderr
+        assert f"did you mean {tmp_path / 'demo'}?" in out.stderr
+        assert "Traceback" not in out.stderr
+    assert not typo.exists()
