@@ -234,7 +234,7 @@ class RunSession:
             st.last_event_t,
             st.run_end,
         )
-        latest = self.latest(verify or (lambda i: (i.complete, i.reason)))
+        latest = self.latest(verify or rundir.verify_checkpoint)
         res.latest_checkpoint, res.latest_step = latest.checkpoint, latest.step
         return res
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nal_tui.follow import FollowStats, LogFollower
-from nal_tui.state import RunState
+from nal_tui.core.follow import FollowStats, LogFollower
+from nal_tui.core.reducer import RunState
 from trainer import events as ev
 
 T0 = 1_700_000_000.0
@@ -359,10 +359,10 @@ def test_synthetic_run_end_to_end(tmp_path):
     assert s.step == 30_000 and s.target_step == 40_000 and s.status == "stopped"
     assert s.resume_steps == [10_000]
     # Died after checkpointing 15,000, resumed from 10,000: both 15,000 checkpoints listed.
-    ckpts = [c.step for c in s.checkpoints]
+    ckpts = [c["step"] for c in s.checkpoint_events]
     assert ckpts == [5000, 10_000, 15_000, 15_000, 20_000, 25_000, 30_000]
-    nan_alerts = [a.step for a in s.alerts if a.kind == "nonfinite"]
+    nan_alerts = [a.step for a in s.alerts.rows if a.kind == "nonfinite"]
     assert nan_alerts == [8571, 12857, 12857, 21428]  # 12,857 was logged twice (resume)
-    assert s.seconds_per_step == pytest.approx(0.2, rel=0.1)
+    assert s.progress.seconds_per_step == pytest.approx(0.2, rel=0.1)
     steps, _mins, _maxs, mask = s.losses["g"].series.buckets(50)
     assert sum(mask) >= 3 and steps[0] == 1
