@@ -14,6 +14,7 @@ from pathlib import Path
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
@@ -80,8 +81,11 @@ class NalTuiApp(App[None]):
         bell: bool = False,
         stop_grace_s: float = DEFAULT_GRACE_S,
         build_models: bool = True,
+        sample_system: bool = True,
+        clock=time.time,
     ) -> None:
         super().__init__()
+        self.sample_system, self.clock = sample_system, clock
         self.session = session
         self.config_path = Path(config_path)
         self.polling, self.bell_on = polling, bell
@@ -130,7 +134,8 @@ class NalTuiApp(App[None]):
         for wid, title in PANELS.items():
             self.query_one(f"#{wid}").border_title = title
         self.sampler = SystemSampler(self.run_dir, self._disk_path(), self._sampled)
-        self.sampler.start()
+        if self.sample_system:
+            self.sampler.start()
         self.set_interval(1.0, self._tick)
         self.set_interval(CHART_EVERY_S, self._draw_charts)
         self.on_resize()
@@ -251,7 +256,7 @@ class NalTuiApp(App[None]):
             self._changed()
 
     def _tick(self) -> None:
-        self.state.refresh(time.time())
+        self.state.refresh(self.clock())
         self._changed()
 
     # ---- drawing
@@ -263,9 +268,14 @@ class NalTuiApp(App[None]):
 
     def _draw(self) -> None:
         self._draw_pending = False
-        if not self.is_running or not self.screen_stack:
-            return
-        st, now = self.state, time.time()
+        try:
+            self._draw_panels()
+        except NoMatches:  # the panels are being built or torn down: nothing to draw into
+            if self.is_running and not self._exit:
+                raise
+
+    def _draw_panels(self) -> None:
+        st, now = self.state, self.clock()
         extra = " · ".join(
             p for p in ("loading history…" * self.loading, "bell on" * self.bell_on) if p
         )
@@ -297,8 +307,13 @@ class NalTuiApp(App[None]):
         v = self.state.losses_view()
         if v.version == self._charts_version:
             return
+        try:
+            self.query_one(LossesPanel).show_charts(v)
+        except NoMatches:
+            if self.is_running and not self._exit:
+                raise
+            return
         self._charts_version = v.version
-        self.query_one(LossesPanel).show_charts(v)
         row = v.rows[self.selected]
         self.query_one(BigChart).set_series(row.series, v.version, markers=v.resume_steps)
         self._big_title()

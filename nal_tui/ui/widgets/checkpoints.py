@@ -11,7 +11,7 @@ from nal_tui.core.views import CheckpointRow, MilestonesView
 from nal_tui.ui.widgets.base import TextPanel
 from nal_tui.ui.widgets.fmt import fmt_bytes, fmt_clock, fmt_duration
 
-COLUMNS = (("step", 10), ("saved", 14), ("size", 9), ("verified", 24))
+COLUMNS = (("step", 10), ("verified", 16), ("size", 9), ("saved", 14))
 
 
 def verified_cell(r: CheckpointRow) -> Text:
@@ -50,7 +50,7 @@ class CheckpointTable(DataTable):
             return
         self._rows = rows
         cells = [
-            (r.path, (_step_cell(r), fmt_clock(r.t), fmt_bytes(r.bytes), verified_cell(r)))
+            (r.path, (_step_cell(r), verified_cell(r), fmt_bytes(r.bytes), fmt_clock(r.t)))
             for r in rows
         ]
         if [c[0] for c in cells] == self._keys:

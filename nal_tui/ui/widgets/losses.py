@@ -69,7 +69,7 @@ class LossesPanel(Vertical):
     def compose(self) -> ComposeResult:
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(
-            f"  {'loss':<16}{'current':>9} {'avg100':>9}  trend   whole run (min/max)",
+            f"  {'loss':<16}{'current':>9} {'avg100':>9}  trend  whole run",
             style="bold dim",
         )
         yield Static(head, id="loss-head")

@@ -54,6 +54,12 @@ def progress_text(v: ProgressView, width: int = 60) -> Text:
 
 class ProgressPanel(TextPanel):
     FIXED = True
+    _view: ProgressView | None = None
 
     def show(self, v: ProgressView) -> None:
-        self.set_text(progress_text(v, max(10, self.size.width - 2)))
+        self._view = v
+        self.set_text(progress_text(v, max(10, self.content_size.width - 1)))
+
+    def on_resize(self) -> None:
+        if self._view is not None:
+            self.show(self._view)

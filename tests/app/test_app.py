@@ -1,0 +1,128 @@
+"""The dashboard under Pilot: what a user sees for a run, live updates, hostile logs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nal_tui.ui.screens.help import HelpScreen
+from nal_tui.ui.widgets.checkpoints import CheckpointTable
+from tests.app.apphelp import make_app, screen_text, until
+from tests.factory import append_raw, append_steps, write_checkpoint, write_run
+from trainer import events as ev
+from trainer import rundir
+
+
+def run(coro) -> None:
+    asyncio.run(coro)
+
+
+def test_opens_a_run_and_follows_new_steps(tmp_path):
+    rd = write_run(tmp_path / "logs" / "demo", 300, checkpoints=(100, 200))
+
+    async def go():
+        app = make_app(rd, tmp_path / "logs")
+        async with app.run_test(size=(160, 45)) as pilot:
+            assert await until(pilot, lambda: "step 300/1,000" in screen_text(pilot))
+            assert await until(pilot, lambda: "sha256 ok" in screen_text(pilot))
+            append_steps(rd, 301, 320)
+            assert await until(pilot, lambda: "step 320/1,000" in screen_text(pilot))
+
+    run(go())
+
+
+def test_missing_run_dir_is_reported(tmp_path):
+    async def go():
+        app = make_app(tmp_path / "logs" / "nope", tmp_path / "logs")
+        async with app.run_test(size=(120, 40)) as pilot:
+            assert await until(pilot, lambda: "does not exist" in screen_text(pilot))
+
+    run(go())
+
+
+def test_deleted_checkpoints_leave_the_table(tmp_path):
+    rd = write_run(tmp_path / "run", 300, checkpoints=(100, 200, 300))
+
+    async def go():
+        app = make_app(rd, tmp_path)
+        async with app.run_test(size=(160, 45)) as pilot:
+            table = app.query_one(CheckpointTable)
+            assert await until(pilot, lambda: table.row_count == 3)
+            for p in rundir.checkpoint_paths(rd, 100):
+                p.unlink()
+            app.ckpt_service.poke()
+            assert await until(pilot, lambda: table.row_count == 2)
+            assert "100 " not in "".join(str(k.value) for k in table.rows)
+
+    run(go())
+
+
+def test_hostile_log_strings_never_reach_the_screen(tmp_path):
+    rd = write_run(tmp_path / "run", 20, name="evil\x1b]0;pwned\x07\x1b[2Jname")
+    bad = ev.encode(
+        ev.Alert(kind="k\x1b[5m", step=20, message="\x1b[31mred " + "x" * 5000).to_record()
+    )
+    append_raw(rd / rundir.EVENTS, bad + b'{"v":1,"event":"step","t":1,"step":-4}\n')
+
+    async def go():
+        app = make_app(rd, tmp_path)
+        async with app.run_test(size=(160, 45)) as pilot:
+            assert await until(pilot, lambda: "evilname" in screen_text(pilot))
+            text = screen_text(pilot)
+            assert "\x1b" not in text and "pwned" not in text
+            assert "1 garbled line" in text
+            header = app.state.header(0).run_name
+            assert header == "evilname"
+
+    run(go())
+
+
+def test_stale_toasts_are_dismissed_when_the_status_changes(tmp_path):
+    rd = write_run(tmp_path / "run", 20)
+
+    async def go():
+        app = make_app(rd, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            assert await until(pilot, lambda: app.state.step == 20)
+            app.toast("about the old state")
+            app._last_toast -= 60  # it is old now
+            await pilot.pause(0.1)
+            assert len(app._notifications) == 1
+            from tests.factory import run_end, write_events
+
+            write_events(rd / rundir.EVENTS, [run_end(20)])
+            assert await until(pilot, lambda: app.state.status == "completed")
+            assert await until(pilot, lambda: len(app._notifications) == 0)
+
+    run(go())
+
+
+def test_help_lists_every_key(tmp_path):
+    rd = write_run(tmp_path / "run", 5)
+
+    async def go():
+        app = make_app(rd, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("question_mark")
+            assert await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            text = screen_text(pilot)
+            for key in ("s", "x", "r", "o", "Ctrl+C", "Enter"):
+                assert key in text
+
+    run(go())
+
+
+def test_new_checkpoint_shows_up_verified(tmp_path):
+    rd = write_run(tmp_path / "run", 50)
+
+    async def go():
+        app = make_app(rd, tmp_path)
+        async with app.run_test(size=(160, 45)) as pilot:
+            assert await until(pilot, lambda: app.state.step == 50)
+            p = write_checkpoint(rd, 60)
+            from tests.factory import steps, write_events
+
+            write_events(rd / rundir.EVENTS, [*steps(51, 60),
+                         ev.Checkpoint(step=60, path=str(p), bytes=4096, sha256="-")])  # fmt: skip
+            assert await until(pilot, lambda: "sha256 ok" in screen_text(pilot))
+
+    run(go())
