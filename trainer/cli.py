@@ -83,6 +83,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or Path("logs") / cfg.name
     rank = int(os.environ.get("RANK", "0"))
     _setup_logging(run_dir if rank == 0 else None, rank)
+    __import__("trainer.console").console.attach(rank)  # progress line / periodic log lines
     from trainer.loop import train  # torch is imported only here
 
     code = train(
