@@ -187,7 +187,7 @@ class RunSession:
         """Why this session has no usable run directory, or None."""
         rd = self.run_dir
         if rd is None:
-            return f"no run under {self.logs_dir}"
+            return f"no training run yet under {self.logs_dir}"
         if not rd.exists():
             return f"{rd} does not exist"
         if not rd.is_dir():

@@ -215,6 +215,7 @@ class NalTuiApp(App[None]):
         if self.system is not None and self._pid is not None:
             self.state.set_pid_state(self._pid.state, self._pid.pid, self._pid_started())
         self._changed()
+        self._draw_charts()  # the whole-run charts at once, not at the next chart tick
 
     def on_log_changed(self, msg: LogChanged) -> None:
         if msg.run_dir != self.run_dir or self.loading:

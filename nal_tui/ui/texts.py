@@ -13,7 +13,8 @@ from nal_tui.ui.widgets.fmt import fmt_bytes, fmt_value
 
 def welcome_text(problem: str, config: Path, checks: Text | str) -> Text:
     t = Text()
-    t.append(f"{clean(problem)}.", style="bold")
+    p = clean(problem)
+    t.append(f"{p[:1].upper()}{p[1:]}.", style="bold")
     t.append("\n\nConfig  ", style="bold")
     t.append(f"{clean(config)}\n\n")
     t.append("Preflight\n", style="bold")
