@@ -167,11 +167,13 @@ class SystemSampler:
         disk_path: Path,
         on_sample: Callable[[SystemView, proc.PidState], None],
         interval: float = 1.0,
+        measure: Callable[[], tuple[SystemView, proc.PidState]] | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.disk_path = disk_path
         self.on_sample = on_sample
         self.interval = interval
+        self.measure = measure or self.sample  # tests pass fixed figures
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proc: psutil.Process | None = None
@@ -187,7 +189,7 @@ class SystemSampler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                view, st = self.sample()
+                view, st = self.measure()
                 if not self._stop.is_set():
                     self.on_sample(view, st)
             except Exception:  # noqa: BLE001 - a failed sample must not end the thread

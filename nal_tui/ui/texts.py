@@ -8,6 +8,7 @@ from rich.text import Text
 
 from nal_tui.core.text import clean
 from nal_tui.core.views import AlertsView, CheckpointRow, MilestonesView, SystemView, ValidationView
+from nal_tui.ui.widgets.fit import FitLines, Part
 from nal_tui.ui.widgets.fmt import fmt_bytes, fmt_value
 
 
@@ -29,37 +30,38 @@ def welcome_text(problem: str, config: Path, checks: Text | str) -> Text:
     return t
 
 
-def facts_text(
+def facts_lines(
     val: ValidationView | None,
     rows: list[CheckpointRow],
     ms: MilestonesView,
     sysv: SystemView | None,
     alerts: AlertsView,
-) -> Text:
+) -> FitLines:
     """The key facts of the panels a small terminal has no room for, one line each."""
-    t = Text(no_wrap=True, overflow="ellipsis")
-    t.append("val  ", style="bold")
+    v: list[Part] = [Part("val  ", "bold")]
     if val is None:
-        t.append("none yet", style="dim")
+        v.append(Part("none yet", "dim"))
     else:
-        t.append(f"step {val.step:,} ")
-        t.append("  ".join(f"{k} {fmt_value(v)}" for k, v in val.losses[:3]))
-        t.append(f"  {len(val.samples)} samples", style="dim")
-    t.append("\nckpt ", style="bold")
+        v.append(Part(f"step {val.step:,}"))
+        v += [Part(f"  {k} {fmt_value(x)}", drop=1 + i) for i, (k, x) in enumerate(val.losses)]
+        v.append(Part(f"  {len(val.samples)} samples", "dim", drop=9))
     ok = [r for r in rows if r.verified and not r.abandoned]
-    t.append(f"{len(rows)} on disk, latest verified " + (f"@{ok[0].step:,}" if ok else "none"))
+    c = [
+        Part("ckpt ", "bold"),
+        Part(f"{len(rows)} on disk, ", drop=2),
+        Part("latest verified " + (f"@{ok[0].step:,}" if ok else "none")),
+    ]
     nxt = next((m for m in ms.rows if m.t is None), None)
     if nxt is not None:
-        t.append(f"  next milestone @{nxt.step:,}", style="dim")
-    t.append("\nsys  ", style="bold")
+        c.append(Part(f"  next milestone @{nxt.step:,}", "dim", drop=3))
+    s: list[Part] = [Part("sys  ", "bold")]
     if sysv is not None:
-        t.append(f"CPU {sysv.cpu_pct:.0f}%  mem {fmt_bytes(sysv.mem_used)}")
+        s.append(Part(f"CPU {sysv.cpu_pct:.0f}%  ", drop=2))
+        s.append(Part(f"mem {fmt_bytes(sysv.mem_used)}  ", drop=3))
         if sysv.disk_free is not None:
-            t.append(f"  disk {fmt_bytes(sysv.disk_free)} free")
+            s.append(Part(f"disk {fmt_bytes(sysv.disk_free)} free  ", drop=2))
     n = len(alerts.rows) + alerts.dropped
-    t.append("  alerts ", style="bold")
-    t.append(str(n), style="bold red" if n else "green")
+    s += [Part("alerts ", "bold"), Part(str(n), "bold red" if n else "green")]
     if alerts.rows:
-        a = alerts.rows[-1]
-        t.append(f" last: {a.kind}", style="yellow")
-    return t
+        s.append(Part(f" last: {alerts.rows[-1].kind}", "yellow", drop=1))
+    return FitLines.of([v, c, s])

@@ -37,9 +37,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box", classes="modal-box"):
-            yield Static("[b]Keys[/b]", classes="modal-title")
+            # The hint goes first: a long list scrolls, the way out stays in view.
+            yield Static("[b]Keys[/b]  [dim]Esc / ? closes this help[/dim]", classes="modal-title")
             yield Static(key_table(self.keys), id="help-keys")
-            yield Static("[dim]Esc / ? closes this help[/dim]")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -28,8 +28,9 @@ class StopScreen(ModalScreen[bool]):
             yield Static("[b]Stop training?[/b]", classes="modal-title")
             yield Static(
                 f"Run [b]{self.run_dir.name}[/b], trainer pid [b]{self.pid or '?'}[/b].\n"
-                "SIGTERM goes to its process group: the trainer finishes the current step, "
-                "saves a checkpoint and writes run_end. Nothing is killed.\n"
+                "SIGTERM goes to the trainer (and the ranks it started, nothing else): it "
+                "finishes the current step, saves a checkpoint and writes run_end. Nothing "
+                "is killed.\n"
                 f"If it is still running after {self.grace_s:.0f} s you will be offered SIGKILL."
             )
             yield Static("[dim]y / Enter stop · n / Esc keep training[/dim]")

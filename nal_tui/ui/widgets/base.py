@@ -5,26 +5,34 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from nal_tui.ui.widgets.fit import FitLines
+
 
 class TextPanel(Static):
-    """Holds a rich Text; ``set_text`` does nothing when the text is unchanged.
+    """Holds a rich Text (or ``FitLines``); ``set_text`` does nothing when it is unchanged.
 
-    ``FIXED`` panels have a height set in CSS, so their updates skip the layout pass.
+    Every panel's height is set in CSS, never by its content: a layout that depended on
+    content arriving from threads came out differently from run to run. So updates
+    repaint without a layout pass.
     """
-
-    FIXED = False
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._text: Text | None = None
+        self._text: Text | FitLines | None = None
 
-    def set_text(self, text: Text) -> None:
+    def set_text(self, text: Text | FitLines) -> None:
         if text == self._text:
             return
         self._text = text
-        self.update(text, layout=not self.FIXED)
+        self.update(text, layout=False)
 
     @property
-    def text(self) -> Text | None:
+    def text(self) -> Text | FitLines | None:
         """What the panel shows now."""
         return self._text
+
+    @property
+    def plain(self) -> str:
+        """The panel's text without styles (every part, before fitting)."""
+        t = self._text
+        return "" if t is None else t.plain

@@ -253,7 +253,7 @@ class BigChart(SeriesChart):
     DEFAULT_CSS = """
     BigChart { height: 1fr; width: 1fr; }
     """
-    AXIS_W = 9
+    AXIS_W = 10  # a value label is at most 9 cells (fmt_value), plus the tick
 
     def render(self) -> Text:
         w, h = self.size.width, self.size.height

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from rich.text import Text
-
 from nal_tui.core.views import HeaderView
 from nal_tui.ui.widgets.base import TextPanel
+from nal_tui.ui.widgets.fit import FitLines, Part
 from nal_tui.ui.widgets.fmt import fmt_duration
 
 STATUS_STYLES = {
@@ -26,32 +25,33 @@ def age_style(age: float | None, status: str) -> str:
     return "green" if age < 10 else "yellow" if age < 60 else "bold red"
 
 
-def header_text(v: HeaderView, extra: str = "") -> Text:
-    t = Text(no_wrap=True, overflow="ellipsis")
-    t.append(" nAudioLab ", style="bold white on #5f00af")
-    t.append(f" {v.run_name or '(no run)'} ", style="bold")
-    t.append(f" {v.status.upper()} ", style=STATUS_STYLES.get(v.status, "reverse"))
-    t.append(f" step {v.step:,}" if v.step is not None else " step -", style="bold")
-    if v.target_step:
-        t.append(f"/{v.target_step:,}")
-    t.append(f"  pid {v.pid}" if v.pid else "  pid -", style="" if v.pid else "dim")
+def header_parts(v: HeaderView, extra: str = "") -> list[Part]:
+    """The header's parts; a narrow terminal drops the least important whole parts."""
     age = v.since_last_event
-    t.append("  last event ")
-    t.append(
-        f"{fmt_duration(age)} ago" if age is not None else "never", style=age_style(age, v.status)
-    )
+    ws = v.world_size or 1
+    parts = [
+        Part(" nAudioLab ", "bold white on #5f00af", drop=4),
+        Part(f" {v.run_name or '(no run)'} ", "bold"),
+        Part(f" {v.status.upper()} ", STATUS_STYLES.get(v.status, "reverse")),
+        Part(f" step {v.step:,}" if v.step is not None else " step -", "bold"),
+    ]
+    if v.target_step:
+        parts.append(Part(f"/{v.target_step:,}"))
+    parts += [
+        Part(f"  pid {v.pid}" if v.pid else "  pid -", "" if v.pid else "dim", drop=2),
+        Part("  last event ", drop=1),
+        Part(f"{fmt_duration(age)} ago" if age is not None else "never",
+             age_style(age, v.status), drop=1),
+    ]  # fmt: skip
     if v.device:
-        ws = v.world_size or 1
-        t.append(f"  {v.device}" + (f" × {ws} ranks" if ws > 1 else ""), style="dim")
+        parts.append(Part(f"  {v.device}" + (f" × {ws} ranks" if ws > 1 else ""), "dim", 3))
     if extra:
-        t.append(f"  {extra}", style="dim")
-    return t
+        parts.append(Part(f"  {extra}", "dim", drop=3))
+    return parts
 
 
 class HeaderBar(TextPanel):
     """One line; redrawn on state changes and once a second for the event age."""
 
-    FIXED = True
-
     def show(self, view: HeaderView, extra: str = "") -> None:
-        self.set_text(header_text(view, extra))
+        self.set_text(FitLines.of([header_parts(view, extra)]))

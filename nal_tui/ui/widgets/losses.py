@@ -10,6 +10,7 @@ from textual.widgets import Static
 from nal_tui.core.views import LossesView, LossRowView
 from nal_tui.ui.widgets.base import TextPanel
 from nal_tui.ui.widgets.chart import SeriesChart
+from nal_tui.ui.widgets.fit import FitLines, Part, shorten
 from nal_tui.ui.widgets.fmt import fmt_value
 
 LOSS_STYLES = {"g": "green", "d": "magenta", "stft": "cyan", "adv": "yellow", "fm": "blue"}
@@ -28,7 +29,7 @@ def trend_text(v: LossRowView) -> Text:
 def loss_row_text(v: LossRowView, selected: bool) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
     t.append("▶ " if selected else "  ", style="bold")
-    t.append(f"{v.label:<16.16}", style=f"bold {LOSS_STYLES.get(v.key, '')}")
+    t.append(f"{shorten(v.label, 15):<16}", style=f"bold {LOSS_STYLES.get(v.key, '')}")
     cur = v.current
     t.append(
         f"{fmt_value(cur) if cur is not None else '--':>9}",
@@ -40,7 +41,7 @@ def loss_row_text(v: LossRowView, selected: bool) -> Text:
 
 
 class LossFigures(TextPanel):
-    FIXED = True
+    """One loss's figures: label, current, average, trend."""
 
 
 class LossRow(Horizontal):
@@ -67,11 +68,10 @@ class LossesPanel(Vertical):
         self.keys = keys
 
     def compose(self) -> ComposeResult:
-        head = Text(no_wrap=True, overflow="ellipsis")
-        head.append(
-            f"  {'loss':<16}{'current':>9} {'avg100':>9}  trend  whole run",
-            style="bold dim",
-        )
+        head = FitLines.of(
+            [[Part(f"  {'loss':<16}{'current':>9} {'avg100':>9}  trend", "bold dim"),
+              Part("  whole run", "bold dim", drop=1)]]
+        )  # fmt: skip
         yield Static(head, id="loss-head")
         for k in self.keys:
             yield LossRow(k)

@@ -6,6 +6,7 @@ from rich.text import Text
 
 from nal_tui.core.views import ProgressView
 from nal_tui.ui.widgets.base import TextPanel
+from nal_tui.ui.widgets.fit import Bar, FitLines, Part
 from nal_tui.ui.widgets.fmt import fmt_duration, fmt_rate
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -22,44 +23,41 @@ def bar(fraction: float, width: int) -> Text:
     return t
 
 
-def progress_text(v: ProgressView, width: int = 60) -> Text:
-    t = Text()
-    t.append("step -" if v.step is None else f"step {v.step:,}", style="bold")
+def _bar_line(fraction: float, width: int) -> Text:
+    return bar(fraction, width - 1)
+
+
+def progress_lines(v: ProgressView) -> FitLines:
+    step = "step -" if v.step is None else f"step {v.step:,}"
+    first = [Part(step, "bold")]
     if v.target_step:
-        t.append(f" / {v.target_step:,}")
-        t.append(f"  {100 * v.progress:5.1f}%", style="bold cyan")
+        first += [Part(f" / {v.target_step:,}"), Part(f"  {100 * v.progress:5.1f}%", "bold cyan")]
     if v.epoch is not None:
-        t.append(f"  epoch {v.epoch}", style="dim")
-    t.append("\n")
-    t.append_text(bar(v.progress if v.target_step else 0.0, width))
-    t.append("\n")
-    t.append(fmt_rate(v.steps_per_s, "steps/s"))
-    t.append("  ")
-    t.append(fmt_rate(v.samples_per_s, "samples/s"))
-    t.append("\nETA ", style="bold")
-    t.append(
-        fmt_duration(v.eta_s) if v.eta_s is not None else ("ended" if v.ended else "--"),
-        style="bold cyan" if v.eta_s is not None else "dim",
-    )
+        first.append(Part(f"  epoch {v.epoch}", "dim", drop=1))
+    fraction = v.progress if v.target_step else 0.0
+    rates = [
+        Part(fmt_rate(v.steps_per_s, "steps/s")),
+        Part("  " + fmt_rate(v.samples_per_s, "samples/s"), drop=1),
+    ]
+    eta = [
+        Part("ETA ", "bold"),
+        Part(
+            fmt_duration(v.eta_s) if v.eta_s is not None else ("ended" if v.ended else "--"),
+            "bold cyan" if v.eta_s is not None else "dim",
+        ),
+    ]
     if not v.ended:
-        t.append("  next ckpt ", style="bold")
+        eta.append(Part("  next ckpt ", "bold", drop=1))
         if v.next_checkpoint_step is None:
-            t.append("--", style="dim")
+            eta.append(Part("--", "dim", drop=1))
         else:
-            t.append(f"@{v.next_checkpoint_step:,}")
+            eta.append(Part(f"@{v.next_checkpoint_step:,}", drop=1))
             if v.next_checkpoint_eta_s is not None:
-                t.append(f" in {fmt_duration(v.next_checkpoint_eta_s)}")
-    return t
+                eta.append(Part(f" in {fmt_duration(v.next_checkpoint_eta_s)}", drop=2))
+    bar_line = Bar(_bar_line, round(fraction, 6))
+    return FitLines.of([first, bar_line, rates, eta])
 
 
 class ProgressPanel(TextPanel):
-    FIXED = True
-    _view: ProgressView | None = None
-
     def show(self, v: ProgressView) -> None:
-        self._view = v
-        self.set_text(progress_text(v, max(10, self.content_size.width - 1)))
-
-    def on_resize(self) -> None:
-        if self._view is not None:
-            self.show(self._view)
+        self.set_text(progress_lines(v))

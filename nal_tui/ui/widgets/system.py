@@ -41,7 +41,5 @@ def system_text(s: SystemView | None) -> Text:
 
 
 class SystemPanel(TextPanel):
-    FIXED = True
-
     def show(self, s: SystemView | None) -> None:
         self.set_text(system_text(s))

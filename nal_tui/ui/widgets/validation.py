@@ -4,32 +4,33 @@ from __future__ import annotations
 
 import os
 
-from rich.text import Text
-
 from nal_tui.core.views import ValidationView
 from nal_tui.ui.widgets.base import TextPanel
+from nal_tui.ui.widgets.fit import FitLines, Line, Part
 from nal_tui.ui.widgets.fmt import fmt_value
 
 
-def validation_text(v: ValidationView | None, max_samples: int = 4) -> Text:
+def validation_lines(v: ValidationView | None, max_samples: int = 4) -> FitLines:
     if v is None:
-        return Text("no validation yet", style="dim")
-    t = Text()
-    t.append(f"step {v.step:,}", style="bold")
+        return FitLines.of([[Part("no validation yet", "dim")]])
+    head = [Part(f"step {v.step:,}", "bold")]
     if v.duration:
-        t.append(f"  ({v.duration:.1f}s)", style="dim")
+        head.append(Part(f"  ({v.duration:.1f}s)", "dim", drop=1))
+    lines: list[Line | list[Part]] = [head]
     rows = list(v.losses) + [(f"{g}:{k}", x) for g, mets in v.metrics for k, x in mets]
     for k, x in rows:
-        t.append(f"\n{k[:20]:<14}", style="bold")
-        t.append(f"{fmt_value(x):>10}", style="bold red" if x != x else "")
-    t.append(f"\n{len(v.samples)} sample(s)", style="bold")
+        lines.append(
+            [Part(f"{k:<14}", "bold"),
+             Part(f"{fmt_value(x):>10}", "bold red" if x != x else "")]
+        )  # fmt: skip
+    lines.append([Part(f"{len(v.samples)} sample(s)", "bold")])
     for s in v.samples[:max_samples]:
-        t.append(f"\n  {os.path.basename(s)}", style="cyan")
+        lines.append([Part(f"  {os.path.basename(s)}", "cyan")])
     if len(v.samples) > max_samples:
-        t.append(f"\n  … +{len(v.samples) - max_samples} more", style="dim")
-    return t
+        lines.append([Part(f"  … +{len(v.samples) - max_samples} more", "dim")])
+    return FitLines.of(lines)
 
 
 class ValidationPanel(TextPanel):
     def show(self, v: ValidationView | None) -> None:
-        self.set_text(validation_text(v))
+        self.set_text(validation_lines(v))
