@@ -186,7 +186,7 @@ def json_parse_s(log: Path) -> float:
 
 
 def prepare(run_dir: Path, steps: int) -> Path:
-    from trainer.eventindex import build_index
+    from trainer.events.indexwrite import build_index
 
     log = run_dir / ev.EVENTS_FILE
     if not log.exists():

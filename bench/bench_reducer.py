@@ -50,7 +50,7 @@ print(json.dumps(out))
 def ensure_run(root: Path, steps: int) -> Path:
     from synth_log import write_synthetic_run
 
-    from trainer.eventindex import build_index
+    from trainer.events.indexwrite import build_index
 
     run = root / f"run{steps}"
     log = run / "events.jsonl"

@@ -17,8 +17,7 @@ Garbled lines (bad JSON, schema errors) are counted and sampled, never fatal.
 Opening a long run: ``load_into(state)`` reads the backlog straight into a ``RunState``,
 through the binary index ``events.idx`` when it matches the log (``loader``), and
 ``start()`` keeps following from there. Every line goes through the one parser,
-``trainer.events.parse_lines``. ``read_tail()`` gives a quick preview of a log that has no
-index.
+``trainer.events.parse_lines``. (``tail.read_tail`` previews the end of a log.)
 """
 
 from __future__ import annotations
@@ -35,13 +34,11 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from trainer import events as ev
 from trainer.events import parse_lines
 
 log = logging.getLogger(__name__)
 
 Records = list[dict[str, Any]]
-_RUN_START_MARK = b'"' + ev.K_EVENT.encode() + b'":"' + ev.RunStart.EVENT.encode() + b'"'
 
 
 @dataclass(frozen=True)
@@ -62,38 +59,6 @@ class FollowStats:
     reset: bool = False  # this batch starts over: reset the state before feeding it
     caught_up: bool = False  # this batch reached the end of the file
     missing: bool = True  # the log does not exist (yet)
-
-
-def _last_line_with(
-    fd: int, mark: bytes, end: int, limit: int, chunk: int = 1 << 20
-) -> list[bytes]:
-    """The last complete line before ``end`` containing ``mark``, read backwards in chunks.
-
-    Looks at most ``limit`` bytes back, then falls back to the file's first line.
-    """
-    pos = end
-    floor = max(0, end - limit)
-    carry = b""  # the start of the line that straddles the chunk boundary
-    while pos > floor:
-        lo = max(floor, pos - chunk)
-        buf = os.pread(fd, pos - lo, lo) + carry
-        hit = buf.rfind(mark)
-        if hit >= 0:
-            a = buf.rfind(b"\n", 0, hit) + 1
-            if a > 0 or lo == 0:
-                b = buf.find(b"\n", hit)
-                return [buf[a : b if b >= 0 else len(buf)]]
-            carry = buf  # the line starts in an earlier chunk
-        else:
-            nl = buf.find(b"\n")
-            carry = buf[:nl] if nl >= 0 else buf
-        pos = lo
-    if floor > 0:
-        first = os.pread(fd, chunk, 0)
-        nl = first.find(b"\n")
-        if nl >= 0 and mark in first[:nl]:
-            return [first[:nl]]
-    return []
 
 
 class _Handler(FileSystemEventHandler):
@@ -258,7 +223,7 @@ class LogFollower:
         return self._stats
 
     def _load_index(self, state: Any, stopped: Callable[[], bool]) -> None:
-        from trainer.eventindex import IndexReader
+        from trainer.events.index import IndexReader
 
         from .loader import StaleIndex, apply_index
 
@@ -278,36 +243,6 @@ class LogFollower:
             idx.close()
         self._sig = os.pread(self._fd, min(32, offset), offset - min(32, offset))
         self._stats = replace(self._stats, offset=offset, lines=lines, bytes_read=offset)
-
-    def read_tail(self, tail_bytes: int = 2 << 20, scan_bytes: int = 32 << 20) -> Records:
-        """The last run_start and the records of the last ``tail_bytes``: a quick preview.
-
-        The run_start is looked for up to ``scan_bytes`` before the tail, else the log's
-        first line is used (the run's first start). Does not move the offset. History before the tail (older checkpoints, alerts,
-        milestones) is missing from the preview; the full state comes from ``start()``.
-        """
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return []
-        try:
-            size = os.fstat(fd).st_size
-            start = max(0, size - tail_bytes)
-            data = os.pread(fd, size - start, start)
-            if start > 0:  # drop the first, probably partial, line
-                cut = data.find(b"\n") + 1
-                data, start = data[cut:], start + cut
-            data = data[: data.rfind(b"\n") + 1]
-            lines = data.split(b"\n")[:-1]
-            head = (
-                []
-                if _RUN_START_MARK in data
-                else _last_line_with(fd, _RUN_START_MARK, start, scan_bytes)
-            )
-        finally:
-            os.close(fd)
-        recs, _, _ = parse_lines(head + lines, 0, self.path.name)
-        return recs
 
     def _close(self) -> None:
         """Close the file; its identity and offset stay, so a restart continues from there."""
@@ -444,15 +379,3 @@ class LogFollower:
             )
             self._pending_reset = False
             deliver([], self._stats)
-
-
-def _last_line_end(fd: int, start: int, size: int, window: int = 1 << 16) -> int:
-    """The offset just past the last newline in ``[start, size)``, or ``start`` if none."""
-    pos = size
-    while pos > start:
-        lo = max(start, pos - window)
-        j = os.pread(fd, pos - lo, lo).rfind(b"\n")
-        if j >= 0:
-            return lo + j + 1
-        pos = lo
-    return start

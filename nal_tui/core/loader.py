@@ -1,6 +1,6 @@
 """Opening a long run fast: the backlog through the binary index (``events.idx``).
 
-The index (``trainer.eventindex``) summarises the log in blocks of aligned step windows.
+The index (``trainer.events.index``) summarises the log in blocks of aligned step windows.
 A block whose summary is enough (``RunState.summary_ok``: no restart, no non-finite
 value, no milestone inside, ...) is applied from its summary; others from their rows
 (the index's columns, or the JSONL itself when those fail their CRC). Only the other
@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from trainer import eventindex as ix
 from trainer import events as ev
+from trainer.events import index as ix
 
 from .blocks import columns_block
 from .reducer import RunState

@@ -9,114 +9,24 @@ session finds it again through its PID file (``proc``).
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from trainer import events as ev
 from trainer import rundir
 
-from . import proc
-from .command import trainer_command
-from .defaults import DEFAULT_GRACE_S, DEFAULT_LOGS, KILL_WAIT_S, START_WAIT_S, default_run_dir
+from . import launch, proc, stopping
+from .defaults import DEFAULT_GRACE_S, DEFAULT_LOGS, START_WAIT_S, default_run_dir
+from .results import LatestResult, StartResult, StatusResult, StopResult, exit_name
 from .runs import is_run_dir, latest_run, read_status
-from .text import clean, clean_lines
-from .vocab import (
-    PID_LIVE,
-    PID_NONE,
-    STOP_KILLED,
-    STOP_NO_RUN,
-    STOP_NOT_RUNNING,
-    STOP_STALE,
-    STOP_STOPPED,
-    STOP_TIMEOUT,
-)
+from .text import clean
+from .vocab import PID_LIVE, PID_NONE, STOP_NO_RUN, STOP_NOT_RUNNING, STOP_STALE
+
+__all__ = [
+    "LatestResult", "RunSession", "StartResult", "StatusResult", "StopResult", "exit_name",
+]  # fmt: skip
 
 Verify = Callable[[rundir.CheckpointInfo], tuple[bool, str]]
-_EXIT_NAMES = {
-    ev.EXIT_OK: "ok",
-    ev.EXIT_FAILED: "failed",
-    ev.EXIT_USAGE: "usage error",
-    ev.EXIT_LOCKED: "run directory locked",
-    ev.EXIT_NONFINITE: "non-finite losses",
-    ev.EXIT_NO_CHECKPOINT: "no valid checkpoint",
-}
-
-
-class _Result:
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
-
-
-@dataclass
-class StartResult(_Result):
-    ok: bool
-    message: str
-    run_dir: str
-    command: list[str] = field(default_factory=list)
-    launcher: str = ""
-    nproc: int = 1
-    pid: int | None = None  # the launched process (torchrun's agent when nproc > 1)
-    trainer_pid: int | None = None  # from the PID file, once the trainer took the lock
-    log_path: str = ""
-    config_path: str = ""
-    resume: str | None = None
-    target_step: int | None = None
-    exit_code: int | None = None  # the trainer exited while start waited
-
-
-@dataclass
-class StopResult(_Result):
-    ok: bool
-    status: str  # vocab.STOP_*
-    message: str
-    run_dir: str
-    pid: int | None = None
-    signals: list[str] = field(default_factory=list)
-    waited_s: float = 0.0
-    run_end: dict[str, Any] | None = None
-
-
-@dataclass
-class LatestResult(_Result):
-    checkpoint: str | None
-    step: int | None
-    skipped: list[tuple[str, str]]
-    message: str
-
-
-@dataclass
-class StatusResult(_Result):
-    ok: bool
-    run_dir: str
-    status: str
-    reason: str = ""
-    step: int | None = None
-    target_step: int | None = None
-    pid: int | None = None
-    pid_file: str = PID_NONE
-    pid_message: str = ""
-    last_event: str | None = None
-    last_event_t: float | None = None
-    run_end: dict[str, Any] | None = None
-    latest_checkpoint: str | None = None
-    latest_step: int | None = None
-    message: str = ""
-
-
-def exit_name(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return _EXIT_NAMES.get(code, "error")
 
 
 def _latest(run_dir: Path, verify: Verify) -> tuple[Any, list[tuple[Any, str]]]:
@@ -263,75 +173,11 @@ class RunSession:
         except ConfigError as e:
             return StartResult(False, clean(e), "", config_path=str(config_path))
         self.run_dir = rd
-        cmd, launcher = trainer_command(
-            config_path, rd, resume=resume, target_step=target_step, nproc=nproc,
-            base=self.trainer_base,
+        proc.CHILDREN.reap()
+        return launch.start(
+            rd, config_path, resume=resume, target_step=target_step, nproc=nproc,
+            base=self.trainer_base, env=self.env, wait_s=wait_s,
         )  # fmt: skip
-        res = StartResult(
-            False, "", str(rd), cmd, launcher, nproc, log_path=str(rd / rundir.TRAIN_LOG),
-            config_path=str(config_path), resume=resume, target_step=target_step,
-        )  # fmt: skip
-        live = self.trainer()
-        if live.live:
-            res.trainer_pid = live.pid
-            res.message = (
-                f"a trainer (pid {live.pid}) is already running in {rd}; "
-                f"stop it first (nal-tui stop --run-dir {rd})"
-            )
-            return res
-        try:
-            rd.mkdir(parents=True, exist_ok=True)
-            log = open(rd / rundir.TRAIN_LOG, "ab")  # noqa: SIM115 - handed to the child
-        except OSError as e:
-            res.message = f"{rd}: cannot create the run directory or train.log ({e.strerror})"
-            return res
-        env = dict(os.environ if self.env is None else self.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")  # train.log shows output as it happens
-        try:
-            with log:
-                log.write(f"\n=== nal-tui {time.strftime('%F %T')}: {' '.join(cmd)}\n".encode())
-                log.flush()
-                child = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, close_fds=True, env=env,
-                )  # fmt: skip
-        except OSError as e:
-            res.message = f"cannot run {cmd[0]}: {e.strerror or e}"
-            return res
-        proc.CHILDREN.add(child)
-        res.pid = child.pid
-        return self._wait_started(res, child, rd, wait_s)
-
-    def _wait_started(
-        self, res: StartResult, child: subprocess.Popen[bytes], rd: Path, wait_s: float
-    ) -> StartResult:
-        deadline = time.monotonic() + wait_s
-        while True:
-            code = child.poll()
-            st = proc.pid_state(rd)
-            if st.live and st.info is not None and _owned_by(st.info.pid, child.pid):
-                res.ok, res.trainer_pid = True, st.info.pid
-                res.message = (
-                    f"trainer started (pid {st.info.pid}) in {rd}; output in {res.log_path}"
-                )
-                return res
-            if code is not None:
-                proc.CHILDREN.reap()
-                res.exit_code = code
-                tail = clean_lines(_log_tail(rd / rundir.TRAIN_LOG), 15)
-                res.message = (
-                    f"the trainer exited with code {code} ({exit_name(code)}) before it "
-                    f"started; last lines of {res.log_path}:\n{tail}"
-                )
-                return res
-            if time.monotonic() >= deadline:
-                res.ok = True
-                res.message = (
-                    f"trainer launched (pid {child.pid}) in {rd} but has not taken the run "
-                    f"lock after {wait_s:.0f} s; see {res.log_path}"
-                )
-                return res
-            time.sleep(0.1)
 
     def resume(
         self,
@@ -396,104 +242,8 @@ class RunSession:
             return StopResult(True, STOP_NOT_RUNNING, f"no trainer is running in {rd}", str(rd))
         if st.state != PID_LIVE or st.info is None:
             return StopResult(False, STOP_STALE, f"not signalling anything: {st.message}", str(rd))
-        info = st.info
-        res = StopResult(False, STOP_TIMEOUT, "", str(rd), pid=info.pid)
-        offset = _size(rd / rundir.EVENTS)
-        t0 = time.monotonic()
-        try:
-            agent, ranks = proc.family(info)
-        except psutil.Error:
-            return StopResult(True, STOP_NOT_RUNNING, f"pid {info.pid} already exited", str(rd))
-        res.signals.append(f"SIGTERM to {proc.signal_procs(ranks, signal.SIGTERM)}")
-        everyone = ranks + ([agent] if agent is not None else [])
-        limit = kill_after_s if kill_after_s is not None else grace_s
-        killed = False
-        while proc.any_alive(everyone):
-            proc.CHILDREN.reap()
-            elapsed = time.monotonic() - t0
-            if killed and elapsed > limit + KILL_WAIT_S:
-                res.waited_s = elapsed
-                res.message = f"pid {info.pid} survived SIGKILL for {KILL_WAIT_S:.0f} s"
-                return res
-            if not killed and elapsed >= limit:
-                if kill_after_s is None:
-                    res.waited_s = elapsed
-                    res.message = (
-                        f"trainer pid {info.pid} is still running {elapsed:.0f} s after "
-                        "SIGTERM (it may be finishing a step or a checkpoint); wait, or "
-                        f"force it with: nal-tui stop --run-dir {rd} --kill-after 0"
-                    )
-                    return res
-                res.signals.append(f"SIGKILL to {self._kill(agent, ranks)}")
-                killed = True
-            time.sleep(poll_s)
-        proc.CHILDREN.reap()
-        res.waited_s = time.monotonic() - t0
-        res.run_end = _run_end_after(rd / rundir.EVENTS, offset)
-        res.ok = True
-        if killed:
-            res.status = STOP_KILLED
-            res.message = (
-                f"trainer pid {info.pid} killed (SIGKILL) after {limit:.0f} s; no final "
-                "checkpoint was written; resume uses the latest verified one"
-            )
-        else:
-            res.status = STOP_STOPPED
-            end = res.run_end
-            res.message = (
-                f"trainer pid {info.pid} stopped at step {end['step']} (run_end: "
-                f"{end['status']}) after {res.waited_s:.1f} s"
-                if end is not None
-                else f"trainer pid {info.pid} exited after {res.waited_s:.1f} s without "
-                f"writing run_end; see {rd / rundir.TRAIN_LOG}"
-            )
-        return res
+        return stopping.stop(rd, st, grace_s, kill_after_s, poll_s)
 
     def kill(self) -> StopResult:
         """SIGKILL to the verified trainer, its ranks and their workers (user's request)."""
         return self.stop(kill_after_s=0.0)
-
-    @staticmethod
-    def _kill(agent: psutil.Process | None, ranks: list[psutil.Process]) -> list[int]:
-        targets = ranks + proc.descendants(ranks) + ([agent] if agent is not None else [])
-        return proc.signal_procs(targets, signal.SIGKILL)
-
-
-def _owned_by(trainer_pid: int, launched_pid: int) -> bool:
-    if trainer_pid == launched_pid:
-        return True
-    try:
-        return any(p.pid == trainer_pid for p in psutil.Process(launched_pid).children(True))
-    except psutil.Error:
-        return False
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _log_tail(path: Path, nbytes: int = 8192) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - nbytes))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _run_end_after(path: Path, offset: int) -> dict[str, Any] | None:
-    """The last run_end written after byte ``offset`` of the event log."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(64 << 20)
-    except OSError:
-        return None
-    lines = [line for line in data.split(b"\n") if b"run_end" in line]
-    recs = [r for r in ev.parse_lines(lines)[0] if r[ev.K_EVENT] == "run_end"]
-    if not recs:
-        return None
-    return {k: clean(v) if isinstance(v, str) else v for k, v in recs[-1].items()}

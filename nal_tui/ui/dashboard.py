@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
 from nal_tui.core.reducer import RunState
-from nal_tui.core.reducer.state import loss_label
+from nal_tui.core.reducer.present import loss_label
 from nal_tui.core.views import CheckpointRow, SystemView
 from nal_tui.ui.texts import facts_lines
 from nal_tui.ui.widgets.alerts import AlertsPanel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-from nal_tui.core.reducer.state import LOSS_KEYS, loss_label
+from nal_tui.core.reducer.present import LOSS_KEYS, loss_label
 
 BINDINGS = [
     Binding("q", "quit", "Quit", tooltip="quit; the trainer keeps running"),

@@ -25,7 +25,8 @@ CORE = sorted(
     if m.name.startswith("nal_tui.core")
 )
 OTHERS = ["nal_tui", "nal_tui.cli", "nal_tui.preflight", "nal_tui.ui.app", "trainer.events",
-          "trainer.eventindex", "trainer.rundir", "trainer.config"]  # fmt: skip
+          "trainer.events.parse", "trainer.events.index", "trainer.events.indexwrite",
+          "trainer.rundir", "trainer.config"]  # fmt: skip
 
 
 def _loaded_after_import(module: str, heavy: tuple[str, ...]) -> list[str]:

@@ -10,8 +10,8 @@ import pytest
 from nal_tui.core.follow import LogFollower
 from nal_tui.core.reducer import RunState
 from tests.factory import append_raw, run_end, run_start, step_event, steps, write_events
-from trainer import eventindex as ix
 from trainer import events as ev
+from trainer.events import index as ix
 
 
 def _load(path, use_index=True):

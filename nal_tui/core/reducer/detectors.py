@@ -11,7 +11,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
-from trainer.eventindex import BLOCK_STEPS
+from trainer.events.index import BLOCK_STEPS
 
 from ..views import AlertRow
 from ..vocab import (

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from trainer import events as ev
-from trainer.eventindex import BlockInfo
 
 from ..blocks import StepBlock, as_float, block_from_records
 from ..series import is_rising
@@ -19,17 +18,9 @@ from ..status import DEFAULT_STALE_AFTER_S, StatusInputs, derive_status
 from ..text import clean
 from ..views import (
     AlertRow,
-    AlertsView,
-    HeaderView,
-    LossesView,
-    LossRowView,
-    MilestoneRow,
-    MilestonesView,
-    ProgressView,
     ValidationView,
 )
 from ..vocab import (
-    ACTIVE_STATUSES,
     ALERT_CRASHED,
     ALERT_GARBLED,
     ALERT_RUN_FAILED,
@@ -42,7 +33,6 @@ from ..vocab import (
     STATUS_CRASHED,
     STATUS_NOT_STARTED,
     STATUS_RUNNING,
-    STATUS_STALE,
 )
 from .detectors import (
     AlertLog,
@@ -53,29 +43,17 @@ from .detectors import (
     StallDetector,
 )
 from .losses import LossTrack
+from .present import LOSS_KEYS, Presenter
 from .progress import Progress
+from .summary import SummaryInput, validation_view
 
-LOSS_KEYS = ev.LOSS_KEYS
-LOSS_LABELS = {
-    "g": "G total",
-    "d": "D total",
-    "stft": "recon",
-    "adv": "adversarial",
-    "fm": "feat. match",
-}
 _E_RUN_START, _E_STEP, _E_VAL = ev.RunStart.EVENT, ev.Step.EVENT, ev.Val.EVENT
 _E_CKPT, _E_MILESTONE = ev.Checkpoint.EVENT, ev.Milestone.EVENT
 _E_ALERT, _E_RUN_END = ev.Alert.EVENT, ev.RunEnd.EVENT
 KEEP_EVENTS = 64  # recent checkpoint / validation events kept (the table lists the disk)
 
 
-def loss_label(key: str, recon_name: str | None = None) -> str:
-    if key == "stft" and recon_name:
-        return f"recon ({recon_name})"
-    return LOSS_LABELS.get(key, key)
-
-
-class RunState:
+class RunState(SummaryInput, Presenter):
     """Everything the dashboard shows about one run, rebuilt from its event records.
 
     Thresholds: ``avg_window`` logged values for averages and trends, ``rate_window``
@@ -185,48 +163,6 @@ class RunState:
         if block.tail:
             self._tail(block.tail)
         self._seen(block.records, block.first_t, block.last_t)
-
-    def summary_ok(self, b: BlockInfo) -> bool:
-        """Whether a block of the binary index can be applied from its summary alone."""
-        p = self.progress
-        if not b.n_steps:
-            return True
-        if p.step is not None and b.first_step <= p.step:
-            return False  # a restart or a backwards jump: look at the rows
-        if p.milestone_between(p.max_step or 0, b.last_step):
-            return False
-        return (
-            self.nonfinite.summary_ok(b.finite)
-            and not self.nonfinite.open
-            and self.collapse.summary_ok(b.lo[LOSS_KEYS.index("d")])
-        )
-
-    def feed_summary(self, b: BlockInfo, before: Sequence[dict], after: Sequence[dict]) -> None:
-        """Apply a block from its summary: ``before``/``after`` are its other records that
-        come before its first / after its last step row (``summary_ok`` must hold)."""
-        for rec in before:
-            self._other(rec)
-        if b.n_steps:
-            self._after_start = False
-            for k, tr in zip(LOSS_KEYS, self.losses.values(), strict=True):
-                i = LOSS_KEYS.index(k)
-                bad = b.counts[i] < b.n_steps
-                tr.series.add_bucket(b.first_step, b.last_step, b.lo[i], b.hi[i], bad, b.n_steps)
-            self.progress.summary(b.first_step, b.last_step, b.t_first, b.t_last)
-            self.nonfinite.summary()
-            self.collapse.summary()
-            adv, d = LOSS_KEYS.index("adv"), LOSS_KEYS.index("d")
-            self.imbalance.add(
-                b.window,
-                (b.sums[adv], b.counts[adv], b.sums[d], b.counts[d]),
-                (b.last_step, b.t_last),
-            )
-        for rec in after:
-            self._other(rec)
-        n = b.n_steps + len(before) + len(after)
-        first = before[0][ev.K_TIME] if before else (b.t_first if b.n_steps else None)
-        last = after[-1][ev.K_TIME] if after else (b.t_last if b.n_steps else first)
-        self._seen(n, first, last)
 
     def note_garbled(self, count: int, sample: str | None) -> None:
         """Count ``count`` more unreadable lines (reported, never fatal)."""
@@ -376,20 +312,7 @@ class RunState:
 
     def _on_val(self, rec: dict[str, Any], t: float) -> None:
         self.progress.pause(float(rec.get("duration", 0.0)))
-        losses = tuple((clean(k, 40), as_float(v)) for k, v in list(rec["losses"].items())[:32])
-        metrics = rec.get("metrics") or {}
-        group = clean(rec.get("set", "val"), 20)
-        mets = tuple((clean(k, 40), as_float(v)) for k, v in list(metrics.items())[:32])
-        samples = tuple(clean(s, 200) for s in rec["samples"][:64])
-        self.vals.append(
-            ValidationView(
-                rec["step"],
-                float(rec.get("duration", 0.0)),
-                losses,
-                ((group, mets),) if mets else (),
-                samples,
-            )
-        )
+        self.vals.append(validation_view(rec))
 
     def _on_run_start(self, rec: dict[str, Any]) -> None:
         self.run_start = rec
@@ -446,88 +369,3 @@ class RunState:
             self._alert(
                 ALERT_CRASHED, LEVEL_ERROR, self.progress.step, self.status_reason, self._now
             )
-
-    # ---- derived values and views
-
-    @property
-    def step(self) -> int | None:
-        return self.progress.step
-
-    @property
-    def target_step(self) -> int | None:
-        return self.progress.target_step
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
-
-    @property
-    def val(self) -> ValidationView | None:
-        return self.vals[-1] if self.vals else None
-
-    def since_last_event(self, now: float) -> float | None:
-        return None if self.last_event_t is None else max(0.0, now - self.last_event_t)
-
-    def header(self, now: float) -> HeaderView:
-        pid = self._proc_pid if self.pid_state == PID_LIVE else None
-        if pid is None and self.active and self.pid_state == PID_NONE:
-            pid = self.pid
-        return HeaderView(
-            self.run_name,
-            self.status,
-            self.status_reason,
-            pid if self.active else None,
-            self.since_last_event(now),
-            self.progress.step,
-            self.progress.target_step,
-            self.device,
-            self.world_size or 1,
-        )
-
-    def progress_view(self) -> ProgressView:
-        p = self.progress
-        live = self.status in ACTIVE_STATUSES | {STATUS_STALE}
-        nxt, nxt_eta = p.next_checkpoint() if live else (None, None)
-        sps = p.seconds_per_step
-        samples = [v for v in p.samples_s if v == v]
-        return ProgressView(
-            p.step,
-            p.target_step,
-            p.fraction,
-            p.epoch,
-            1.0 / sps if sps else None,
-            sorted(samples)[len(samples) // 2] if samples else None,
-            p.eta_s() if live else None,
-            nxt,
-            nxt_eta,
-            not live and self.records > 0,
-        )
-
-    def losses_view(self) -> LossesView:
-        rows = tuple(
-            LossRowView(
-                k,
-                loss_label(k, self.recon_name),
-                tr.current,
-                tr.moving_avg if tr.current is not None else None,
-                tr.trend_pct,
-                tr.trend_dir,
-                tr.series,
-            )
-            for k, tr in self.losses.items()
-        )
-        return LossesView(rows, self.recon_name, tuple(self.resume_steps), self.version)
-
-    def milestones_view(self) -> MilestonesView:
-        rows, pending = self.progress.milestone_rows()
-        live = self.status in ACTIVE_STATUSES
-        return MilestonesView(
-            tuple(MilestoneRow(s, t, n) for s, t, n in rows),
-            pending,
-            self.progress.next_milestone_eta() if live else None,
-        )
-
-    def alerts_view(self) -> AlertsView:
-        return AlertsView(
-            tuple(self.alerts.rows), self.alerts.dropped, self.garbled, self.garbled_sample
-        )
