@@ -1,8 +1,9 @@
 """Opening a long run fast: the backlog through the binary index (``events.idx``).
 
 The index (``trainer.events.index``) summarises the log in blocks of aligned step windows.
-A block whose summary is enough (``RunState.summary_ok``: no restart, no non-finite
-value, no milestone inside, ...) is applied from its summary; others from their rows
+In a long run (``SUMMARY_MIN_SPAN``), a block whose summary is enough
+(``RunState.summary_ok``: no restart, no non-finite value, no milestone inside, ...) is
+applied from its summary; others from their rows
 (the index's columns, or the JSONL itself when those fail their CRC). Only the other
 records the dashboard needs are parsed from the JSONL: every run_start, milestone, alert
 and run_end, and the newest validation and checkpoint events. The newest blocks are
@@ -22,6 +23,10 @@ from .blocks import columns_block
 from .reducer import RunState
 
 TAIL_ROWS = 300  # step rows read from the JSONL itself at the end of the backlog
+# Block summaries only for runs this long: a summary is one min/max band over a block's
+# steps, and a chart asks for up to ~600 buckets; below this span it would show blocks
+# where the rows show detail, so shorter runs apply every row (from the index columns).
+SUMMARY_MIN_SPAN = ix.BLOCK_STEPS * 1024
 KEEP_RECENT = 64  # validation / checkpoint events parsed from the history (newest ones)
 _RECENT_KINDS = (ix.KIND_VAL, ix.KIND_CHECKPOINT)
 
@@ -70,6 +75,10 @@ def apply_index(
                     wanted[kind] -= 1
                 else:
                     skip.add((i, j))
+    stepped = [b for b in blocks if b.n_steps]
+    summaries = bool(stepped) and (
+        stepped[-1].last_step - stepped[0].first_step >= SUMMARY_MIN_SPAN
+    )
     lines = 0
     for i, b in enumerate(head):
         if stopped():
@@ -81,7 +90,7 @@ def apply_index(
             for j, e in enumerate(es)
             if e.kind != ix.KIND_GARBLED and (i, j) not in skip
         ]
-        if _summary_fits(b, recs) and state.summary_ok(b):
+        if summaries and _summary_fits(b, recs) and state.summary_ok(b):
             before = [r for pos, r in recs if pos == 0]
             after = [r for pos, r in recs if pos > 0]
             state.feed_summary(b, before, after)

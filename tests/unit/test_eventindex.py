@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from nal_tui.core import loader
 from nal_tui.core.follow import LogFollower
 from nal_tui.core.reducer import RunState
 from tests.factory import append_raw, run_end, run_start, step_event, steps, write_events
@@ -55,6 +56,26 @@ def test_index_load_equals_jsonl_load(tmp_path):
     assert fa.used_index and not fb.used_index
     assert _digest(a) == _digest(b)
     assert fa.stats.offset == fb.stats.offset == path.stat().st_size
+
+
+def test_long_run_summaries_keep_figures_spikes_and_nans(tmp_path, monkeypatch):
+    """A long run applies block summaries (here: any run); the figures, alerts and the
+    coarse chart stay those of the rows, and a NaN and a spike stay visible."""
+    monkeypatch.setattr(loader, "SUMMARY_MIN_SPAN", 0)
+    evs = [run_start(target=20_000, milestone_every=100_000), *steps(1, 4999)]
+    evs += [step_event(5000, g=math.nan), *steps(5001, 9999), step_event(10_000, g=1e6)]
+    evs += [*steps(10_001, 15_000)]
+    path = write_events(tmp_path / "events.jsonl", evs)
+    calls = []
+    real = RunState.feed_summary
+    monkeypatch.setattr(RunState, "feed_summary", lambda *a: calls.append(1) or real(*a))
+    a, fa = _load(path)
+    b, _ = _load(path, use_index=False)
+    assert fa.used_index and len(calls) > 40  # most blocks came from their summaries
+    assert _digest(a) == _digest(b)
+    steps_, _mins, maxs, nan = a.losses["g"].series.buckets(60)
+    assert sum(nan) == 1 and max(maxs) == 1e6
+    assert a.losses["g"].series.buckets(7) == b.losses["g"].series.buckets(7)
 
 
 def test_garbled_lines_are_counted_through_the_index(tmp_path):

@@ -176,9 +176,14 @@ _REQUIRED: dict[str, frozenset[str]] = {
 
 
 def _finite_or_none(x: Any) -> Any:
-    """JSON has no NaN/Infinity; write non-finite floats as strings the reader maps back."""
+    """JSON has no NaN/Infinity; write non-finite floats as strings the reader maps back
+    (inside objects and lists too: a validation loss can be NaN)."""
     if isinstance(x, float) and not math.isfinite(x):
         return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: _finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_none(v) for v in x]
     return x
 
 

@@ -104,7 +104,8 @@ def _is_str_dict(v: Any) -> bool:
 
 
 def _is_loss_dict(v: Any) -> bool:
-    return v.__class__ is dict and all(_is_loss(x) for x in v.values())
+    # null: a non-finite value nested in an object, as writers before the fix encoded it.
+    return v.__class__ is dict and all(x is None or _is_loss(x) for x in v.values())
 
 
 _RULE_TEXT: dict[Any, str] = {
@@ -114,7 +115,7 @@ _RULE_TEXT: dict[Any, str] = {
     _is_bool: "must be true or false",
     _is_str_list: "must be a list of strings",
     _is_str_dict: "must be an object",
-    _is_loss_dict: "must be an object of numbers",
+    _is_loss_dict: "must be an object of numbers (or 'nan', 'inf', '-inf', null)",
 }
 _STEP_ANY = _int_in(0, MAX_STEP)
 _STEP_POS = _int_in(1, MAX_STEP)
