@@ -2,10 +2,12 @@
 
 Points are kept as buckets per *segment* (a stretch of strictly increasing steps; a resume
 that restarts from an earlier step opens a new one, so nothing is dropped). A bucket is
-(first step, last step, finite min, finite max, non-finite flag). Raw points are width-1
-buckets; a backlog loader may add whole pre-aggregated buckets (``add_bucket``). When the
-series holds more than ``cap`` buckets, neighbours in the largest segment merge in pairs,
-so memory stays bounded and no extreme is lost.
+(first step, last step, finite min, finite max, non-finite flag) and covers one aligned
+window of steps ``[k * W, (k + 1) * W)``; ``W`` (a power of two, the same for the whole
+series) starts at 1 and doubles whenever the series would hold more than ``cap`` buckets.
+Because windows are aligned to step numbers, the whole run keeps one resolution, and the
+buckets do not depend on how the points arrived (one at a time, in batches, or as the
+backlog loader's pre-aggregated buckets of an aligned block, ``add_bucket``).
 """
 
 from __future__ import annotations
@@ -52,53 +54,73 @@ class _Segment:
     def last(self) -> int:
         return self.x1[-1]
 
-    def push(self, x0: int, x1: int, lo: float, hi: float, bad: int) -> None:
+    def push(self, x0: int, x1: int, lo: float, hi: float, bad: int, shift: int) -> int:
+        """Add a bucket, merged into the last one when it falls in the same window;
+        returns the buckets added (0 or 1)."""
+        if len(self.lo) and self.x0[-1] >> shift == x0 >> shift:
+            self.x1[-1] = x1
+            if lo < self.lo[-1]:
+                self.lo[-1] = lo
+            if hi > self.hi[-1]:
+                self.hi[-1] = hi
+            if bad:
+                self.bad[-1] = 1
+            return 0
         self.x0.append(x0)
         self.x1.append(x1)
         self.lo.append(lo)
         self.hi.append(hi)
         self.bad.append(bad)
+        return 1
 
-    def push_points(self, xs: Sequence[int], ys: Sequence[float]) -> None:
-        s = sum(ys)
-        if s - s == 0.0:  # all finite: one C-level extend per array
-            self.x0.extend(xs)
-            self.x1.extend(xs)
-            self.lo.extend(ys)
-            self.hi.extend(ys)
-            self.bad.frombytes(bytes(len(ys)))
-            return
-        for x, y in zip(xs, ys, strict=True):
-            if _isfinite(y):
-                self.push(x, x, y, y, 0)
+    def push_points(self, xs: Sequence[int], ys: Sequence[float], shift: int) -> int:
+        """Add rising points; returns the buckets added."""
+        if shift == 0 and (not len(self.lo) or xs[0] > self.x1[-1]):
+            s = sum(ys)
+            if s - s == 0.0:  # width-1 windows, all finite: one C-level extend per array
+                self.x0.extend(xs)
+                self.x1.extend(xs)
+                self.lo.extend(ys)
+                self.hi.extend(ys)
+                self.bad.frombytes(bytes(len(ys)))
+                return len(ys)
+        added = 0
+        n, i = len(xs), 0
+        while i < n:
+            key = xs[i] >> shift
+            j = i + 1
+            if shift:  # the window's end, by bisection on the rising steps
+                lim, hi_j = (key + 1) << shift, n
+                while j < hi_j:
+                    mid = (j + hi_j) // 2
+                    if xs[mid] < lim:
+                        j = mid + 1
+                    else:
+                        hi_j = mid
+            sl = ys[i:j]
+            t = sum(sl)
+            if t - t == 0.0:
+                added += self.push(xs[i], xs[j - 1], min(sl), max(sl), 0, shift)
             else:
-                self.push(x, x, _INF, -_INF, 1)
+                fin = [v for v in sl if _isfinite(v)]
+                lo, hi = (min(fin), max(fin)) if fin else (_INF, -_INF)
+                added += self.push(xs[i], xs[j - 1], lo, hi, int(len(fin) < len(sl)), shift)
+            i = j
+        return added
 
-    def halve(self) -> None:
-        """Merge neighbouring buckets in pairs (an odd last one stays as it is)."""
-        n = len(self.lo)
-        m = n - n % 2
-        lo, hi, bad = self.lo, self.hi, self.bad
-        self.x0 = self.x0[0:m:2] + self.x0[m:]
-        self.x1 = self.x1[1:m:2] + self.x1[m:]
-        self.lo = array("d", map(min, lo[0:m:2], lo[1:m:2])) + lo[m:]
-        self.hi = array("d", map(max, hi[0:m:2], hi[1:m:2])) + hi[m:]
-        self.bad = array("B", map(max, bad[0:m:2], bad[1:m:2])) + bad[m:]
+    def coarsen(self, shift: int) -> None:
+        """Merge the buckets that share a window of ``1 << shift`` steps."""
+        old = (self.x0, self.x1, self.lo, self.hi, self.bad)
+        self.__init__()  # type: ignore[misc]
+        for x0, x1, lo, hi, bad in zip(*old, strict=True):
+            self.push(x0, x1, lo, hi, bad, shift)
 
 
-def _prebucket(xs: Sequence[int], ys: Sequence[float], width: int) -> list[tuple]:
-    """Raw points into buckets of ``width`` points (one C-level min/max per bucket)."""
-    out = []
-    for j in range(0, len(ys), width):
-        sl = ys[j : j + width]
-        s = sum(sl)
-        if s - s == 0.0:
-            out.append((xs[j], xs[min(j + width, len(xs)) - 1], min(sl), max(sl), 0))
-        else:
-            fin = [v for v in sl if _isfinite(v)]
-            lo, hi = (min(fin), max(fin)) if fin else (_INF, -_INF)
-            out.append((xs[j], xs[min(j + width, len(xs)) - 1], lo, hi, int(len(fin) < len(sl))))
-    return out
+def _windows(xs: Sequence[int], shift: int) -> int:
+    """Distinct windows of ``1 << shift`` steps among rising ``xs``."""
+    if shift == 0:
+        return len(xs)
+    return len(set(x >> shift for x in xs))
 
 
 class MinMaxSeries:
@@ -110,6 +132,7 @@ class MinMaxSeries:
         self.cap = cap
         self.segments: list[_Segment] = []
         self.count = 0  # raw points seen
+        self.shift = 0  # buckets cover windows of 1 << shift steps
         self._stored = 0
 
     def __len__(self) -> int:
@@ -118,6 +141,11 @@ class MinMaxSeries:
     def stored(self) -> int:
         """Buckets held in memory (at most ``cap``)."""
         return self._stored
+
+    @property
+    def width(self) -> int:
+        """Steps per bucket window."""
+        return 1 << self.shift
 
     @property
     def first_step(self) -> int | None:
@@ -132,7 +160,22 @@ class MinMaxSeries:
         if seg is None or (len(seg) and x <= seg.last):
             seg = _Segment()
             self.segments.append(seg)
+            if len(self.segments) > max(2, self.cap // 8):
+                self._merge_oldest()  # a log that restarts without end stays bounded
         return seg
+
+    def _merge_oldest(self) -> None:
+        """Fold the two oldest segments into one (their buckets, by window, in step order)."""
+        a, b = self.segments[0], self.segments[1]
+        rows = sorted(
+            [*zip(a.x0, a.x1, a.lo, a.hi, a.bad, strict=True),
+             *zip(b.x0, b.x1, b.lo, b.hi, b.bad, strict=True)]
+        )  # fmt: skip
+        merged = _Segment()
+        for r in rows:
+            merged.push(*r, self.shift)
+        self.segments[:2] = [merged]
+        self._stored = sum(len(s) for s in self.segments)
 
     def append(self, x: int, y: float) -> None:
         self.extend((x,), (y,))
@@ -151,33 +194,33 @@ class MinMaxSeries:
         for i, j in zip(cuts[:-1], cuts[1:], strict=True):
             px, py = (xs, ys) if (i, j) == (0, n) else (xs[i:j], ys[i:j])
             seg = self._segment_for(px[0])
-            if len(px) > self.cap // 4:
-                width = -(-len(px) // (self.cap // 8))
-                for b in _prebucket(px, py, width):
-                    seg.push(*b)
-                self._stored += -(-len(px) // width)
-            else:
-                seg.push_points(px, py)
-                self._stored += len(px)
-            self._compact()
+            # Widen the windows first when these points would not fit: never hold more
+            # than the cap, not even for a moment (a backlog batch can be 20,000 points).
+            while self._stored + self._new_windows(seg, px) > self.cap and self.shift < 62:
+                self._coarsen()
+            self._stored += seg.push_points(px, py, self.shift)
         self.count += n
+
+    def _new_windows(self, seg: _Segment, xs: Sequence[int]) -> int:
+        w = _windows(xs, self.shift)
+        if len(seg) and seg.x0[-1] >> self.shift == xs[0] >> self.shift:
+            w -= 1  # the first points continue the segment's last window
+        return w
 
     def add_bucket(self, x0: int, x1: int, lo: float, hi: float, bad: bool, count: int) -> None:
         """Append a pre-aggregated bucket of ``count`` points over steps ``x0..x1``."""
         seg = self._segment_for(x0)
-        seg.push(x0, x1, lo, hi, int(bad))
-        self._stored += 1
+        self._stored += seg.push(x0, x1, lo, hi, int(bad), self.shift)
         self.count += count
-        self._compact()
+        while self._stored > self.cap and self.shift < 62:
+            self._coarsen()
 
-    def _compact(self) -> None:
-        while self._stored > self.cap:
-            seg = max(self.segments, key=len)
-            before = len(seg)
-            if before < 2:
-                break
-            seg.halve()
-            self._stored -= before - len(seg)
+    def _coarsen(self) -> None:
+        """Double the window and merge the buckets that now share one."""
+        self.shift += 1
+        for seg in self.segments:
+            seg.coarsen(self.shift)
+        self._stored = sum(len(s) for s in self.segments)
 
     def buckets(self, n: int, start: int | None = None, end: int | None = None) -> Buckets:
         """At most ``n`` buckets over steps ``start..end`` (default: the whole run).

@@ -15,16 +15,18 @@ from nal_tui.ui.widgets.fit import shorten
 from nal_tui.ui.widgets.fmt import fmt_bytes, fmt_clock, fmt_duration
 
 PAD = 1  # DataTable's cell padding, each side
+REASON_LONG, REASON_SHORT = 30, 20  # cells of a failed check's reason in the table
 
 
-def verified_cell(r: CheckpointRow, short: bool = False) -> Text:
-    """✔ verified, ✘ failed (with why), … still hashing."""
+def verified_cell(r: CheckpointRow, short: bool = False, limit: int | None = None) -> Text:
+    """✔ verified, ✘ failed (with why, shortened to ``limit`` cells), … still hashing."""
     if r.verified is None:
         return Text("… checking", style="dim")
     if r.verified:
         ok = "✔ ok" if short else "✔ sha256 ok"
         return Text(ok + (" (branch)" if r.abandoned else ""), style="green")
-    return Text(f"✘ {r.reason}", style="bold red")
+    why = f"✘ {r.reason}"
+    return Text(why if limit is None else shorten(why, limit), style="bold red")
 
 
 def _step_cell(r: CheckpointRow) -> Text:
@@ -70,7 +72,8 @@ def _cell(key: str, fmt: str | None, r: CheckpointRow, now: float | None) -> Tex
     if key == "step":
         return _step_cell(r)
     if key == "verified":
-        return verified_cell(r, short=fmt == "short")
+        short = fmt == "short"
+        return verified_cell(r, short, limit=REASON_SHORT if short else REASON_LONG)
     if key == "size":
         return Text(fmt_bytes(r.bytes))
     return Text(saved_cell(r.t, now, fmt or "full"))

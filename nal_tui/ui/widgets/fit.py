@@ -1,8 +1,9 @@
 """Lines that fit the panel's width at render time without cutting a word.
 
 A line is a sequence of parts, each with a priority: when the line is wider than the
-panel, whole parts go, the least important (highest ``drop``) and rightmost first. Only a
-part that is alone and still too wide is shortened, at a space, with an ellipsis. The
+panel, whole parts go, the least important (highest ``drop``) and rightmost first. If the
+parts that must stay are still too wide, the ones that do not fit are left out; only the
+first part, when it alone is too wide, is shortened at a space, with an ellipsis. The
 width is known only when Rich renders, so ``FitLines`` is a renderable; it compares equal
 by value, so ``TextPanel.set_text`` skips redrawing an unchanged one.
 """
@@ -40,14 +41,14 @@ Line = tuple[Part, ...] | Bar
 
 
 def shorten(s: str, width: int) -> str:
-    """``s`` cut at the last space that leaves room for an ellipsis (whole words only)."""
+    """``s`` in ``width`` cells: whole words, then " …" (the space shows no word was cut)."""
     if cell_len(s) <= width:
         return s
-    if width <= 1:
+    if width <= 2:
         return "…"[:width]
     head = s[: width - 1]
-    cut = head.rstrip().rfind(" ")
-    return (head[:cut].rstrip() if cut > 0 else "") + "…"
+    cut = head.rfind(" ")
+    return (head[:cut].rstrip() + " " if cut > 0 else "") + "…"
 
 
 def fit_parts(parts: Sequence[Part], width: int) -> Text:
@@ -61,13 +62,14 @@ def fit_parts(parts: Sequence[Part], width: int) -> Text:
         del keep[worst]
     t = Text(no_wrap=True, overflow="crop", end="")
     room = width
-    for p in keep:
-        s = p.text if cell_len(p.text) <= room else shorten(p.text, room)
-        if s:
-            t.append(s, style=p.style)
+    for i, p in enumerate(keep):
+        s = p.text
+        if cell_len(s) > room:
+            if i:  # a later part that does not fit is left out whole, not cut
+                break
+            s = shorten(s, room)
+        t.append(s, style=p.style)
         room -= cell_len(s)
-        if room <= 0:
-            break
     return t
 
 

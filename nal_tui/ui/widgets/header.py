@@ -36,7 +36,7 @@ def header_parts(v: HeaderView, extra: str = "") -> list[Part]:
         Part(f" step {v.step:,}" if v.step is not None else " step -", "bold"),
     ]
     if v.target_step:
-        parts.append(Part(f"/{v.target_step:,}"))
+        parts.append(Part(f"/{v.target_step:,}", drop=1))
     parts += [
         Part(f"  pid {v.pid}" if v.pid else "  pid -", "" if v.pid else "dim", drop=2),
         Part("  last event ", drop=1),
