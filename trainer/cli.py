@@ -1,4 +1,4 @@
-"""``nal-train``: train a HiFi-GAN vocoder, or print model sizes."""
+"""``nal-train``: train a HiFi-GAN vocoder, verify a checkpoint, or print model sizes."""
 
 from __future__ import annotations
 
@@ -23,12 +23,30 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="YAML config (default when resuming: the run dir's config.yaml)"
     )
     t.add_argument("--run-dir", type=Path, help="run directory (default logs/<config name>)")
-    t.add_argument(
+    start = t.add_mutually_exclusive_group()
+    start.add_argument(
         "--resume",
         metavar="latest|PATH",
-        help="resume from the newest verified checkpoint, or from PATH",
+        help="resume from the newest usable checkpoint of the live branch, or from PATH "
+        "(also one in checkpoints/abandoned/)",
+    )
+    start.add_argument(
+        "--new-branch",
+        action="store_true",
+        help="start over from step 0 in a run dir that already holds a run; its checkpoints "
+        "are moved aside to checkpoints/abandoned/, nothing is deleted",
     )
     t.add_argument("--target-step", type=int, help="train up to this step (overrides max_steps)")
+    v = sub.add_parser(
+        "verify",
+        help="check that a checkpoint can be resumed (hash, safe load, format, keys, shapes)",
+    )
+    v.add_argument("--run-dir", type=Path, help="run directory (default: from the path or config)")
+    v.add_argument("--checkpoint", default="latest", metavar="latest|PATH", help="default: latest")
+    v.add_argument(
+        "--config", type=Path, help="config to check shapes against (default: the run dir's)"
+    )
+    v.add_argument("--json", action="store_true", help="print one JSON object")
     s = sub.add_parser("summary", help="print parameter counts as JSON")
     s.add_argument("--config", type=Path, required=True)
     return p
@@ -81,6 +99,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print("nal-train: --target-step must be >= 1", file=sys.stderr)
         return ev.EXIT_USAGE
     run_dir = args.run_dir or Path("logs") / cfg.name
+    refusal = _fresh_start_refusal(run_dir) if not (args.resume or args.new_branch) else None
+    if refusal:
+        print(f"nal-train: {refusal}", file=sys.stderr)
+        return ev.EXIT_USAGE
     rank = int(os.environ.get("RANK", "0"))
     _setup_logging(run_dir if rank == 0 else None, rank)
     __import__("trainer.console").console.attach(rank)  # progress line / periodic log lines
@@ -93,12 +115,93 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         target_step=args.target_step,
         restore_signals=False,
+        new_branch=args.new_branch,
     )
     # The run is over and saved: a late signal must not turn the exit code into a kill
     # (Python resets its own handlers to the default during interpreter shutdown).
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     return code
+
+
+def _fresh_start_refusal(run_dir: Path) -> str | None:
+    """Why a start without --resume must not use ``run_dir`` (it holds a run), or None.
+
+    Checked here, before torch is imported, on every rank alike; the trainer checks again
+    under the run lock. A run dir in use by a live trainer is left to the lock (exit 3).
+    """
+    try:
+        pid = rundir.read_pid_file(run_dir)
+    except rundir.PidFileError:
+        pid = None
+    if pid is not None and rundir.process_matches(pid):
+        return None
+    hist = rundir.run_history(run_dir)
+    return rundir.fresh_start_refusal(run_dir, hist) if hist is not None else None
+
+
+def _run_dir_of(path: Path) -> Path | None:
+    """The run dir of a checkpoint path (…/checkpoints/ckpt.pt or …/abandoned/<dir>/ckpt.pt)."""
+    d = path.resolve().parent
+    if d.parent.name == rundir.ABANDONED_DIR:
+        d = d.parent.parent
+    return d.parent if d.name == rundir.CHECKPOINTS_DIR else None
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """The trainer's full load test on one checkpoint; exit 0 usable, 5 not, 2 usage."""
+    which = args.checkpoint
+    run_dir = args.run_dir
+    if run_dir is None and which != "latest":
+        run_dir = _run_dir_of(Path(which))
+    cfg: Config | None = None
+    if args.config is not None:
+        try:
+            cfg = load(args.config)
+        except ConfigError as e:
+            print(f"nal-train: {e}", file=sys.stderr)
+            return ev.EXIT_USAGE
+        run_dir = run_dir or Path("logs") / cfg.name
+    if run_dir is None:
+        print(
+            "nal-train verify: give --run-dir (or --config, or a checkpoint path)", file=sys.stderr
+        )
+        return ev.EXIT_USAGE
+    note = ""
+    if cfg is None and (run_dir / rundir.CONFIG_FILE).is_file():
+        try:
+            cfg = load(run_dir / rundir.CONFIG_FILE)
+        except ConfigError as e:
+            print(f"nal-train: {e}", file=sys.stderr)
+            return ev.EXIT_USAGE
+    if cfg is None:
+        note = " (shapes not checked: no config)"
+    from trainer import checkpoint as ckpt  # torch is imported only here
+
+    test = ckpt.LoadTest(cfg)
+    skipped: list[tuple[rundir.CheckpointInfo, str]] = []
+    try:
+        info, skipped = ckpt.find_resume_checkpoint(run_dir, which, test)
+        ok, message = True, f"usable: {info.path} (step {info.step}){note}"
+    except rundir.CheckpointError as e:
+        info, ok, message = None, False, str(e)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": ok,
+                    "checkpoint": str(info.path) if info else None,
+                    "step": info.step if info else None,
+                    "message": message,
+                    "skipped": [{"path": str(i.path), "reason": r} for i, r in skipped],
+                }
+            )
+        )
+    else:
+        for i, r in skipped:
+            print(f"skipped {i.path}: {r}")
+        print(message if ok else f"not usable: {message}")
+    return ev.EXIT_OK if ok else ev.EXIT_NO_CHECKPOINT
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
@@ -117,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "summary":
         return _cmd_summary(args)
+    if args.cmd == "verify":
+        return _cmd_verify(args)
     return _cmd_train(args)
 
 

@@ -31,7 +31,7 @@ from trainer import checkpoint as ckpt
 from trainer import config as config_mod
 from trainer import distributed as dist_mod
 from trainer import events as ev
-from trainer import rundir
+from trainer import lineage, rundir
 from trainer.audio import MelSpectrogram, write_wav
 from trainer.config import Config
 from trainer.data import Corpus, ResumableBatchSampler, TrainDataset, ValidationSet, collate
@@ -112,11 +112,13 @@ class Trainer:
         *,
         resume: str | None = None,
         target_step: int | None = None,
+        new_branch: bool = False,
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.config_path = config_path
         self.resume = resume
+        self.new_branch = new_branch
         self._target_given = target_step is not None
         self.target_step = target_step or cfg.train.max_steps
         self.stop = StopFlag()
@@ -125,6 +127,18 @@ class Trainer:
         self.lock: rundir.RunLock | None = None
         self._last_val_step = -1
         self._last_ckpt_step = -1
+        self._pending_alerts: list[tuple[str, str]] = []
+        # Lineage (see _start_branch): what this run directory held before this start, the
+        # branch this process writes, and what it moved where.
+        self._history: rundir.RunHistory | None = None
+        self._plan: lineage.BranchPlan | None = None
+        self._resume_info: rundir.CheckpointInfo | None = None
+        self._resume_state: dict[str, Any] | None = None
+        self._skipped: list[tuple[rundir.CheckpointInfo, str]] = []
+        self._moved_aside: str | None = None
+        self._verify = ckpt.VerifyCache()
+        self._cfg_dict = config_mod.to_dict(cfg)
+        self._model_cfg = lineage.model_config(self._cfg_dict)
 
     # ------------------------------------------------------------------ set up
     def setup(self) -> None:
@@ -137,22 +151,28 @@ class Trainer:
                 self.lock.acquire()
             except rundir.RunLocked as e:
                 raise TrainerError(str(e), ev.EXIT_LOCKED) from None
+            self._history = rundir.run_history(self.run_dir)
+            if self._history is not None and not self.resume and not self.new_branch:
+                # Refused before anything is written: the existing run's log stays as it was.
+                raise TrainerError(
+                    rundir.fresh_start_refusal(self.run_dir, self._history), ev.EXIT_USAGE
+                )
             for sub in (rundir.CHECKPOINTS_DIR, rundir.SAMPLES_DIR):
                 (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
             self.writer = ev.EventWriter(self.run_dir / rundir.EVENTS)
-            # Find the resume point before cleaning, so skipped partial saves get reported.
+            self._clean_leftovers()
             if self.resume:
-                self._find_resume()
-            removed = ckpt.clean_leftovers(self.run_dir)
-            for p in removed:
-                log.info("removed leftover from an interrupted save: %s", p)
-            rundir.atomic_write_text(self.run_dir / rundir.CONFIG_FILE, config_mod.dump(cfg))
+                # The full load test runs before the corpus and the models are built.
+                self._choose_resume()
 
         self._seed_everything(cfg.train.seed)
         self._setup_precision()
         self._setup_data()
         self._setup_models()
         start_from = self._load_resume() if self.resume else None
+        if self.is_main:
+            start_from = self._start_branch() or start_from
+            rundir.atomic_write_text(self.run_dir / rundir.CONFIG_FILE, config_mod.dump(cfg))
         self._setup_loader()
         self.agree = dist_mod.StopAgreement(self.dist)
         self.stop.install()
@@ -275,32 +295,121 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - any backend failure falls back to eager
             msg = f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); using eager mode"
             log.warning(msg)
-            self._pending_alerts = [(ev.ALERT_COMPILE_FALLBACK, msg)]
+            self._pending_alerts.append((ev.ALERT_COMPILE_FALLBACK, msg))
 
     # ------------------------------------------------------------------ resume
-    def _find_resume(self) -> None:
-        assert self.resume is not None
+    def last_step(self) -> int:
+        """The run's real last step: where this process got to, or what the run dir held."""
+        held = self._history.last_step if self._history is not None else 0
+        return max(self.pos.step, held)
+
+    def _clean_leftovers(self) -> None:
         try:
-            self._resume_info, self._skipped = ckpt.find_resume_checkpoint(
-                self.run_dir, self.resume
+            left = ckpt.clean_leftovers(self.run_dir)
+        except rundir.CheckpointError as e:  # a garbled move journal: a person must look
+            raise TrainerError(str(e), ev.EXIT_FAILED) from None
+        for src, dst in left.moved:
+            log.info("finished an interrupted move: %s -> %s", src, dst)
+        for p in left.recovered:
+            log.info("finished the interrupted save of %s (both files were complete)", p.name)
+        for p in left.removed:
+            log.info("removed a temp file of an unfinished write: %s", p)
+        for p, what in left.kept_aside:
+            msg = (
+                f"{p.name} had no manifest; kept aside in {left.kept_aside_dir}/, not "
+                f"deleted ({what})"
             )
+            log.warning("%s", msg)
+            self._pending_alerts.append((ev.ALERT_CHECKPOINT_KEPT_ASIDE, msg))
+
+    def _choose_resume(self) -> None:
+        """Pick the checkpoint (full load test; --resume latest falls back past failures)."""
+        assert self.resume is not None
+        test = ckpt.LoadTest(self.cfg)
+        try:
+            if str(self.resume) == "latest":
+                info, self._skipped = ckpt.find_resume_checkpoint(self.run_dir, "latest", test)
+            else:
+                path = rundir.checkpoint_path_arg(self.run_dir, self.resume)
+                if path.exists() and not rundir.is_run_checkpoint(self.run_dir, path):
+                    raise TrainerError(
+                        f"cannot resume from {path}: it is not a checkpoint of {self.run_dir} "
+                        f"(resume from its own run directory instead)",
+                        ev.EXIT_NO_CHECKPOINT,
+                    )
+                info = rundir.resolve_checkpoint(self.run_dir, path, test)
         except rundir.CheckpointError as e:
-            raise TrainerError(f"cannot resume: {e}", ev.EXIT_NO_CHECKPOINT) from None
+            msg = str(e) if str(e).startswith("cannot resume") else f"cannot resume: {e}"
+            raise TrainerError(msg, ev.EXIT_NO_CHECKPOINT) from None
+        assert test.passed is not None and test.passed[0] == info
         for bad, reason in self._skipped:
             log.warning("skipping checkpoint %s: %s", bad.path, reason)
+        self._resume_info, self._resume_state = test.passed
+        self._verify.trust(info)  # just hashed: retention need not hash it again
 
     def _load_resume(self) -> str:
-        if not hasattr(self, "_resume_info"):  # ranks > 0 find it themselves (shared fs)
-            self._find_resume()
-        info = self._resume_info
-        state = ckpt.load_checkpoint(info.path, map_location=self.device)
-        self.load_state(state)
+        # Ranks > 0 resume from the checkpoint rank 0 chose (same path; a shared filesystem).
+        chosen = str(self._resume_info.path) if self._resume_info is not None else ""
+        path = dist_mod.gather_strings(chosen, self.dist)[0]
+        if not self.is_main:
+            test = ckpt.LoadTest(self.cfg)
+            try:
+                self._resume_info = rundir.resolve_checkpoint(self.run_dir, path, test)
+            except rundir.CheckpointError as e:
+                raise TrainerError(f"cannot resume: {e}", ev.EXIT_NO_CHECKPOINT) from None
+            assert test.passed is not None
+            self._resume_state = test.passed[1]
+        info, state = self._resume_info, self._resume_state
+        assert info is not None and state is not None
+        try:
+            self.load_state(state)
+        except (rundir.CheckpointError, KeyError, TypeError, ValueError, RuntimeError) as e:
+            detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise TrainerError(
+                f"cannot resume from {info.path}: it does not load into this config's model "
+                f"({lineage.clean_text(detail, 200)})",
+                ev.EXIT_NO_CHECKPOINT,
+            ) from None
+        self._resume_state = None  # the models hold it now
+        self._last_ckpt_step = self.pos.step  # it is on disk already: no re-save at the end
+        # Every rank has read the file before rank 0 may move it (see _start_branch).
+        dist_mod.gather_strings("loaded", self.dist)
         log.info("resumed from %s (step %d, epoch %d)", info.path, self.pos.step, self.pos.epoch)
         return str(info.path)
 
+    def _start_branch(self) -> str | None:
+        """Keep checkpoints/ one linear chain for this start (see lineage.plan_start).
+
+        Runs after the resume state is loaded into the models, so nothing moves for a start
+        that fails. Returns the resumed checkpoint's path when it moved back onto the live
+        branch (resuming from an abandoned checkpoint).
+        """
+        plan = lineage.plan_start(self.run_dir, self._resume_info)
+        start, aside = lineage.apply_plan(self.run_dir, plan)
+        self._plan = plan
+        self._moved_aside = str(aside) if aside is not None else None
+        if aside is not None:
+            steps = ", ".join(str(c.step) for c in plan.abandon)
+            log.info(
+                "new branch %s: moved the live checkpoint(s) of step %s aside to %s/",
+                plan.branch,
+                steps,
+                aside,
+            )
+        if plan.restore:
+            log.info(
+                "moved checkpoint(s) of step %s back onto the live branch",
+                ", ".join(str(c.step) for c in plan.restore),
+            )
+        if start is not None and plan.restore:
+            self._resume_info = start
+            return str(start.path)
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         return {
-            "format": 1,
+            "format": ckpt.CHECKPOINT_FORMAT,
+            "config": self._cfg_dict,
             "generator": _unwrap(self.g_raw).state_dict(),
             "discriminators": _unwrap(self.d_raw).state_dict(),
             "opt_g": self.opt_g.state_dict(),
@@ -366,9 +475,12 @@ class Trainer:
                 checkpoint_every=cfg.checkpoint.every,
                 milestone_every=cfg.checkpoint.milestone_every,
                 precision=self.precision,
+                branch=self._plan.branch if self._plan is not None else "",
+                parent_step=self._resume_info.step if self._resume_info is not None else None,
+                moved_aside=self._moved_aside,
             )
         )
-        for bad, reason in getattr(self, "_skipped", []):
+        for bad, reason in self._skipped:
             self._emit(
                 ev.Alert(
                     kind=ev.ALERT_RESUME_FALLBACK,
@@ -376,7 +488,7 @@ class Trainer:
                     message=f"skipped checkpoint {bad.path.name}: {reason}",
                 )
             )
-        for kind, msg in getattr(self, "_pending_alerts", []):
+        for kind, msg in self._pending_alerts:
             self._emit(ev.Alert(kind=kind, step=self.pos.step, message=msg))
 
     # ------------------------------------------------------------------ one step
@@ -530,9 +642,19 @@ class Trainer:
             )
         me = self.cfg.checkpoint.milestone_every
         milestone = bool(me) and step % me == 0
+        plan = self._plan
         info = ckpt.save_checkpoint(
-            self.run_dir, step, self.pos.epoch, self.state_dict(), milestone=milestone
+            self.run_dir,
+            step,
+            self.pos.epoch,
+            self.state_dict(),
+            milestone=milestone,
+            config_sha256=lineage.config_digest(self._model_cfg),
+            branch=plan.branch if plan is not None else None,
+            parent=plan.parent if plan is not None else None,
+            model_config=self._model_cfg,
         )
+        self._verify.trust(info)
         self._last_ckpt_step = step
         self._emit(
             ev.Checkpoint(
@@ -544,8 +666,10 @@ class Trainer:
                 duration=round(time.perf_counter() - started, 4),
             )
         )
-        for old in ckpt.apply_retention(self.run_dir, self.cfg.checkpoint.keep_last):
-            log.info("retention: removed %s", old)
+        for old in ckpt.apply_retention(
+            self.run_dir, self.cfg.checkpoint.keep_last, protect_steps=(step,), verify=self._verify
+        ):
+            log.info("retention: removed %s", old.path.name)
         if self.writer is not None:
             self.writer.sync()
         log.info("step %d: checkpoint %s (%d bytes)", step, info.path.name, info.bytes)
@@ -696,13 +820,16 @@ def train(
     resume: str | None = None,
     target_step: int | None = None,
     restore_signals: bool = True,
+    new_branch: bool = False,
 ) -> int:
     """Run a training job end to end; returns the exit code (see trainer.events.EXIT_*).
 
     The CLI passes ``restore_signals=False``: a process that is exiting keeps ignoring
     further SIGTERM/SIGINT instead of dying mid-teardown.
     """
-    t = Trainer(cfg, run_dir, config_path, resume=resume, target_step=target_step)
+    t = Trainer(
+        cfg, run_dir, config_path, resume=resume, target_step=target_step, new_branch=new_branch
+    )
     try:
         t.setup()
         return t.run()
@@ -711,7 +838,10 @@ def train(
         if t.writer is not None:
             t._emit(
                 ev.RunEnd(
-                    step=t.pos.step, status=ev.STATUS_FAILED, reason=str(e), exit_code=e.exit_code
+                    step=t.last_step(),
+                    status=ev.STATUS_FAILED,
+                    reason=str(e),
+                    exit_code=e.exit_code,
                 )
             )
         return e.exit_code
@@ -720,7 +850,7 @@ def train(
         if t.writer is not None:
             t._emit(
                 ev.RunEnd(
-                    step=t.pos.step,
+                    step=t.last_step(),
                     status=ev.STATUS_FAILED,
                     reason=f"{type(e).__name__}: {e}",
                     exit_code=ev.EXIT_FAILED,

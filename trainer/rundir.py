@@ -1,8 +1,16 @@
-"""Run-directory layout, checkpoint manifests, the run lock and the PID file.
+"""Run-directory layout, checkpoint manifests, lineage and "latest", the run lock, the PID file.
 
-Torch-free and numpy-free on purpose: ``nal_tui`` imports this module to list and verify
-checkpoints and to identify the trainer process. A checkpoint counts as complete only once
-its JSON manifest is in place; the manifest is always written last.
+Torch-free and numpy-free on purpose: ``nal_tui`` and preflight import this module to list
+and verify checkpoints, to find the run's latest checkpoint and to identify the trainer
+process. A checkpoint counts as complete only once its JSON manifest is in place; the
+manifest is always renamed into place last.
+
+Lineage: ``checkpoints/`` holds the *live branch* only, one linear chain. Resuming from step
+S while live checkpoints after S exist starts a new branch: those later checkpoints are moved
+aside (os.rename, never copied or deleted) into ``checkpoints/abandoned/<dir>/``, where they
+stay listed and resumable by path, and retention never sees them. "latest" is the newest
+live checkpoint that passes verification. This module is the one definition of those rules;
+:mod:`trainer.lineage` carries out the moves.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,11 @@ TRAIN_LOG = "train.log"
 PID_FILE = "trainer.pid"
 LOCK_FILE = "run.lock"
 
+ABANDONED_DIR = "abandoned"  # checkpoints/abandoned/<dir>/: checkpoints moved off the live branch
+# A move of checkpoint files between directories is journaled here first, so a trainer
+# killed half-way through leaves a move that the next start completes (never a split pair).
+MOVE_JOURNAL = ".move-journal.json"
+
 MANIFEST_FORMAT = 1
 CKPT_PREFIX = "ckpt_"
 CKPT_SUFFIX = ".pt"
@@ -41,6 +55,7 @@ TMP_SUFFIX = ".tmp"
 HASH_CHUNK = 1 << 20  # 1 MiB: large enough to stream at disk speed, small enough for RAM.
 
 _CKPT_RE = re.compile(r"^ckpt_(\d{8,})\.(pt|json)$")
+CKPT_NAME_RE = _CKPT_RE  # public: ckpt_<step>.pt|json
 # Temp names look like ".ckpt_00001000.pt.<hex>.tmp" (see atomic_write_bytes / save_checkpoint).
 _TMP_RE = re.compile(r"^\.ckpt_(\d{8,})\.(pt|json)\.[0-9a-f]+\.tmp$")
 
@@ -146,6 +161,18 @@ class ManifestFile:
 
 
 @dataclass(frozen=True)
+class ParentRef:
+    """The checkpoint a branch was started from (step, its .pt sha256, its branch)."""
+
+    step: int
+    sha256: str | None
+    branch: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "sha256": self.sha256, "branch": self.branch}
+
+
+@dataclass(frozen=True)
 class Manifest:
     step: int
     epoch: int
@@ -154,6 +181,14 @@ class Manifest:
     files: tuple[ManifestFile, ...]
     config_sha256: str | None = None
     format: int = MANIFEST_FORMAT
+    # Lineage (optional; manifests written before branches existed lack both): the id of
+    # the branch that wrote this checkpoint, and the checkpoint that branch started from
+    # (None for a branch trained from step 0).
+    branch: str | None = None
+    parent: ParentRef | None = None
+    # The model-defining part of the config (see model_config), so a checkpoint saved by a
+    # different model configuration is named key by key without unpickling anything.
+    model_config: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         d: dict[str, Any] = {
@@ -166,6 +201,11 @@ class Manifest:
         }
         if self.config_sha256 is not None:
             d["config_sha256"] = self.config_sha256
+        if self.branch is not None:
+            d["branch"] = self.branch
+            d["parent"] = self.parent.to_dict() if self.parent is not None else None
+        if self.model_config is not None:
+            d["model_config"] = self.model_config
         return json.dumps(d, indent=1) + "\n"
 
 
@@ -210,6 +250,24 @@ def parse_manifest(text: str | bytes, where: str = "manifest") -> Manifest:
     cfg = d.get("config_sha256")
     if cfg is not None and not isinstance(cfg, str):
         raise ManifestError(f"{where}: field 'config_sha256' has type {type(cfg).__name__}")
+    branch = d.get("branch")
+    if branch is not None and not isinstance(branch, str):
+        raise ManifestError(f"{where}: field 'branch' has type {type(branch).__name__}")
+    parent = None
+    rp = d.get("parent")
+    if rp is not None:
+        pw = f"{where}: parent"
+        if not isinstance(rp, dict):
+            raise ManifestError(f"{pw} is not an object")
+        p_sha, p_branch = rp.get("sha256"), rp.get("branch")
+        if p_sha is not None and not isinstance(p_sha, str):
+            raise ManifestError(f"{pw}: field 'sha256' has type {type(p_sha).__name__}")
+        if p_branch is not None and not isinstance(p_branch, str):
+            raise ManifestError(f"{pw}: field 'branch' has type {type(p_branch).__name__}")
+        parent = ParentRef(_typed(rp, "step", int, pw), p_sha, p_branch)
+    model_cfg = d.get("model_config")
+    if model_cfg is not None and not isinstance(model_cfg, dict):
+        raise ManifestError(f"{where}: field 'model_config' has type {type(model_cfg).__name__}")
     return Manifest(
         step=_typed(d, "step", int, where),
         epoch=_typed(d, "epoch", int, where),
@@ -218,6 +276,9 @@ def parse_manifest(text: str | bytes, where: str = "manifest") -> Manifest:
         files=tuple(files),
         config_sha256=cfg,
         format=fmt,
+        branch=branch,
+        parent=parent,
+        model_config=model_cfg,
     )
 
 
@@ -248,6 +309,15 @@ class CheckpointInfo:
     reason: str = ""
     epoch: int | None = None
     temp_files: tuple[Path, ...] = field(default=())
+    branch: str | None = None  # from the manifest; None for manifests older than branches
+    abandoned: bool = False  # in checkpoints/abandoned/<dir>/, off the live branch
+    parent: ParentRef | None = None
+    config_sha256: str | None = None
+
+
+def _is_abandoned_path(pt: Path) -> bool:
+    up = pt.parent.parent
+    return up.name == ABANDONED_DIR and up.parent.name == CHECKPOINTS_DIR
 
 
 def checkpoint_info(
@@ -261,6 +331,7 @@ def checkpoint_info(
     step = int(m.group(1))
     pt = p.with_name(f"{CKPT_PREFIX}{m.group(1)}{CKPT_SUFFIX}")
     mp = p.with_name(f"{CKPT_PREFIX}{m.group(1)}{MANIFEST_SUFFIX}")
+    abandoned = _is_abandoned_path(pt)
     try:
         size_on_disk = pt.stat().st_size
     except OSError:
@@ -276,6 +347,7 @@ def checkpoint_info(
             complete=False,
             reason=reason,
             temp_files=temp_files,
+            abandoned=abandoned,
             **base,
         )
 
@@ -296,6 +368,9 @@ def checkpoint_info(
         "created": man.created,
         "milestone": man.milestone,
         "epoch": man.epoch,
+        "branch": man.branch,
+        "parent": man.parent,
+        "config_sha256": man.config_sha256,
     }
     if man.step != step:
         return incomplete(f"manifest says step {man.step}, file name says {step}", **kw)
@@ -312,16 +387,20 @@ def checkpoint_info(
                 f"{f.name} has {size} bytes, manifest says {f.bytes} (truncated?)", **kw
             )
     return CheckpointInfo(
-        step=step, path=pt, manifest_path=mp, complete=True, temp_files=temp_files, **kw
+        step=step,
+        path=pt,
+        manifest_path=mp,
+        complete=True,
+        temp_files=temp_files,
+        abandoned=abandoned,
+        **kw,
     )
 
 
-def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[CheckpointInfo]:
-    """Every checkpoint in ``run_dir``, complete or not, sorted by step (no hashing)."""
-    d = Path(run_dir) / CHECKPOINTS_DIR
+def _list_dir(d: Path) -> list[CheckpointInfo]:
     try:
         names = os.listdir(d)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     steps: dict[str, list[Path]] = {}
     for name in names:
@@ -334,6 +413,24 @@ def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[CheckpointInfo]:
         for s, tmps in steps.items()
     ]
     return sorted(infos, key=lambda i: i.step)
+
+
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[CheckpointInfo]:
+    """The live branch's checkpoints, complete or not, sorted by step (no hashing)."""
+    return _list_dir(Path(run_dir) / CHECKPOINTS_DIR)
+
+
+def list_abandoned(run_dir: str | os.PathLike[str]) -> list[CheckpointInfo]:
+    """Every checkpoint moved aside (abandoned branches, manifest-less files kept aside).
+
+    Sorted by directory (their names start with the time they were moved), then by step.
+    """
+    base = Path(run_dir) / CHECKPOINTS_DIR / ABANDONED_DIR
+    try:
+        subdirs = sorted(e.name for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [info for name in subdirs for info in _list_dir(base / name)]
 
 
 def verify_checkpoint(info: CheckpointInfo) -> tuple[bool, str]:
@@ -355,6 +452,235 @@ def verify_checkpoint(info: CheckpointInfo) -> tuple[bool, str]:
         if digest != f.sha256:
             return False, f"{fp}: sha256 mismatch (file is corrupt)"
     return True, "ok"
+
+
+# ----------------------------------------------------------- "latest" and resolving
+
+Verifier = Callable[[CheckpointInfo], tuple[bool, str]]
+
+
+def _check(info: CheckpointInfo, verify: Verifier) -> tuple[bool, str]:
+    # An incomplete checkpoint never reaches ``verify``: its reason is already known.
+    if not info.complete:
+        return False, info.reason or "incomplete"
+    return verify(info)
+
+
+def latest_checkpoint(
+    run_dir: str | os.PathLike[str], verify: Verifier = verify_checkpoint
+) -> tuple[CheckpointInfo | None, list[tuple[CheckpointInfo, str]]]:
+    """The newest live-branch checkpoint that passes ``verify``, and the newer ones skipped.
+
+    ``verify`` maps a complete CheckpointInfo to (ok, reason): the dashboard passes a cached
+    hash check, the trainer and ``nal-train verify`` a full load test. Abandoned branches are
+    never candidates. Returns (None, skipped) when no live checkpoint passes.
+    """
+    skipped: list[tuple[CheckpointInfo, str]] = []
+    for info in reversed(list_checkpoints(run_dir)):
+        ok, reason = _check(info, verify)
+        if ok:
+            return info, skipped
+        skipped.append((info, reason))
+    return None, skipped
+
+
+def describe_skipped(skipped: Sequence[tuple[CheckpointInfo, str]], limit: int = 3) -> str:
+    """'step 30: why; step 25: why; and 4 more' (bounded, for one-line messages)."""
+    parts = [f"step {i.step}: {r}" for i, r in skipped[:limit]]
+    if len(skipped) > limit:
+        parts.append(f"and {len(skipped) - limit} more")
+    return "; ".join(parts)
+
+
+def checkpoint_path_arg(run_dir: str | os.PathLike[str], which: str | os.PathLike[str]) -> Path:
+    """A checkpoint given by path: absolute, relative to the cwd, to the run dir or to its
+    checkpoints/ (first that exists; else the path as given)."""
+    p = Path(which)
+    if p.is_absolute():
+        return p
+    rd = Path(run_dir)
+    for cand in (p, rd / p, rd / CHECKPOINTS_DIR / p):
+        if cand.exists():
+            return cand
+    return p
+
+
+def resolve_checkpoint(
+    run_dir: str | os.PathLike[str],
+    which: str | os.PathLike[str],
+    verify: Verifier = verify_checkpoint,
+) -> CheckpointInfo:
+    """``latest``, ``best`` or a path (see checkpoint_path_arg), checked with ``verify``.
+
+    Raises NoValidCheckpoint with a message naming what is wrong.
+    """
+    which_s = os.fspath(which)
+    ckdir = Path(run_dir) / CHECKPOINTS_DIR
+    if which_s == "latest":
+        info, skipped = latest_checkpoint(run_dir, verify)
+        if info is not None:
+            return info
+        if not skipped:
+            raise NoValidCheckpoint(f"no checkpoints in {ckdir}; nothing to resume from")
+        raise NoValidCheckpoint(f"no usable checkpoint in {ckdir} ({describe_skipped(skipped)})")
+    if which_s == "best":
+        raise NoValidCheckpoint(
+            f"{run_dir}: 'best' needs validation metrics that this run directory does not record"
+        )
+    path = checkpoint_path_arg(run_dir, which_s)
+    try:
+        info = checkpoint_info(path)
+    except CheckpointError as e:
+        raise NoValidCheckpoint(str(e)) from None
+    ok, reason = _check(info, verify)
+    if not ok:
+        raise NoValidCheckpoint(f"cannot resume from {info.path}: {reason}")
+    return info
+
+
+def is_run_checkpoint(run_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` lies in ``run_dir``'s checkpoints/ or one of its abandoned dirs."""
+    ck = os.path.realpath(Path(run_dir) / CHECKPOINTS_DIR)
+    d = os.path.realpath(Path(path).parent)
+    return d == ck or os.path.dirname(d) == os.path.join(ck, ABANDONED_DIR)
+
+
+# ------------------------------------------------------------------- run history
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    """What a run directory already holds (see :func:`run_history`)."""
+
+    last_step: int  # the live branch's last step (event log, or the newest live checkpoint)
+    latest: CheckpointInfo | None  # newest complete live checkpoint (not hashed)
+    n_checkpoints: int  # complete live checkpoints
+    n_abandoned: int  # checkpoints moved aside
+    branch: str | None  # branch of the newest complete live checkpoint
+    last_status: str | None  # the final run_end's status; None when running or crashed
+
+
+def _reverse_records(path: Path, block: int = 1 << 16) -> Iterable[dict[str, Any]]:
+    """Parsed event records from the end of the log backwards; garbled lines are skipped."""
+    from trainer.events import EventError, loads
+
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below; this is a generator
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with f:
+        pos = f.seek(0, os.SEEK_END)
+        rest = b""
+        while pos > 0:
+            n = min(block, pos)
+            pos -= n
+            f.seek(pos)
+            lines = (f.read(n) + rest).split(b"\n")
+            rest = lines[0]  # may continue in the previous block
+            for line in reversed(lines[1:]):
+                if line.strip():
+                    try:
+                        yield loads(line)
+                    except EventError:
+                        continue
+        if rest.strip():
+            try:
+                yield loads(rest)
+            except EventError:
+                pass
+
+
+def _int_field(rec: dict[str, Any], key: str) -> int | None:
+    v = rec.get(key)
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def log_last_step(events_path: str | os.PathLike[str]) -> tuple[int, str | None, bool]:
+    """(last step of the live branch, final run_end status or None, any record at all).
+
+    Reader rule (docs/events.md): a ``run_start`` begins at its ``start_step``; steps logged
+    before it beyond that point belong to an abandoned branch. So only the records after the
+    last ``run_start`` (or after the last step/checkpoint record) are read, from the end.
+    """
+    last = 0
+    status: str | None = None
+    first = True
+    seen = False
+    for rec in _reverse_records(Path(events_path)):
+        seen = True
+        kind = rec.get("event")
+        if first:
+            first = False
+            if kind == "run_end" and isinstance(rec.get("status"), str):
+                status = rec["status"]
+        if kind == "run_start":
+            last = max(last, _int_field(rec, "start_step") or 0)
+            break
+        s = _int_field(rec, "step")
+        if s is not None:
+            last = max(last, s)
+        if kind in ("step", "checkpoint"):
+            break  # progress records: nothing earlier in this run is later
+    return last, status, seen
+
+
+def run_history(run_dir: str | os.PathLike[str]) -> RunHistory | None:
+    """What ``run_dir`` holds, or None when it holds no run (no step logged, no checkpoint).
+
+    Used to refuse a fresh start in a directory that already holds a run (the trainer,
+    ``nal-tui start``), and for the real last step of a run whose resume failed.
+    """
+    rd = Path(run_dir)
+    log_step, status, _ = log_last_step(rd / EVENTS)
+    live = list_checkpoints(rd)
+    if log_step <= 0 and not live:
+        return None
+    complete = [c for c in live if c.complete]
+    latest = complete[-1] if complete else None
+    return RunHistory(
+        last_step=max([log_step] + [c.step for c in live]),
+        latest=latest,
+        n_checkpoints=len(complete),
+        n_abandoned=len(list_abandoned(rd)),
+        branch=latest.branch if latest else None,
+        last_status=status,
+    )
+
+
+def _is_free(path: Path) -> bool:
+    if not path.exists():
+        return True
+    if not path.is_dir() or (path / PID_FILE).exists():
+        return False
+    return run_history(path) is None and not list_abandoned(path)
+
+
+def suggest_run_dir(run_dir: str | os.PathLike[str]) -> Path:
+    """A free sibling for a new run: ``logs/demo`` -> the first free of demo-2, demo-3, ..."""
+    p = Path(run_dir)
+    m = re.fullmatch(r"(.+?)-(\d+)", p.name)
+    base = m.group(1) if m else p.name
+    for i in range(2, 100_000):
+        cand = p.with_name(f"{base}-{i}")
+        if _is_free(cand):
+            return cand
+    return p.with_name(f"{base}-{secrets.token_hex(3)}")
+
+
+def fresh_start_refusal(run_dir: str | os.PathLike[str], hist: RunHistory) -> str:
+    """Why ``nal-train train`` without --resume refuses ``run_dir``, and the choices."""
+    newest = (
+        f", newest checkpoint at step {hist.latest.step}"
+        if hist.latest is not None
+        else ", no complete checkpoint"
+    )
+    return (
+        f"{run_dir} already holds a run (last step {hist.last_step}{newest}); starting "
+        f"from step 0 there would mix two runs. Choose: --resume latest to continue it; "
+        f"--run-dir {suggest_run_dir(run_dir)} to start a new run elsewhere; or --new-branch "
+        f"to start over from step 0 in {run_dir} (its checkpoints are moved aside to "
+        f"{CHECKPOINTS_DIR}/{ABANDONED_DIR}/, nothing is deleted)"
+    )
 
 
 # ------------------------------------------------------------------ PID file, lock

@@ -109,11 +109,9 @@ class CheckpointService:
         self._wake.set()
 
     def _infos(self) -> list[rundir.CheckpointInfo]:
-        infos = list(rundir.list_checkpoints(self.run_dir))
-        abandoned = getattr(rundir, "list_abandoned", None)
-        if abandoned is not None:
-            infos += list(abandoned(self.run_dir))
-        return infos
+        return list(rundir.list_checkpoints(self.run_dir)) + list(
+            rundir.list_abandoned(self.run_dir)
+        )
 
     def _row(self, info: rundir.CheckpointInfo, verified: tuple[bool, str] | None):
         ok, why = verified if verified is not None else (None, "")
@@ -127,7 +125,7 @@ class CheckpointService:
             milestone=info.milestone,
             verified=ok,
             reason=_short_reason(why) if ok is False else "",
-            abandoned=bool(getattr(info, "abandoned", False)),
+            abandoned=info.abandoned,
         )
 
     def _emit(self, rows: list[CheckpointRow]) -> None:

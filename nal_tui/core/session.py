@@ -29,44 +29,6 @@ __all__ = [
 Verify = Callable[[rundir.CheckpointInfo], tuple[bool, str]]
 
 
-def _latest(run_dir: Path, verify: Verify) -> tuple[Any, list[tuple[Any, str]]]:
-    """``trainer.rundir.latest_checkpoint`` (the one definition) where it exists."""
-    fn = getattr(rundir, "latest_checkpoint", None)
-    if fn is not None:
-        return fn(run_dir, verify=verify)
-    skipped = []
-    for info in reversed(rundir.list_checkpoints(run_dir)):
-        ok, why = verify(info)
-        if ok:
-            return info, skipped
-        skipped.append((info, why))
-    return None, skipped
-
-
-def _resolve(run_dir: Path, which: str, verify: Verify) -> rundir.CheckpointInfo:
-    """``latest`` or a path (absolute, from the cwd, or from the run dir), verified."""
-    fn = getattr(rundir, "resolve_checkpoint", None)
-    if fn is not None:
-        return fn(run_dir, which, verify=verify)
-    if which == "latest":
-        info, skipped = _latest(run_dir, verify)
-        if info is None:
-            why = "; ".join(f"{i.path.name}: {r}" for i, r in skipped)
-            where = run_dir / rundir.CHECKPOINTS_DIR
-            raise rundir.NoValidCheckpoint(
-                f"no complete, verified checkpoint in {where}" + (f" ({why})" if why else "")
-            )
-        return info
-    p = Path(which)
-    if not p.is_absolute() and not p.exists():
-        p = run_dir / p
-    info = rundir.checkpoint_info(p)
-    ok, why = verify(info)
-    if not ok:
-        raise rundir.NoValidCheckpoint(f"{info.path}: cannot resume from it: {why}")
-    return info
-
-
 class RunSession:
     """One run directory (``None`` before any run exists) and what can be done to it."""
 
@@ -118,7 +80,7 @@ class RunSession:
         """The newest verified checkpoint of the run, and the newer ones skipped."""
         if self.run_dir is None:
             return LatestResult(None, None, [], "no run")
-        info, skipped = _latest(self.run_dir, verify)
+        info, skipped = rundir.latest_checkpoint(self.run_dir, verify=verify)
         sk = [(str(i.path), clean(r)) for i, r in skipped]
         if info is None:
             return LatestResult(None, None, sk, "no complete, verified checkpoint")
@@ -203,7 +165,7 @@ class RunSession:
             fail.message = f"{cfg}: no config to resume with (is {rd} a run directory?)"
             return fail
         try:
-            info = _resolve(rd, checkpoint, verify)
+            info = rundir.resolve_checkpoint(rd, checkpoint, verify=verify)
         except rundir.CheckpointError as e:
             fail.message = clean(e, 600)
             return fail

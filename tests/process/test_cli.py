@@ -124,7 +124,7 @@ def test_stop_with_a_garbled_pid_file_exits_1(tmp_path, capsys):
 def test_resume_without_checkpoint_exits_1(tmp_path, capsys):
     rd = write_run(tmp_path / "run", 5)
     assert cli.main(["resume", "--run-dir", str(rd), "--target-step", "10"]) == 1
-    assert "no complete, verified checkpoint" in capsys.readouterr().err
+    assert "nothing to resume from" in capsys.readouterr().err
 
 
 def test_status_with_a_corrupt_newest_checkpoint_names_the_verified_one(tmp_path, capsys):

@@ -142,7 +142,7 @@ def test_resume_refuses_bad_targets_and_launches_nothing(tmp_path):
     (rd / rundir.CONFIG_FILE).write_text("name: fake\n")
     s = fake_session(rd, tmp_path)
     res = s.resume()
-    assert not res.ok and "no complete, verified checkpoint" in res.message
+    assert not res.ok and "nothing to resume from" in res.message
     pt = write_checkpoint(rd, 200)
     res = s.resume(target_step=150)
     assert not res.ok and "not beyond the checkpoint's step 200" in res.message

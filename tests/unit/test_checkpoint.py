@@ -114,17 +114,36 @@ _KILLED_SAVE = textwrap.dedent("""
             f.flush()
             die()
         c.torch.save = partial
+    elif where == "manifest_temp":
+        def half(path, data):
+            with open(path, "wb") as f:
+                f.write(data[: len(data) // 2])
+            die()
+        c._write_synced = half
     else:
-        c.atomic_write_text = die
+        n = {"pt_rename": 1, "manifest_rename": 2}[where]
+        real, calls = os.replace, []
+        def replace(src, dst):
+            calls.append(dst)
+            if len(calls) == n:
+                die()
+            real(src, dst)
+        c.os.replace = replace
     c.save_checkpoint(run_dir, 200, 0, {"w": torch.ones(10)})
 """)
 
 
 @pytest.mark.parametrize(
-    ("where", "expect_reason"), [("torch_save", "temp"), ("manifest", "no manifest")]
+    ("where", "pt_at_final_name", "expect_reason", "recoverable"),
+    [
+        ("torch_save", False, "temp", False),
+        ("manifest_temp", False, "temp", False),
+        ("pt_rename", False, "temp", True),
+        ("manifest_rename", True, "no manifest", True),
+    ],
 )
-def test_killed_save_falls_back_and_is_cleaned(
-    tmp_path: Path, where: str, expect_reason: str
+def test_killed_save_falls_back_then_is_finished_or_cleaned(
+    tmp_path: Path, where: str, pt_at_final_name: bool, expect_reason: str, recoverable: bool
 ) -> None:
     save_checkpoint(tmp_path, 100, 0, small_state(100))
     proc = subprocess.run(
@@ -136,13 +155,27 @@ def test_killed_save_falls_back_and_is_cleaned(
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     pt200, mp200 = checkpoint_paths(tmp_path, 200)
     assert not mp200.exists()
-    assert pt200.exists() == (where == "manifest")  # never a partial file at the final name
+    assert pt200.exists() == pt_at_final_name  # never a partial file at the final name
     info, skipped = find_resume_checkpoint(tmp_path)
     assert info.step == 100
     assert [(s.step, expect_reason in r) for s, r in skipped] == [(200, True)]
-    removed = clean_leftovers(tmp_path)
-    assert removed and all("00000200" in p.name for p in removed)
-    assert names(tmp_path) == ["ckpt_00000100.json", "ckpt_00000100.pt"]
+    left = clean_leftovers(tmp_path)
+    assert left.kept_aside == [] and left.moved == []
+    if recoverable:
+        # Both files were written and fsynced before the kill: the save is finished.
+        assert left.recovered == [pt200]
+        assert names(tmp_path) == [
+            "ckpt_00000100.json",
+            "ckpt_00000100.pt",
+            "ckpt_00000200.json",
+            "ckpt_00000200.pt",
+        ]
+        assert find_resume_checkpoint(tmp_path)[0].step == 200
+        assert torch.equal(load_checkpoint(pt200)["w"], torch.ones(10))
+    else:
+        assert left.recovered == []
+        assert left.removed and all("00000200" in p.name for p in left.removed)
+        assert names(tmp_path) == ["ckpt_00000100.json", "ckpt_00000100.pt"]
     assert load_checkpoint(info.path)["step"] == 100
 
 
@@ -303,14 +336,19 @@ def test_retention_keeps_last_k_and_milestones(tmp_path: Path, monkeypatch) -> N
         save_checkpoint(tmp_path, s, 0, small_state(s), milestone=(s == 400))
     # An incomplete newer one neither counts toward K nor gets deleted here.
     checkpoint_paths(tmp_path, 900)[0].write_bytes(b"partial")
-    order: list[str] = []
-    real_unlink = pathlib.Path.unlink
+    order: list[tuple[str, str]] = []
+    real_unlink, real_rename = pathlib.Path.unlink, os.rename
 
     def recording_unlink(self, missing_ok=False):
-        order.append(self.name)
+        order.append(("unlink", self.name))
         real_unlink(self, missing_ok=missing_ok)
 
+    def recording_rename(src, dst):
+        order.append(("rename", Path(src).name))
+        real_rename(src, dst)
+
     monkeypatch.setattr(pathlib.Path, "unlink", recording_unlink)
+    monkeypatch.setattr(ckpt_mod.os, "rename", recording_rename)
     deleted = apply_retention(tmp_path, keep_last=3, protect_steps=(100,))
     monkeypatch.undo()
     assert [d.step for d in deleted] == [200, 300, 500]
@@ -318,8 +356,48 @@ def test_retention_keeps_last_k_and_milestones(tmp_path: Path, monkeypatch) -> N
     assert left == {100: True, 400: True, 600: True, 700: True, 800: True, 900: False}
     for s in (200, 300, 500):
         pt, mp = checkpoint_paths(tmp_path, s)
-        assert order.index(mp.name) < order.index(pt.name)  # manifest first
+        # The manifest is renamed away first (the checkpoint reads as incomplete), then the
+        # .pt goes, then the renamed manifest.
+        assert order.index(("rename", mp.name)) < order.index(("unlink", pt.name))
+    assert not [n for n in os.listdir(tmp_path / "checkpoints") if n.endswith(".tmp")]
     assert apply_retention(tmp_path, keep_last=3, protect_steps=(100,)) == []
+
+
+def test_retention_counts_only_verified_checkpoints(tmp_path: Path) -> None:
+    for s in (100, 200, 300, 400):
+        save_checkpoint(tmp_path, s, 0, small_state(s))
+    flip_byte(checkpoint_paths(tmp_path, 400)[0])  # complete by size, fails its hash
+    deleted = apply_retention(tmp_path, keep_last=2, protect_steps=(400,))
+    # 400 is neither counted nor deleted: 300 and 200 are the two verified ones kept.
+    assert [d.step for d in deleted] == [100]
+    assert [i.step for i in list_checkpoints(tmp_path)] == [200, 300, 400]
+    # With fewer verified checkpoints than keep_last, nothing goes.
+    flip_byte(checkpoint_paths(tmp_path, 300)[0])
+    assert apply_retention(tmp_path, keep_last=2) == []
+    assert [i.step for i in list_checkpoints(tmp_path)] == [200, 300, 400]
+
+
+def test_retention_killed_between_rename_and_unlink_is_recovered(tmp_path: Path) -> None:
+    for s in (100, 200):
+        save_checkpoint(tmp_path, s, 0, small_state(s))
+    code = textwrap.dedent("""
+        import os, signal, sys
+        import trainer.checkpoint as c
+        real = os.rename
+        def rename_then_die(src, dst):
+            real(src, dst)
+            os.kill(os.getpid(), signal.SIGKILL)
+        c.os.rename = rename_then_die
+        c.apply_retention(sys.argv[1], keep_last=1)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    assert not checkpoint_paths(tmp_path, 100)[1].exists()  # it reads as incomplete now
+    left = clean_leftovers(tmp_path)
+    # Nothing was lost: the doomed checkpoint comes back whole, for a later retention.
+    assert left.recovered == [checkpoint_paths(tmp_path, 100)[0]] and left.kept_aside == []
+    assert [(i.step, i.complete) for i in list_checkpoints(tmp_path)] == [(100, True), (200, True)]
+    assert [d.step for d in apply_retention(tmp_path, keep_last=1)] == [100]
 
 
 def test_retention_interrupted_leaves_incomplete_not_complete(tmp_path: Path, monkeypatch) -> None:
@@ -346,27 +424,53 @@ def test_retention_rejects_zero(tmp_path: Path) -> None:
         apply_retention(tmp_path, keep_last=0)
 
 
-def test_clean_leftovers_removes_only_leftovers(tmp_path: Path) -> None:
+def test_clean_leftovers_removes_only_temp_files(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, 100, 0, small_state(100))
     ck = tmp_path / "checkpoints"
     (ck / ".ckpt_00000200.pt.deadbeef.tmp").write_bytes(b"x")
     (ck / ".ckpt_00000100.json.deadbeef.tmp").write_bytes(b"{")
-    checkpoint_paths(tmp_path, 300)[0].write_bytes(b"no manifest")
     (tmp_path / ".config.yaml.0123abcd.tmp").write_text("a: 1")
+    sample_dir = tmp_path / "samples" / "step_00000100"
+    sample_dir.mkdir(parents=True)
+    (sample_dir / ".0001_gen.wav.k2j3h4.tmp").write_bytes(b"RIFF")
+    (sample_dir / "0001_gt.wav").write_bytes(b"RIFF")
     (tmp_path / "config.yaml").write_text("a: 1")
     (tmp_path / "events.jsonl").write_text("")
-    removed = clean_leftovers(tmp_path)
-    assert sorted(p.name for p in removed) == sorted(
+    left = clean_leftovers(tmp_path)
+    assert sorted(p.name for p in left.removed) == sorted(
         [
             ".ckpt_00000200.pt.deadbeef.tmp",
             ".ckpt_00000100.json.deadbeef.tmp",
-            "ckpt_00000300.pt",
             ".config.yaml.0123abcd.tmp",
+            ".0001_gen.wav.k2j3h4.tmp",
         ]
     )
+    assert left.kept_aside == [] and left.recovered == []
     assert names(tmp_path) == ["ckpt_00000100.json", "ckpt_00000100.pt"]
-    assert sorted(os.listdir(tmp_path)) == ["checkpoints", "config.yaml", "events.jsonl"]
-    assert clean_leftovers(tmp_path) == []
+    assert sorted(os.listdir(tmp_path)) == ["checkpoints", "config.yaml", "events.jsonl", "samples"]
+    assert os.listdir(sample_dir) == ["0001_gt.wav"]
+    assert clean_leftovers(tmp_path).removed == []
+
+
+@pytest.mark.parametrize("intact", [True, False])
+def test_manifest_less_pt_is_kept_aside_never_deleted(tmp_path: Path, intact: bool) -> None:
+    save_checkpoint(tmp_path, 100, 0, small_state(100))
+    info = save_checkpoint(tmp_path, 200, 0, small_state(200))
+    info.manifest_path.unlink()  # the manifest was lost; the .pt may well be intact
+    if not intact:
+        info.path.write_bytes(b"not a torch file")
+    data = info.path.read_bytes()
+    left = clean_leftovers(tmp_path)
+    assert [p.name for p, _ in left.kept_aside] == ["ckpt_00000200.pt"]
+    what = left.kept_aside[0][1]
+    assert ("loads (a training state of step 200)" in what) == intact
+    assert ("does not load" in what) == (not intact)
+    aside = tmp_path / left.kept_aside_dir
+    assert aside.parent == tmp_path / "checkpoints" / "abandoned"
+    assert "no-manifest" in aside.name and "step-200" in aside.name
+    assert (aside / "ckpt_00000200.pt").read_bytes() == data  # moved, byte for byte
+    assert names(tmp_path) == ["abandoned", "ckpt_00000100.json", "ckpt_00000100.pt"]
+    assert find_resume_checkpoint(tmp_path)[0].step == 100
 
 
 # ----------------------------------------------------------------------------- RNG

@@ -46,6 +46,7 @@ ALERT_NONFINITE = "nonfinite"
 ALERT_CHECKPOINT_SKIPPED = "checkpoint_skipped"
 ALERT_RESUME_FALLBACK = "resume_fallback"
 ALERT_COMPILE_FALLBACK = "compile_fallback"
+ALERT_CHECKPOINT_KEPT_ASIDE = "checkpoint_kept_aside"  # a manifest-less .pt moved to abandoned/
 
 
 class EventError(ValueError):
@@ -92,6 +93,12 @@ class RunStart(Event):
     checkpoint_every: int = 0
     milestone_every: int = 0
     precision: str = "fp32"
+    # Lineage (docs/events.md, "Branches"): the branch this process writes, the step of the
+    # checkpoint it started from (None: from step 0), and the run-dir-relative directory the
+    # live checkpoints after that point were moved to at this start (None: nothing moved).
+    branch: str = ""
+    parent_step: int | None = None
+    moved_aside: str | None = None
 
 
 @dataclass(frozen=True)
