@@ -46,6 +46,7 @@ class Console:
         self.target: int | None = None
         self.times: deque[tuple[int, float]] = deque(maxlen=50)
         self.shown = False
+        self.parts: list[str] = []
         self._last = 0.0
         self.log = logging.getLogger("nal-train")
 
@@ -60,10 +61,20 @@ class Console:
         target = f"/{self.target:,}" if self.target else ""
         pct = f" {100 * step / self.target:4.1f}%" if self.target else ""
         eta = _dur((self.target - step) / rate) if rate and self.target else "--"
-        return (
-            f"step {step:,}{target}{pct}  G {_num(rec['g'])}  D {_num(rec['d'])}  "
-            f"recon {_num(rec['stft'])}  {rate or 0:.2f} steps/s  ETA {eta}"
-        )
+        # Most important first; a narrow terminal drops whole parts from the end of this
+        # list (never cuts one): recon, then D, then G.
+        self.parts = [
+            f"step {step:,}{target}{pct}", f"{rate or 0:.2f} steps/s", f"ETA {eta}",
+            f"G {_num(rec['g'])}", f"D {_num(rec['d'])}", f"recon {_num(rec['stft'])}",
+        ]  # fmt: skip
+        return self.fit(10**6)
+
+    def fit(self, width: int) -> str:
+        """The last line's parts that fit ``width`` cells, in display order."""
+        keep = list(self.parts)
+        while len(keep) > 1 and len(_join(keep)) > width:
+            keep.pop()
+        return _join(keep)[:width]
 
     def __call__(self, rec: dict[str, Any]) -> None:
         name = rec.get(ev.K_EVENT)
@@ -81,13 +92,17 @@ class Console:
         if self.tty:
             if now - self._last >= REDRAW_S or rec["step"] == self.target:
                 self._last = now
-                width = _width(self.stream)
-                self.stream.write("\r\x1b[2K" + text[: width - 1])
-                self.stream.flush()
-                self.shown = True
+                self.redraw()
         elif now - self._last >= self.every_s or rec["step"] == self.target:
             self._last = now
             self.log.info("%s", text)
+
+    def redraw(self) -> None:
+        """Draw the last progress line again, in place (after a log message, say)."""
+        if self.tty and self.parts:
+            self.stream.write("\r\x1b[2K" + self.fit(_width(self.stream) - 1))
+            self.stream.flush()
+            self.shown = True
 
     def clear(self) -> None:
         """Erase the progress line (before a log message, or at the end)."""
@@ -95,6 +110,11 @@ class Console:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()
             self.shown = False
+
+
+def _join(parts: list[str]) -> str:
+    head, *rest = parts
+    return "  ".join([head, *(rest[2:] + rest[:2])]) if rest else head
 
 
 def _width(stream: IO[str]) -> int:
@@ -112,8 +132,11 @@ class _ClearingHandler(logging.Handler):
         self.inner, self.console = inner, console
 
     def emit(self, record: logging.LogRecord) -> None:
+        shown = self.console.shown
         self.console.clear()
         self.inner.emit(record)
+        if shown:  # the line comes back under the message at once, not at the next step
+            self.console.redraw()
 
 
 def attach(rank: int = 0, stream: IO[str] | None = None) -> Console | None:

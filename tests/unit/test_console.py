@@ -49,3 +49,26 @@ def test_demo_config_fills_the_dashboard_within_minutes():
     """Validation samples and checkpoints every 50 steps (at several steps/s on 2 cores)."""
     cfg = load(DEMO_CONFIG)
     assert cfg.log.val_every <= 50 and cfg.checkpoint.every <= 50
+
+
+def test_narrow_terminal_drops_whole_parts_and_a_log_message_keeps_the_line(monkeypatch):
+    monkeypatch.setattr(console, "REDRAW_S", 0.0)
+    out = Tty()
+    con = console.Console(out, tty=True)
+    con(record(run_start(target=100)))
+    con(record(step_event(5, g=42.5)))
+    full = con.fit(200)
+    assert full.index("G 42.5") < full.index("steps/s") < full.index("ETA")
+    narrow = con.fit(40)
+    assert narrow.startswith("step 5/100") and "ETA" in narrow and len(narrow) <= 40
+    assert "recon" not in narrow and not narrow.endswith((" ", "…"))
+    # A log message prints above the line, which comes back at once under it.
+    log = logging.getLogger("nal-train")
+    handler = console._ClearingHandler(logging.StreamHandler(out), con)
+    log.addHandler(handler)
+    try:
+        log.warning("validation done")
+    finally:
+        log.removeHandler(handler)
+    tail = out.getvalue().rsplit("validation done\n", 1)[1]
+    assert tail.startswith("\r\x1b[2K") and "step 5/100" in tail
