@@ -6,6 +6,7 @@ holds no run_start, searches backwards for the target step).
 
 from __future__ import annotations
 
+import difflib
 import os
 import time
 from dataclasses import dataclass
@@ -186,3 +187,18 @@ def latest_run(logs_dir: str | os.PathLike[str]) -> RunInfo | None:
     except OSError:
         return None
     return _info(max(dirs, key=_mtime)) if dirs else None
+
+
+def similar_runs(run_dir: Path, logs_dir: str | os.PathLike[str]) -> list[Path]:
+    """Runs whose directory name looks like ``run_dir``'s (a typo), at most three."""
+    found = {p for d in (Path(logs_dir), run_dir.parent) for p in _run_dirs(d)}
+    names = sorted({p.name for p in found})
+    close = set(difflib.get_close_matches(run_dir.name, names, n=3, cutoff=0.6))
+    return sorted(p for p in found if p.name in close)[:3]
+
+
+def _run_dirs(d: Path) -> list[Path]:
+    try:
+        return [p for p in d.iterdir() if p.is_dir() and is_run_dir(p)]
+    except OSError:
+        return []

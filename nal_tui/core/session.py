@@ -18,7 +18,7 @@ from trainer import rundir
 from . import launch, proc, stopping
 from .defaults import DEFAULT_GRACE_S, DEFAULT_LOGS, START_WAIT_S, default_run_dir
 from .results import LatestResult, StartResult, StatusResult, StopResult, exit_name
-from .runs import is_run_dir, latest_run, read_status
+from .runs import is_run_dir, latest_run, read_status, similar_runs
 from .text import clean
 from .vocab import PID_LIVE, PID_NONE, STOP_NO_RUN, STOP_NOT_RUNNING, STOP_STALE
 
@@ -61,7 +61,9 @@ class RunSession:
         if rd is None:
             return f"no training run yet under {self.logs_dir}"
         if not rd.exists():
-            return f"{rd} does not exist"
+            similar = similar_runs(rd, self.logs_dir)
+            hint = f" (did you mean {' or '.join(map(str, similar))}?)" if similar else ""
+            return f"{rd} does not exist{hint}"
         if not rd.is_dir():
             return f"{rd} is not a directory"
         if not is_run_dir(rd) and not (rd / rundir.PID_FILE).exists():

@@ -288,21 +288,25 @@ class NalTuiApp(ControlMixin, NoticesMixin, App[None]):
 
     @work(thread=True, exclusive=True, group="welcome", exit_on_error=False)
     def _welcome(self, problem: str) -> None:
-        cfg = self.config_path
-        self.call_from_thread(self._welcome_show, problem, "running preflight checks…")
+        """Worker: the preflight of a start from here (where it would put the run)."""
+        cfg, rd = self.config_path, self._new_run_dir()
+        show = lambda checks: self.call_from_thread(  # noqa: E731
+            self._welcome_show, welcome_text(problem, cfg, checks, rd)
+        )
+        show("running preflight checks…")
         try:
             report = preflight.run_checks(
-                cfg, build_models=self.build_models, logs_dir=self.session.logs_dir
+                cfg, rd, build_models=self.build_models, logs_dir=self.session.logs_dir
             )
             text = preflight_text(report)
             text.append(report.summary(), style="bold green" if report.ok else "bold red")
         except Exception as e:  # noqa: BLE001 - shown in place of the report
             text = f"preflight could not run: {e}"
         if not get_current_worker().is_cancelled:
-            self.call_from_thread(self._welcome_show, problem, text)
+            show(text)
 
-    def _welcome_show(self, problem: str, checks) -> None:
-        self.query_one("#welcome", Static).update(welcome_text(problem, self.config_path, checks))
+    def _welcome_show(self, text) -> None:
+        self.query_one("#welcome", Static).update(text)
 
     # ---- view actions
 

@@ -12,6 +12,7 @@ from textual import work
 from textual.widgets import DataTable
 
 from nal_tui import preflight
+from nal_tui.core.defaults import default_run_dir
 from nal_tui.core.runs import find_runs
 from nal_tui.core.session import RunSession, StartResult, StopResult
 from nal_tui.core.vocab import STOP_TIMEOUT
@@ -31,10 +32,23 @@ class ControlMixin:
                 "a trainer is already running in this run; stop it first (x)", severity="warning"
             )
             return
+        rd = self._new_run_dir()
         check = lambda: preflight.run_checks(  # noqa: E731
-            self.config_path, build_models=self.build_models, logs_dir=self.session.logs_dir
+            self.config_path, rd, build_models=self.build_models, logs_dir=self.session.logs_dir
         )
-        self.push_screen(StartScreen(self.config_path, None, check=check), self._start_confirmed)
+        screen = StartScreen(self.config_path, rd, check=check)
+        self.push_screen(screen, self._start_confirmed)
+
+    def _new_run_dir(self) -> Path | None:
+        """Where a start from here puts the run: a --run-dir that does not exist yet, else
+        ``<logs>/<config name>`` (None when the config cannot be read; preflight says why)."""
+        rd = self.run_dir
+        if rd is not None and not rd.exists():
+            return rd
+        try:
+            return default_run_dir(self.config_path, self.session.logs_dir)
+        except Exception:  # noqa: BLE001 - a bad config is preflight's to report
+            return None
 
     def _start_confirmed(self, req: LaunchRequest | None) -> None:
         if req is not None:
@@ -80,8 +94,8 @@ class ControlMixin:
     def _launch(self, checkpoint: str | None, req: LaunchRequest) -> None:
         s = self.session
         if checkpoint is None:
-            new = s.run_dir if s.run_dir is not None and not s.run_dir.exists() else None
-            fresh = RunSession(new, logs_dir=s.logs_dir, trainer_base=s.trainer_base, env=s.env)
+            fresh = RunSession(self._new_run_dir(), logs_dir=s.logs_dir,
+                               trainer_base=s.trainer_base, env=s.env)  # fmt: skip
             res = fresh.start(self.config_path, target_step=req.target_step, nproc=req.nproc)
         else:
             res = s.resume(checkpoint, target_step=req.target_step, nproc=req.nproc,

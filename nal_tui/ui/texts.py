@@ -12,13 +12,21 @@ from nal_tui.ui.widgets.fit import FitLines, Part
 from nal_tui.ui.widgets.fmt import fmt_bytes, fmt_value
 
 
-def welcome_text(problem: str, config: Path, checks: Text | str) -> Text:
+def welcome_text(
+    problem: str, config: Path, checks: Text | str, run_dir: Path | None = None
+) -> Text:
+    """No run to show: why, what a start would do (config, run dir, preflight), the keys."""
     t = Text()
     p = clean(problem)
-    t.append(f"{p[:1].upper()}{p[1:]}.", style="bold")
+    # Capitalise a sentence, never a path ("logs/x does not exist").
+    first = p.split(" ", 1)[0]
+    t.append(f"{p if '/' in first else p[:1].upper() + p[1:]}.", style="bold")
     t.append("\n\nConfig  ", style="bold")
-    t.append(f"{clean(config)}\n\n")
-    t.append("Preflight\n", style="bold")
+    t.append(f"{clean(config)}\n")
+    if run_dir is not None:
+        t.append("Run dir ", style="bold")
+        t.append(f"{clean(run_dir)} (a start creates it)\n")
+    t.append("\nPreflight\n", style="bold")
     t.append_text(checks if isinstance(checks, Text) else Text(str(checks), style="dim"))
     t.append("\n\nPress ")
     t.append(" s ", style="bold reverse")

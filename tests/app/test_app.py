@@ -31,10 +31,20 @@ def test_opens_a_run_and_follows_new_steps(tmp_path):
 
 
 def test_missing_run_dir_is_reported(tmp_path):
+    """A mistyped --run-dir: said so (the path as typed), with the run it probably meant;
+    the preflight and a start refer to the directory a start would create."""
+    logs = tmp_path / "logs"
+    write_run(logs / "demo", 10)
+
     async def go():
-        app = make_app(tmp_path / "logs" / "nope", tmp_path / "logs")
-        async with app.run_test(size=(120, 40)) as pilot:
-            assert await until(pilot, lambda: "does not exist" in screen_text(pilot))
+        app = make_app(logs / "dmeo", logs)
+        async with app.run_test(size=(160, 45)) as pilot:
+            assert await until(pilot, lambda: "dmeo does not exist" in screen_text(pilot))
+            text = screen_text(pilot)
+            assert "did you mean" in text
+            assert str(logs / "demo") in text and "Run dir" in text
+            assert await until(pilot, lambda: "checks passed" in screen_text(pilot), 120)
+            assert "dmeo is free" in screen_text(pilot)
 
     run(go())
 

@@ -110,7 +110,7 @@ def test_latest_is_the_same_for_status_and_resume(tmp_path):
 def test_missing_run_dir_is_an_error(tmp_path, cmd, capsys):
     code = cli.main([cmd, "--run-dir", str(tmp_path / "nope")])
     err = capsys.readouterr().err
-    assert code == cli.EXIT_FAIL and "does not exist" in err
+    assert code == cli.EXIT_FAIL and "does not exist" in err and "did you mean" not in err
 
 
 def test_status_json(tmp_path, capsys):
@@ -145,3 +145,12 @@ def test_app_crash_exits_nonzero(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        cwd=ROOT)  # fmt: skip
     assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
+
+
+def test_a_mistyped_run_dir_names_the_run_it_probably_meant(tmp_path, capsys):
+    logs = tmp_path / "logs"
+    write_run(logs / "demo", 10)
+    code = cli.main(["--logs-dir", str(logs), "status", "--run-dir", str(logs / "dmeo")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_FAIL and "does not exist" in err
+    assert f"did you mean {logs / 'demo'}?" in err

@@ -90,11 +90,14 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         return Text()
 
     def compose(self) -> ComposeResult:
+        # Keys and fields first, the preflight report last: a long report scrolls, but what
+        # to press stays in view on a small terminal.
         with Vertical(id="launch-box", classes="modal-box"):
-            yield Static(f"[b]{self.TITLE}[/b]", classes="modal-title")
+            yield Static(
+                f"[b]{self.TITLE}[/b]  [dim]Enter {self.VERB} · +/- processes · Esc cancel[/dim]",
+                classes="modal-title",
+            )
             yield Static(self.describe(), id="launch-what")
-            yield Static("[b]Preflight[/b]", classes="section")
-            yield Static("running preflight checks…" if self.check else "skipped", id="preflight")
             with Horizontal(classes="field"):
                 yield Label("processes (N) ")
                 yield Input(str(self.nproc), id="nproc", type="integer", restrict=r"[0-9]*")
@@ -108,7 +111,8 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
                     placeholder="from the config",
                 )
             yield Static("", id="launch-error")
-            yield Static(f"[dim]Enter {self.VERB} · +/- processes · Esc cancel[/dim]")
+            yield Static("[b]Preflight[/b]", classes="section")
+            yield Static("running preflight checks…" if self.check else "skipped", id="preflight")
 
     def on_mount(self) -> None:
         self.query_one("#target", Input).focus()
@@ -161,7 +165,7 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
             self._error(f"preflight is still running; will {self.VERB} once it passes")
             return
         if self.report is not None and failures(self.report):
-            self._error(f"preflight failed; fix the failures above before you {self.VERB}")
+            self._error(f"preflight failed; fix the failures listed below before you {self.VERB}")
             return
         nv = self.query_one("#nproc", Input).value.strip()
         if not nv.isdigit() or int(nv) < 1:
