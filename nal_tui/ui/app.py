@@ -4,7 +4,8 @@ Background work runs in Textual workers (``@work(exclusive=True)``: opening anot
 cancels the load in flight) and in the core's services; threads only post messages. The
 reducer is fed and read on the UI thread; a change schedules one redraw after the
 current message, and the whole-run charts follow at most twice a second. The control
-keys live in ``control.ControlMixin``, the panels in ``dashboard.Dashboard``.
+keys live in ``control.ControlMixin``, the panels in ``dashboard.Dashboard``, what keeps
+the state current (the log, the checkpoints, system figures) in ``feeds.FeedsMixin``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from nal_tui.core.session import RunSession
 from nal_tui.core.views import CheckpointRow, SystemView
 from nal_tui.ui.control import ControlMixin
 from nal_tui.ui.dashboard import SIZE_CLASSES, Dashboard, size_class
+from nal_tui.ui.feeds import FeedsMixin
 from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
-from nal_tui.ui.messages import CheckpointsListed, HistoryLoaded, LogChanged, LogFeed, SystemSampled
+from nal_tui.ui.messages import LogFeed
 from nal_tui.ui.notices import NoticesMixin
 from nal_tui.ui.screens.help import HelpScreen
 from nal_tui.ui.screens.launch import preflight_text
@@ -38,14 +40,13 @@ from nal_tui.ui.texts import welcome_text
 from nal_tui.ui.widgets.chart import BigChart
 from nal_tui.ui.widgets.checkpoints import CheckpointTable
 from nal_tui.ui.widgets.header import HeaderBar
-from trainer import rundir
 from trainer.events import LOSS_KEYS
 
 CHART_EVERY_S = 0.5
 Measure = Callable[[], tuple[SystemView, PidState]]
 
 
-class NalTuiApp(ControlMixin, NoticesMixin, App[None]):
+class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
     """nal-tui: watch, start, stop and resume one training run.
 
     ``clock`` and ``sample_system`` (False, or a function returning fixed figures) make
@@ -142,105 +143,6 @@ class NalTuiApp(ControlMixin, NoticesMixin, App[None]):
             and all(r.verified is not None for r in self.rows)
             and (self.system is not None or not self.sample_system)
         )
-
-    # ---- opening a run
-
-    def open_run(self, run_dir: Path | None) -> None:
-        """Follow ``run_dir`` (or show the welcome screen when there is no usable run)."""
-        for svc in (self.follower, self.ckpt_service):
-            if svc is not None:
-                svc.stop()
-        self.follower = self.ckpt_service = None
-        self.feed.drain()
-        self.session.run_dir = run_dir
-        self.state, self.rows = RunState(), []
-        self.alerts_seen(self.state.alerts)
-        if self.sampler is not None:
-            self.sampler.run_dir, self.sampler.disk_path = run_dir, self._disk_path()
-        self.clear_notifications()
-        problem = self.session.problem()
-        welcome = problem is not None and (run_dir is None or not run_dir.exists())
-        self.query_one("#welcome").display = welcome
-        self.dashboard.display = not welcome
-        if welcome:
-            self.loading = False
-            self._welcome(problem or "")
-        else:
-            self.loading = True
-            self.ckpt_service = CheckpointService(run_dir, self._listed, self.verifier)
-            self.ckpt_service.start()
-            self.load_run(run_dir)
-        self._changed()
-
-    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
-    def load_run(self, run_dir: Path) -> None:
-        """Worker: the whole log into a fresh state; the follower goes on from there."""
-        worker = get_current_worker()
-        state = RunState()
-        follower = LogFollower(
-            run_dir / rundir.EVENTS, self._follower_batch(run_dir), polling=self.polling
-        )
-        try:
-            follower.load_into(state, stopped=lambda: worker.is_cancelled)
-        except OSError as e:  # an unreadable log is shown, not fatal
-            state.note_garbled(1, f"cannot read {run_dir / rundir.EVENTS}: {e.strerror or e}")
-        if not worker.is_cancelled:
-            self.post_message(HistoryLoaded(run_dir, state, follower))
-
-    def _follower_batch(self, run_dir: Path):
-        def on_batch(records, stats) -> None:  # the follower's thread
-            if self.feed.put(records, stats):
-                self.post_message(LogChanged(run_dir))
-
-        return on_batch
-
-    def on_history_loaded(self, msg: HistoryLoaded) -> None:
-        if msg.run_dir != self.run_dir:
-            return
-        self.state, self.follower, self.loading = msg.state, msg.follower, False
-        msg.follower.start()
-        self.alerts_seen(self.state.alerts)  # toasts are for new alerts only
-        if self.pid is not None:
-            self.state.set_pid_state(self.pid.state, self.pid.pid, self._pid_started())
-        self._tick()  # time-based status ("stale") now, not at the next tick
-        self._draw_charts()  # the whole-run charts at once, not at the next chart tick
-
-    def on_log_changed(self, msg: LogChanged) -> None:
-        if msg.run_dir != self.run_dir or self.loading:
-            return
-        for records, stats in self.feed.drain():
-            if stats.reset:
-                self.state.reset()
-            if records:
-                self.state.feed(records)
-            if stats.new_garbled:
-                self.state.note_garbled(stats.new_garbled, stats.last_garbled)
-        self._changed()
-
-    # ---- services
-
-    def _pid_started(self) -> float | None:
-        return self.pid.info.started if self.pid is not None and self.pid.info else None
-
-    def _sampled(self, view: SystemView, pid: PidState) -> None:  # the sampler's thread
-        self.post_message(SystemSampled(view, pid, self.sampler.run_dir if self.sampler else None))
-
-    def on_system_sampled(self, msg: SystemSampled) -> None:
-        if msg.run_dir != self.run_dir:
-            return
-        self.system, self.pid = msg.view, msg.pid
-        if not self.loading:
-            self.state.set_pid_state(msg.pid.state, msg.pid.pid, self._pid_started())
-        self._changed()
-
-    def _listed(self, rows: list[CheckpointRow]) -> None:  # the checkpoint service's thread
-        if self.ckpt_service is not None:
-            self.post_message(CheckpointsListed(rows, self.ckpt_service.run_dir))
-
-    def on_checkpoints_listed(self, msg: CheckpointsListed) -> None:
-        if msg.run_dir == self.run_dir:
-            self.rows = msg.rows
-            self._changed()
 
     def _tick(self) -> None:
         self.state.refresh(self.clock())
