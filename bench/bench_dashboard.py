@@ -11,8 +11,11 @@ screen with ``capture-pane``; prints figures, asserts nothing.
 - live latency: a step event appended to events.jsonl -> its step number on screen
   (capture-pane polled every ~5 ms, so figures include up to that much polling delay).
 - idle CPU: the dashboard's CPU time over a few seconds with nothing written.
-- --big: RunState fed 5,000,000 steps in follower-sized batches, RSS every million
-  (the memory bound for very long runs), in a subprocess.
+- beside each open: a stdlib ``json`` parse of the same file, in a fresh process.
+- --big: the same for a 5,000,000-step run.
+
+The synthetic logs get their ``events.idx`` built first (the trainer writes it as it
+logs; building it here is timed separately).
 """
 
 from __future__ import annotations
@@ -33,16 +36,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+
 from synth_log import write_synthetic_run  # noqa: E402
 
 from trainer import events as ev  # noqa: E402
 
 SESSION = "nal-bench"
+SOCKET = f"nal-bench-{os.getpid()}"  # our own tmux server, never the user's
 COLS, ROWS = 160, 50
 
 
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+    return subprocess.run(
+        ["tmux", "-L", SOCKET, *args], capture_output=True, text=True, check=False
+    ).stdout
 
 
 def screen() -> str:
@@ -172,71 +179,52 @@ def _vm_hwm(pid: int) -> int:
     return 0
 
 
-BIG_CHILD = """
-import resource, sys, time
-from nal_tui.state import RunState
-n = int(sys.argv[1]); batch = 20000
-st = RunState()
-st.feed([{"v": 1, "event": "run_start", "t": 0.0, "run_id": "b", "pid": 1, "config_path": "c",
-          "start_step": 0, "target_step": n, "world_size": 1, "device": "cpu", "versions": {}}])
-t0 = time.perf_counter()
-for first in range(1, n + 1, batch):
-    recs = [{"v": 1, "event": "step", "t": float(s), "step": s, "epoch": 0, "g": 40.0 + (s % 97),
-             "d": 3.0, "stft": 1.0, "adv": 2.5, "fm": 4.5, "recon": "mrstft", "lr_g": 1e-4,
-             "lr_d": 1e-4, "step_time": 0.2, "samples_per_s": 80.0}
-            for s in range(first, min(n, first + batch - 1) + 1)]
-    st.feed(recs)
-    if (first + batch - 1) % 1_000_000 == 0:
-        rss = int(open("/proc/self/statm").read().split()[1]) * 4096
-        print(f"  {first + batch - 1:>9,} steps: RSS {rss / 2**20:6.1f} MiB, "
-              f"{time.perf_counter() - t0:5.1f} s", flush=True)
-"""
+def json_parse_s(log: Path) -> float:
+    code = "import json,sys,time;t=time.perf_counter();[json.loads(l) for l in open(sys.argv[1],'rb')];print(time.perf_counter()-t)"
+    out = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True)
+    return float(out.stdout.strip() or "nan")
 
 
-def bench_big(n: int) -> None:
-    print(f"RunState memory for a {n:,}-step run (fed in 20,000-record batches):")
-    subprocess.run([sys.executable, "-c", BIG_CHILD, str(n)], cwd=ROOT, check=False)
+def prepare(run_dir: Path, steps: int) -> Path:
+    from trainer.events.indexwrite import build_index
+
+    log = run_dir / ev.EVENTS_FILE
+    if not log.exists():
+        t0 = time.perf_counter()
+        write_synthetic_run(run_dir, steps, target_step=steps + 100_000)
+        mib = log.stat().st_size / 2**20
+        print(f"wrote {log} ({mib:.0f} MiB) in {time.perf_counter() - t0:.1f} s")
+    if not (run_dir / "events.idx").exists():
+        t0 = time.perf_counter()
+        build_index(log)
+        print(f"built events.idx in {time.perf_counter() - t0:.1f} s (the trainer writes it live)")
+    return log
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=500_000)
     p.add_argument("--events", type=int, default=40, help="live events to time")
-    p.add_argument("--big", action="store_true", help="also the 5,000,000-step memory check")
-    p.add_argument(
-        "--keep", type=Path, default=None, help="cache the synthetic run here (reused if present)"
-    )
+    p.add_argument("--big", action="store_true", help="also a 5,000,000-step run")
+    p.add_argument("--keep", type=Path, default=None, help="cache the synthetic runs here")
     a = p.parse_args()
     if shutil.which("tmux") is None:
         sys.exit("bench_dashboard needs tmux")
-    tmp = None
-    if a.keep is not None:
-        run_dir = a.keep
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix="nal-bench-"))
-        run_dir = tmp / "bench500k"
-    log = run_dir / ev.EVENTS_FILE
-    if not log.exists():
-        t0 = time.perf_counter()
-        write_synthetic_run(run_dir, a.steps, target_step=a.steps + 100_000)
-        print(
-            f"wrote {log} ({log.stat().st_size / 2**20:.0f} MiB) in "
-            f"{time.perf_counter() - t0:.1f} s"
-        )
-    lines = sum(1 for _ in open(log, "rb"))
-    print(
-        f"log: {lines:,} lines, {log.stat().st_size / 2**20:.0f} MiB; machine: "
-        f"{os.cpu_count()} cores"
-    )
-    last = _last_step(log)
+    root = a.keep if a.keep is not None else Path(tempfile.mkdtemp(prefix="nal-bench-"))
+    run_dir = root / f"bench{a.steps}"
+    log = prepare(run_dir, a.steps)
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     try:
-        bench_open_and_live(run_dir, last, a.events)
+        print(f"stdlib json parse of the same file: {json_parse_s(log):.2f} s")
+        bench_open_and_live(run_dir, _last_step(log), a.events)
         if a.big:
-            bench_big(5_000_000)
+            blog = prepare(root / "bench5000000", 5_000_000)
+            print(f"5M steps: stdlib json parse of the same file: {json_parse_s(blog):.2f} s")
+            bench_open_and_live(blog.parent, _last_step(blog), 10)
     finally:
-        tmux("kill-session", "-t", SESSION)
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        tmux("kill-server")
+        if a.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

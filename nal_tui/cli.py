@@ -13,9 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nal_tui.core.defaults import (
+    DEFAULT_CONFIG,
+    DEFAULT_GRACE_S,
+    DEFAULT_LOGS,
+    START_WAIT_S,
+    config_for_run,
+)
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-DEFAULT_CONFIG = Path("config/demo.yaml")
-DEFAULT_LOGS = Path("logs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--wait",
         type=float,
-        default=30.0,
+        default=START_WAIT_S,
         metavar="S",
-        help="seconds to wait for the trainer to take the run lock (30)",
+        help=f"seconds to wait for the trainer to take the run lock ({START_WAIT_S:.0f})",
     )
     s.add_argument("--json", action="store_true", default=keep)
 
@@ -86,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--grace",
         type=float,
-        default=120.0,
+        default=DEFAULT_GRACE_S,
         metavar="S",
-        help="seconds to wait for a graceful exit (120)",
+        help=f"seconds to wait for a graceful exit ({DEFAULT_GRACE_S:.0f})",
     )
     t.add_argument(
         "--kill-after",
@@ -108,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--target-step", type=_positive, help="new target step")
     r.add_argument("--nproc", type=_positive, default=keep)
-    r.add_argument("--wait", type=float, default=30.0, metavar="S")
+    r.add_argument("--wait", type=float, default=START_WAIT_S, metavar="S")
     r.add_argument("--json", action="store_true", default=keep)
 
     st = sub.add_parser("status", help="print a run's status")
@@ -135,30 +141,17 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str, ok: bool) -
     return EXIT_OK if ok else EXIT_FAIL
 
 
-def _run_dir_or_latest(args: argparse.Namespace) -> Path | None:
-    if args.run_dir is not None:
-        return args.run_dir
-    from nal_tui.runs import latest_run
+def _session(args: argparse.Namespace) -> Any:
+    from nal_tui.core.session import RunSession
 
-    latest = latest_run(args.logs_dir)
-    return latest.path if latest else None
-
-
-def _config_for(args: argparse.Namespace, run_dir: Path | None) -> Path:
-    if args.config is not None:
-        return args.config
-    from trainer.rundir import CONFIG_FILE
-
-    if run_dir is not None and (run_dir / CONFIG_FILE).is_file():
-        return run_dir / CONFIG_FILE
-    return DEFAULT_CONFIG
+    return RunSession.open(args.run_dir, args.logs_dir)
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     from nal_tui.preflight import print_report, run_checks
 
     report = run_checks(
-        _config_for(args, args.run_dir),
+        config_for_run(args.run_dir, args.config),
         args.run_dir,
         resume=args.resume,
         build_models=not args.skip_models,
@@ -170,7 +163,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from nal_tui import control
+    from nal_tui.core.session import RunSession
 
     config = args.config or DEFAULT_CONFIG
     if not args.no_preflight:
@@ -195,109 +188,73 @@ def cmd_start(args: argparse.Namespace) -> int:
                 "\n".join(lines),
                 False,
             )
-    res = control.start_run(
-        config,
-        args.run_dir,
-        nproc=args.nproc,
-        target_step=args.target_step,
-        wait_s=args.wait,
-        logs_dir=args.logs_dir,
-    )
+    session = RunSession(args.run_dir, logs_dir=args.logs_dir)
+    res = session.start(config, target_step=args.target_step, nproc=args.nproc, wait_s=args.wait)
     return _emit(args, res.to_dict(), res.message, res.ok)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from nal_tui import control
-
-    rd = _run_dir_or_latest(args)
-    if rd is None:
-        print(f"nal-tui resume: no run under {args.logs_dir}; give --run-dir", file=sys.stderr)
-        return EXIT_FAIL
-    res = control.resume_run(
-        rd,
+    res = _session(args).resume(
         args.checkpoint,
         target_step=args.target_step,
         nproc=args.nproc,
         config_path=args.config,
         wait_s=args.wait,
     )
-    return _emit(args, res.to_dict(), res.message, res.ok)
+    return _emit(
+        args, res.to_dict(), f"nal-tui resume: {res.message}" if not res.ok else res.message, res.ok
+    )
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from nal_tui import control
-
-    rd = _run_dir_or_latest(args)
-    if rd is None:
-        print(f"nal-tui stop: no run under {args.logs_dir}; give --run-dir", file=sys.stderr)
-        return EXIT_FAIL
-    if not args.json:
+    session = _session(args)
+    if not args.json and session.problem() is None:
+        wait = args.kill_after if args.kill_after is not None else args.grace
         print(
-            f"stopping the trainer in {rd} (SIGTERM; waiting up to "
-            f"{args.kill_after if args.kill_after is not None else args.grace:.0f} s)...",
+            f"stopping the trainer in {session.run_dir} (SIGTERM; up to {wait:.0f} s)...",
             flush=True,
         )
-    res = control.stop_run(rd, grace_s=args.grace, kill_after_s=args.kill_after)
-    return _emit(args, res.to_dict(), res.message, res.ok)
+    res = session.stop(grace_s=args.grace, kill_after_s=args.kill_after)
+    text = res.message if res.ok else f"nal-tui stop: {res.message}"
+    return _emit(args, res.to_dict(), text, res.ok)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from nal_tui.runs import is_run_dir, read_run_status
-    from trainer.rundir import list_checkpoints
-
-    rd = _run_dir_or_latest(args)
-    if rd is None or not rd.is_dir():
-        where = rd if rd is not None else f"a run under {args.logs_dir}"
-        print(f"nal-tui status: {where} not found", file=sys.stderr)
-        return EXIT_FAIL
-    if not is_run_dir(rd) and not (rd / "trainer.pid").exists():
-        print(
-            f"nal-tui status: {rd} is not a run directory (no events.jsonl or config.yaml)",
-            file=sys.stderr,
-        )
-        return EXIT_FAIL
-    st = read_run_status(rd)
-    cks = [c for c in list_checkpoints(rd) if c.complete]
-    pid = st.pid.info.pid if st.pid.info else None
-    data = {
-        "run_dir": str(rd),
-        "status": st.status,
-        "step": st.step,
-        "target_step": st.target_step,
-        "pid": pid,
-        "pid_file": st.pid.state,
-        "pid_message": st.pid.message,
-        "last_event": st.last_event,
-        "last_event_t": st.last_event_t,
-        "run_end": st.run_end,
-        "latest_checkpoint": str(cks[-1].path) if cks else None,
-    }
+    st = _session(args).status()
+    if not st.ok:
+        return _emit(args, st.to_dict(), f"nal-tui status: {st.message}", False)
     age = f", last event {time.time() - st.last_event_t:.0f} s ago" if st.last_event_t else ""
     step = f"step {st.step}/{st.target_step}" if st.step is not None else "no steps yet"
-    lines = [f"{rd}: {st.status}, {step}{age}"]
-    if st.pid.state != "none":
-        lines.append(f"  {st.pid.message}")
-    if cks:
-        lines.append(f"  latest checkpoint: {cks[-1].path.name} (step {cks[-1].step})")
+    lines = [f"{st.run_dir}: {st.status}, {step}{age}"]
+    if st.pid_file != "none":
+        lines.append(f"  {st.pid_message}")
+    if st.latest_checkpoint:
+        lines.append(
+            f"  latest checkpoint: {Path(st.latest_checkpoint).name} (step {st.latest_step})"
+        )
     if st.run_end is not None:
         lines.append(f"  run_end: {st.run_end.get('status')} ({st.run_end.get('reason')})")
-    return _emit(args, data, "\n".join(lines), True)
+    return _emit(args, st.to_dict(), "\n".join(lines), True)
 
 
 def open_app(args: argparse.Namespace) -> int:
-    """Open the dashboard on --run-dir, else the latest run, else the demo config."""
-    rd = _run_dir_or_latest(args)
-    config = _config_for(args, rd)
-    from nal_tui.app import NalTuiApp  # Textual is imported only here
+    """Open the dashboard on --run-dir, else the latest run, else the demo config.
 
-    NalTuiApp(
-        run_dir=rd,
-        logs_dir=args.logs_dir,
-        config_path=config,
+    Exit code: 0 after a normal quit, 1 when the app died of an exception (Textual has
+    printed the traceback). A --run-dir that does not exist is shown as such on screen.
+    """
+    from nal_tui.ui.app import NalTuiApp  # Textual is imported only here
+
+    session = _session(args)
+    app = NalTuiApp(
+        session,
+        config_path=config_for_run(session.run_dir, args.config),
         polling=args.polling,
         bell=args.bell,
-    ).run()
-    return EXIT_OK
+    )
+    app.run()
+    code = app.return_code
+    return EXIT_FAIL if code else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from trainer import console, logsetup, rundir
 from trainer import events as ev
-from trainer import logsetup, rundir
 from trainer.config import Config, ConfigError, load
 from trainer.signals import StopFlag, ignore_stop_signals, signal_name
 
@@ -106,6 +106,7 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
     _setup_logging(run_dir if rank == 0 else None, rank)
     log = logging.getLogger(logsetup.LOGGER)
     log.info("start-up: loading torch")
+    console.attach(rank)  # a live progress line on a terminal, periodic log lines otherwise
     from trainer.loop import train  # torch is imported only here
 
     if solo and stop.set:

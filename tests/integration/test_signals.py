@@ -58,9 +58,9 @@ def _steps(run: Path) -> list[int]:
 
 
 def _status(run: Path) -> str:
-    from nal_tui.runs import read_run_status
+    from nal_tui.core.session import RunSession
 
-    return read_run_status(run).status
+    return RunSession(run).status().status
 
 
 def _train_args(cfg: Path, run: Path, target: int = 100000) -> list[str]:

@@ -114,3 +114,17 @@ def test_validate_names_missing_fields() -> None:
     rec["v"] = 99
     with pytest.raises(ev.EventError, match="schema version 99"):
         ev.validate(rec)
+
+
+def test_nonfinite_values_inside_objects_round_trip(tmp_path: Path) -> None:
+    """A NaN validation loss used to be written as null (or to raise with stdlib json),
+    and the parser then threw the whole val record away as garbled."""
+    val = ev.Val(step=5, losses={"mel_l1": math.nan, "stft": math.inf}, samples=["a.wav"])
+    line = ev.encode(val.to_record(1.0))
+    assert b"null" not in line
+    rec = ev.parse_line(line)
+    assert rec["losses"] == {"mel_l1": "nan", "stft": "inf"}
+    assert math.isnan(ev.float_field(rec["losses"], "mel_l1"))
+    # Logs written before the fix carry null there: read as NaN, not garbled.
+    old = line.replace(b'"nan"', b"null")
+    assert ev.line_error(old) is None

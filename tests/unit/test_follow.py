@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from nal_tui.follow import FollowStats, LogFollower
-from nal_tui.state import RunState
+from nal_tui.core.follow import FollowStats, LogFollower
+from nal_tui.core.reducer import RunState
+from nal_tui.core.tail import read_tail
 from trainer import events as ev
 
 T0 = 1_700_000_000.0
@@ -311,12 +312,10 @@ def test_read_tail_preview(tmp_path):
         versions={},
     )
     p.write_bytes(ev.encode(rs.to_record(T0)) + b"".join(line(n) for n in range(1, 5001)))
-    f = LogFollower(p, Collector())
-    recs = f.read_tail(tail_bytes=20_000)
+    recs = read_tail(p, tail_bytes=20_000)
     assert recs[0]["event"] == "run_start"
     assert recs[-1]["step"] == 5000 and 10 < len(recs) < 200
     assert all(r["event"] == "step" for r in recs[1:])
-    assert f.stats.offset == 0  # a preview does not consume
     s = RunState()
     s.feed(recs)
     assert s.target_step == 5000 and s.step == 5000
@@ -333,8 +332,8 @@ def test_read_tail_preview(tmp_path):
     )
     big = line(4001) * 2000
     append(p, ev.encode(rs2.to_record(T0 + 9000)) + big)
-    assert f.read_tail(tail_bytes=20_000)[0]["run_id"] == "r2"
-    assert f.read_tail(tail_bytes=20_000, scan_bytes=len(big) // 2)[0]["run_id"] == "r"
+    assert read_tail(p, tail_bytes=20_000)[0]["run_id"] == "r2"
+    assert read_tail(p, tail_bytes=20_000, scan_bytes=len(big) // 2)[0]["run_id"] == "r"
 
 
 def _synth():
@@ -359,10 +358,10 @@ def test_synthetic_run_end_to_end(tmp_path):
     assert s.step == 30_000 and s.target_step == 40_000 and s.status == "stopped"
     assert s.resume_steps == [10_000]
     # Died after checkpointing 15,000, resumed from 10,000: both 15,000 checkpoints listed.
-    ckpts = [c.step for c in s.checkpoints]
+    ckpts = [c["step"] for c in s.checkpoint_events]
     assert ckpts == [5000, 10_000, 15_000, 15_000, 20_000, 25_000, 30_000]
-    nan_alerts = [a.step for a in s.alerts if a.kind == "nonfinite"]
+    nan_alerts = [a.step for a in s.alerts.rows if a.kind == "nonfinite"]
     assert nan_alerts == [8571, 12857, 12857, 21428]  # 12,857 was logged twice (resume)
-    assert s.seconds_per_step == pytest.approx(0.2, rel=0.1)
+    assert s.progress.seconds_per_step == pytest.approx(0.2, rel=0.1)
     steps, _mins, _maxs, mask = s.losses["g"].series.buckets(50)
     assert sum(mask) >= 3 and steps[0] == 1

@@ -237,7 +237,7 @@ def test_installation_wrong_torch_and_missing_package():
 
 
 def test_trainer_pass():
-    from nal_tui.control import trainer_base_command
+    from nal_tui.core.command import trainer_base_command
 
     base, _ = trainer_base_command()
     res = pf.check_trainer(pf._Sub([*base, "--help"]))
@@ -265,7 +265,7 @@ def test_trainer_fail():
 
 @pytest.fixture(scope="module")
 def demo_counts():
-    from nal_tui.control import trainer_base_command
+    from nal_tui.core.command import trainer_base_command
 
     base, _ = trainer_base_command()
     return pf._Sub([*base, "summary", "--config", str(DEMO)])
@@ -353,7 +353,10 @@ def test_run_state_free_dir(tmp_path):
     assert pf.check_run_state(tmp_path / "run").status == pf.PASS
 
 
-def test_run_state_live_trainer_fails(tmp_path):
+def test_run_state_live_trainer_fails(tmp_path, monkeypatch):
+    from nal_tui.core import proc
+
+    monkeypatch.setattr(proc, "is_trainer_cmdline", lambda cmd: True)
     (tmp_path / rundir.PID_FILE).write_text(json.dumps(rundir.own_pid_info(tmp_path).__dict__))
     res = pf.check_run_state(tmp_path)
     assert res.status == pf.FAIL and "already owns" in res.message and "nal-tui stop" in res.fix

@@ -1,0 +1,37 @@
+"""The defaults every nal-tui entry point shares: where runs live, how long to wait.
+
+The dashboard and ``nal-tui start|stop|resume|status`` read these, and nothing else
+defines them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_LOGS = Path("logs")
+DEFAULT_CONFIG = Path("config/demo.yaml")
+DEFAULT_GRACE_S = 120.0  # a stop finishes the step and saves a checkpoint first
+START_WAIT_S = 30.0  # how long a start waits for the trainer to take the run lock
+KILL_WAIT_S = 10.0  # after SIGKILL, how long to wait for the processes to go
+
+
+def default_run_dir(
+    config_path: str | os.PathLike[str], logs_dir: str | os.PathLike[str] = DEFAULT_LOGS
+) -> Path:
+    """``<logs>/<config name>``, the trainer's own default; ConfigError for a bad config."""
+    from trainer.config import load
+
+    return Path(logs_dir) / load(config_path).name
+
+
+def config_for_run(run_dir: Path | None, config: Path | None = None) -> Path:
+    """The config to start or resume with: the given one, the run's resolved config.yaml,
+    else the demo config."""
+    from trainer.rundir import CONFIG_FILE
+
+    if config is not None:
+        return config
+    if run_dir is not None and (run_dir / CONFIG_FILE).is_file():
+        return run_dir / CONFIG_FILE
+    return DEFAULT_CONFIG

@@ -1,0 +1,269 @@
+"""Process identity and signalling: the only code in nal-tui that sends a signal.
+
+"Our trainer" is a process whose command line is the trainer's (``nal-train``,
+``python -m trainer``, or torchrun running it) and whose pid, start time and command
+line match the run's PID file. Signals go to that process and the ranks its torchrun
+agent started (checked the same way), never to a process group: a trainer started from a
+shell, a wrapper script or a batch job shares their group. The PID file is read without
+following links or blocking, and refused when it is not a small regular file of JSON.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import stat
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from trainer import rundir
+
+from .text import clean
+from .vocab import PID_GARBLED, PID_LIVE, PID_NONE, PID_STALE
+
+MAX_PID_FILE = 64 << 10  # a real one is a few hundred bytes
+CREATE_TIME_TOLERANCE = rundir.CREATE_TIME_TOLERANCE
+TRAINER_MODULE = "trainer"
+TRAINER_SCRIPT = "nal-train"
+_LAUNCHERS = ("torchrun",)
+_LAUNCHER_MODULE = "torch.distributed.run"
+
+
+class PidFileRefused(rundir.PidFileError):
+    """A PID file that is not a small regular file of the expected JSON."""
+
+
+def read_pid_file(run_dir: str | os.PathLike[str]) -> rundir.PidInfo | None:
+    """The run's PID file, or None when there is none. Never follows a symlink, never
+    blocks on a FIFO or device, never reads more than MAX_PID_FILE bytes."""
+    path = Path(run_dir) / rundir.PID_FILE
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise PidFileRefused(f"{path}: is a symbolic link (refused)") from None
+        raise PidFileRefused(f"{path}: cannot open ({e.strerror or e})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PidFileRefused(f"{path}: not a regular file (refused)")
+        if st.st_size > MAX_PID_FILE:
+            raise PidFileRefused(f"{path}: {st.st_size} bytes, too large for a PID file")
+        data = os.read(fd, MAX_PID_FILE + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PID_FILE:
+        raise PidFileRefused(f"{path}: too large for a PID file")
+    return parse_pid_file(data, str(path))
+
+
+def parse_pid_file(data: bytes, where: str) -> rundir.PidInfo:
+    try:
+        d = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise PidFileRefused(f"{where}: not valid JSON") from None
+    if not isinstance(d, dict):
+        raise PidFileRefused(f"{where}: not a JSON object")
+    spec = {
+        "pid": int,
+        "create_time": (int, float),
+        "cmdline": list,
+        "started": (int, float),
+        "run_dir": str,
+    }
+    for key, types in spec.items():
+        v = d.get(key)
+        if isinstance(v, bool) or not isinstance(v, types):
+            raise PidFileRefused(f"{where}: field {key!r} missing or mistyped")
+    if not all(isinstance(a, str) for a in d["cmdline"]) or not d["cmdline"]:
+        raise PidFileRefused(f"{where}: field 'cmdline' must be a list of strings")
+    if not 0 < d["pid"] < (1 << 31):
+        raise PidFileRefused(f"{where}: field 'pid' out of range")
+    return rundir.PidInfo(
+        pid=d["pid"],
+        create_time=float(d["create_time"]),
+        cmdline=list(d["cmdline"]),
+        started=float(d["started"]),
+        run_dir=d["run_dir"],
+    )
+
+
+def is_trainer_cmdline(cmd: list[str]) -> bool:
+    """``nal-train ...``, ``python .../nal-train ...``, ``python -m trainer ...``, or torchrun
+    (``torchrun`` / ``python -m torch.distributed.run``) running one of those."""
+    if not cmd:
+        return False
+    for i, arg in enumerate(cmd[:3]):
+        if os.path.basename(arg) == TRAINER_SCRIPT:
+            return True
+        if arg == "-m" and i + 1 < len(cmd) and cmd[i + 1] == TRAINER_MODULE:
+            return True
+    if is_launcher_cmdline(cmd):
+        for i, arg in enumerate(cmd):
+            if arg == "-m" and i + 1 < len(cmd) and cmd[i + 1] == TRAINER_MODULE:
+                return True
+            if os.path.basename(arg) == TRAINER_SCRIPT:
+                return True
+    return False
+
+
+def is_launcher_cmdline(cmd: list[str]) -> bool:
+    return any(os.path.basename(c) in _LAUNCHERS for c in cmd[:2]) or (_LAUNCHER_MODULE in cmd[:4])
+
+
+def matches(info: rundir.PidInfo) -> bool:
+    """A live, non-zombie process with this pid, start time and command line, which is
+    our trainer."""
+    if not is_trainer_cmdline(info.cmdline):
+        return False
+    try:
+        p = psutil.Process(info.pid)
+        if abs(p.create_time() - info.create_time) > CREATE_TIME_TOLERANCE:
+            return False
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return p.cmdline() == info.cmdline
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+@dataclass(frozen=True)
+class PidState:
+    """What the PID file says and whether it names our live trainer."""
+
+    state: str  # vocab.PID_*
+    info: rundir.PidInfo | None
+    message: str
+
+    @property
+    def live(self) -> bool:
+        return self.state == PID_LIVE
+
+    @property
+    def pid(self) -> int | None:
+        return self.info.pid if self.info is not None else None
+
+
+def pid_state(run_dir: str | os.PathLike[str]) -> PidState:
+    path = Path(run_dir) / rundir.PID_FILE
+    try:
+        info = read_pid_file(run_dir)
+    except rundir.PidFileError as e:
+        return PidState(PID_GARBLED, None, f"{clean(e)}; remove {path} if no trainer is running")
+    if info is None:
+        return PidState(PID_NONE, None, "no PID file")
+    if matches(info):
+        return PidState(PID_LIVE, info, f"trainer pid {info.pid} is running")
+    return PidState(
+        PID_STALE,
+        info,
+        f"{path} names pid {info.pid}, which is no longer this run's trainer "
+        "(stale PID file; remove it to clear)",
+    )
+
+
+# ------------------------------------------------------------------------ signalling
+
+
+def family(info: rundir.PidInfo) -> tuple[psutil.Process | None, list[psutil.Process]]:
+    """(torchrun agent or None, the ranks): from the verified trainer, never by name.
+
+    The agent counts only when its own command line runs our trainer; its ranks only
+    when each one's command line is our trainer's.
+    """
+    me = psutil.Process(info.pid)
+    parent = me.parent()
+    if parent is not None:
+        try:
+            pcmd = parent.cmdline()
+        except psutil.Error:
+            pcmd = []
+        if is_launcher_cmdline(pcmd) and is_trainer_cmdline(pcmd):
+            ranks = []
+            for c in parent.children():
+                try:
+                    if is_trainer_cmdline(c.cmdline()):
+                        ranks.append(c)
+                except psutil.Error:
+                    continue
+            return parent, ranks or [me]
+    return None, [me]
+
+
+def signal_procs(procs: list[psutil.Process], sig: signal.Signals) -> list[int]:
+    """Send ``sig`` to each process (psutil re-checks it is the same process first)."""
+    done = []
+    for p in procs:
+        try:
+            p.send_signal(sig)
+            done.append(p.pid)
+        except psutil.Error:
+            continue
+    return done
+
+
+def descendants(procs: list[psutil.Process]) -> list[psutil.Process]:
+    out = []
+    for p in procs:
+        try:
+            out += p.children(recursive=True)
+        except psutil.Error:
+            continue
+    return out
+
+
+def any_alive(procs: list[psutil.Process]) -> bool:
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
+class Children:
+    """Trainers this process started (Popen objects), polled so none stays a zombie.
+
+    Safe across threads: the dashboard starts from a worker thread and reaps from the
+    sampler thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs[proc.pid] = proc
+
+    def get(self, pid: int) -> subprocess.Popen[bytes] | None:
+        with self._lock:
+            return self._procs.get(pid)
+
+    def reap(self) -> list[tuple[int, int]]:
+        """(pid, exit code) of each child that exited since the last call."""
+        out = []
+        with self._lock:
+            for pid, p in list(self._procs.items()):
+                code = p.poll()
+                if code is not None:
+                    del self._procs[pid]
+                    out.append((pid, code))
+        return out
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return list(self._procs)
+
+
+CHILDREN = Children()

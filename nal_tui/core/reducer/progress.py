@@ -1,0 +1,177 @@
+"""Progress: step and target, rates from recent step intervals, ETA, milestones reached."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+DEFAULT_MILESTONE_EVERY = 10_000
+MAX_MILESTONES_PER_JUMP = 64  # an absurd jump in steps marks only the newest ones
+
+
+def median(xs: Iterable[float]) -> float | None:
+    fin = [x for x in xs if x is not None and math.isfinite(x)]
+    return statistics.median(fin) if fin else None
+
+
+class Progress:
+    """Step, target, epoch and rates. ``rate_window`` step intervals feed the median rate;
+    intervals across a pause (validation, checkpoint, restart) are left out."""
+
+    def __init__(self, rate_window: int = 100, milestone_every: int | None = None) -> None:
+        self.step: int | None = None
+        self.max_step: int | None = None
+        self.target_step: int | None = None
+        self.epoch: int | None = None
+        self.checkpoint_every = 0
+        self.val_every = 0
+        self.milestone_opt = milestone_every
+        self.milestone_run = 0
+        self.step_dt: deque[float] = deque(maxlen=rate_window)
+        self.event_dt: deque[float] = deque(maxlen=rate_window)
+        self.samples_s: deque[float] = deque(maxlen=20)
+        self.step_time: deque[float] = deque(maxlen=20)
+        self.ref: tuple[int, float] | None = None  # last step row; None after a pause
+        self.last_pause_s = 0.0
+        self.reached: dict[int, float] = {}
+        self.names: dict[int, str] = {}
+
+    # ---- inputs
+
+    def pause(self, duration: float = 0.0) -> None:
+        self.ref = None
+        if duration:
+            self.last_pause_s = max(self.last_pause_s * 0.5, duration)
+
+    def rows(self, steps: Sequence[int], ts: Sequence[float], rising: bool) -> None:
+        """Step rows in log order: position, milestones, rate intervals."""
+        ref = self.ref
+        self.step = steps[-1]
+        self.ref = (steps[-1], ts[-1])
+        self.reach(steps, ts, rising)
+        top = steps[-1] if rising else max(steps)
+        self.max_step = top if self.max_step is None else max(self.max_step, top)
+        n = len(steps)
+        lo = max(0, n - (self.step_dt.maxlen or 0))
+        if lo == 0 and ref is not None:
+            self._interval(ref[0], ref[1], steps[0], ts[0])
+        for i in range(max(lo, 1), n):
+            self._interval(steps[i - 1], ts[i - 1], steps[i], ts[i])
+
+    def summary(self, first: int, last: int, t_first: float, t_last: float) -> None:
+        """A pre-aggregated stretch of rows (no milestone inside; the caller checks)."""
+        self.step = last
+        self.max_step = last if self.max_step is None else max(self.max_step, last)
+        self.ref = (last, t_last)
+
+    def _interval(self, s0: int, t0: float, s1: int, t1: float) -> None:
+        ds, dt = s1 - s0, t1 - t0
+        if ds > 0 and dt >= 0:
+            self.step_dt.append(dt / ds)
+            self.event_dt.append(dt)
+
+    # ---- milestones
+
+    @property
+    def milestone_every(self) -> int:
+        if self.milestone_opt is not None:
+            return self.milestone_opt
+        return self.milestone_run or DEFAULT_MILESTONE_EVERY
+
+    def milestone_between(self, lo: int, hi: int) -> bool:
+        """Whether a milestone (or the target) lies in ``(lo, hi]``."""
+        every = self.milestone_every
+        if every > 0 and hi // every > lo // every:
+            return True
+        return bool(self.target_step and lo < self.target_step <= hi)
+
+    def reach(self, steps: Sequence[int], ts: Sequence[float], rising: bool) -> None:
+        every = self.milestone_every
+        prev = self.max_step or 0
+        top = steps[-1] if rising else max(steps)
+        wanted: list[int] = []
+        if every > 0 and top >= every and top // every > prev // every:
+            first = max(prev // every + 1, top // every - MAX_MILESTONES_PER_JUMP + 1)
+            wanted = [k * every for k in range(first, top // every + 1)]
+        if self.target_step and prev < self.target_step <= top:
+            wanted.append(self.target_step)
+        j = 0
+        for m in sorted(set(wanted)):
+            if m in self.reached:
+                continue
+            if rising:
+                j = bisect_left(steps, m, j)
+            else:
+                while j < len(steps) and steps[j] < m:
+                    j += 1
+            if j < len(steps):
+                self.reached[m] = float(ts[j])
+
+    def milestone_rows(self, keep: int = 5) -> tuple[list[tuple[int, float | None, str]], int]:
+        """The last ``keep`` reached milestones and the next one, and how many more follow."""
+        every = self.milestone_every
+        top = self.target_step or self.max_step or 0
+        reached = sorted(self.reached)[-keep:]
+        rows: list[tuple[int, float | None, str]] = [
+            (s, self.reached[s], self.names.get(s, "")) for s in reached
+        ]
+        cur = self.max_step or 0
+        nxt = None
+        if every > 0:
+            nxt = (cur // every + 1) * every
+        if self.target_step and (nxt is None or nxt > self.target_step):
+            nxt = self.target_step if self.target_step > cur else None
+        pending = 0
+        if nxt is not None and nxt not in self.reached:
+            rows.append((nxt, None, self.names.get(nxt, "")))
+            if every > 0 and top > nxt:
+                pending = (top - nxt) // every + (1 if self.target_step and top % every else 0)
+        return rows, pending
+
+    # ---- rates
+
+    @property
+    def seconds_per_step(self) -> float | None:
+        m = median(self.step_dt)
+        if m is None or m <= 0:
+            m = median(self.step_time)
+        return m if m is not None and m > 0 else None
+
+    @property
+    def usual_interval(self) -> float | None:
+        return median(self.event_dt)
+
+    @property
+    def fraction(self) -> float:
+        if not self.target_step or self.step is None:
+            return 0.0
+        return min(1.0, max(0.0, self.step / self.target_step))
+
+    def eta_s(self) -> float | None:
+        if self.step is None or not self.target_step:
+            return None
+        if self.step >= self.target_step:
+            return 0.0
+        sps = self.seconds_per_step
+        return None if sps is None else (self.target_step - self.step) * sps
+
+    def next_checkpoint(self) -> tuple[int | None, float | None]:
+        if self.step is None or self.checkpoint_every <= 0:
+            return None, None
+        nxt = (self.step // self.checkpoint_every + 1) * self.checkpoint_every
+        if self.target_step:
+            if self.step >= self.target_step:
+                return None, None
+            nxt = min(nxt, self.target_step)
+        sps = self.seconds_per_step
+        return nxt, None if sps is None else (nxt - self.step) * sps
+
+    def next_milestone_eta(self) -> float | None:
+        rows, _ = self.milestone_rows(0)
+        sps = self.seconds_per_step
+        if not rows or sps is None or self.step is None:
+            return None
+        return max(0.0, (rows[-1][0] - self.step) * sps)

@@ -1,0 +1,371 @@
+"""``RunState``: the parts of the reducer composed, and the typed views the panels draw.
+
+Headless and single-threaded: feed and read it from one thread (the UI thread in the
+dashboard). ``version`` goes up on every visible change.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from trainer import events as ev
+
+from ..blocks import StepBlock, as_float, block_from_records
+from ..series import is_rising
+from ..status import DEFAULT_STALE_AFTER_S, StatusInputs, derive_status
+from ..text import clean
+from ..views import (
+    AlertRow,
+    ValidationView,
+)
+from ..vocab import (
+    ALERT_CRASHED,
+    ALERT_GARBLED,
+    ALERT_RUN_FAILED,
+    LEVEL_ERROR,
+    LEVEL_WARNING,
+    LEVELS,
+    PID_LIVE,
+    PID_NONE,
+    PID_STATES,
+    STATUS_CRASHED,
+    STATUS_NOT_STARTED,
+    STATUS_RUNNING,
+)
+from .detectors import (
+    AlertLog,
+    BackwardsDetector,
+    CollapseDetector,
+    ImbalanceDetector,
+    NonfiniteDetector,
+    StallDetector,
+)
+from .losses import LossTrack
+from .present import LOSS_KEYS, Presenter
+from .progress import Progress
+from .summary import SummaryInput, validation_view
+
+_E_RUN_START, _E_STEP, _E_VAL = ev.RunStart.EVENT, ev.Step.EVENT, ev.Val.EVENT
+_E_CKPT, _E_MILESTONE = ev.Checkpoint.EVENT, ev.Milestone.EVENT
+_E_ALERT, _E_RUN_END = ev.Alert.EVENT, ev.RunEnd.EVENT
+KEEP_EVENTS = 64  # recent checkpoint / validation events kept (the table lists the disk)
+
+
+class RunState(SummaryInput, Presenter):
+    """Everything the dashboard shows about one run, rebuilt from its event records.
+
+    Thresholds: ``avg_window`` logged values for averages and trends, ``rate_window``
+    intervals for rates and ETA, ``milestone_every`` (None: the run's, else 10,000), stall
+    after ``stall_factor`` x the usual interval (at least ``stall_min_s``), stale after
+    ``stale_after_s`` without events and PID file, D collapse after ``collapse_window`` D
+    values below ``collapse_threshold``, G/D imbalance at a drift of ``imbalance_factor``.
+    """
+
+    def __init__(
+        self,
+        *,
+        milestone_every: int | None = None,
+        avg_window: int = 100,
+        rate_window: int = 100,
+        stall_factor: float = 20.0,
+        stall_min_s: float = 60.0,
+        stale_after_s: float = DEFAULT_STALE_AFTER_S,
+        collapse_threshold: float = 0.01,
+        collapse_window: int = 50,
+        imbalance_factor: float = 4.0,
+    ) -> None:
+        if avg_window < 4 or rate_window < 1 or collapse_window < 1:
+            raise ValueError("RunState: avg_window >= 4 and rate/collapse windows >= 1")
+        if milestone_every is not None and milestone_every < 0:
+            raise ValueError(f"RunState: milestone_every must be >= 0 (got {milestone_every})")
+        self._opts = dict(
+            milestone_every=milestone_every,
+            avg_window=avg_window,
+            rate_window=rate_window,
+            stall_factor=stall_factor,
+            stall_min_s=stall_min_s,
+            collapse_threshold=collapse_threshold,
+            collapse_window=collapse_window,
+            imbalance_factor=imbalance_factor,
+        )
+        self.stale_after_s = stale_after_s
+        self.version = 0
+        self.pid_state = PID_NONE
+        self.pid_started: float | None = None
+        self._proc_pid: int | None = None
+        self._stopping = False
+        self._now: float | None = None
+        self.reset()
+
+    # ---- lifecycle
+
+    def reset(self) -> None:
+        """Forget the log (truncated or replaced); what is known of the process stays."""
+        o = self._opts
+        self.progress = Progress(o["rate_window"], o["milestone_every"])
+        self.losses = {k: LossTrack(k, o["avg_window"]) for k in LOSS_KEYS}
+        self.alerts = AlertLog()
+        self.nonfinite = NonfiniteDetector(self.alerts)
+        self.collapse = CollapseDetector(self.alerts, o["collapse_threshold"], o["collapse_window"])
+        self.imbalance = ImbalanceDetector(self.alerts, o["imbalance_factor"])
+        self.backwards = BackwardsDetector(self.alerts)
+        self.stall = StallDetector(self.alerts, o["stall_factor"], o["stall_min_s"])
+        self.run_name = ""
+        self.run_id = ""
+        self.pid: int | None = None
+        self.device = ""
+        self.world_size = 0
+        self.batch_size = 0
+        self.recon_name = ""
+        self.config_path = ""
+        self.run_start: dict[str, Any] | None = None
+        self.first_t: float | None = None
+        self.last_event_t: float | None = None
+        self.records = 0
+        self.vals: deque[ValidationView] = deque(maxlen=KEEP_EVENTS)
+        self.checkpoint_events: deque[dict[str, Any]] = deque(maxlen=KEEP_EVENTS)
+        self.resume_steps: list[int] = []
+        self.garbled = 0
+        self.garbled_sample: str | None = None
+        self.ended = False
+        self.end_status: str | None = None
+        self.end_reason = ""
+        self.end_t: float | None = None
+        self.exit_code: int | None = None
+        self._after_start = False  # the next step row follows a run_start
+        self._crash_alerted = False
+        self.status = STATUS_NOT_STARTED
+        self.status_reason = "no events yet"
+        self._update_status()
+        self.version += 1
+
+    # ---- inputs
+
+    def feed(self, records: Sequence[dict[str, Any]]) -> None:
+        """Apply validated records (``trainer.events.parse_line``) in log order."""
+        if records:
+            self.feed_block(block_from_records(records))
+
+    def feed_block(self, block: StepBlock) -> None:
+        """Apply a block of records in column form, in log order."""
+        if not block.records:
+            return
+        prev = 0
+        for i, rec in block.others:
+            if i > prev:
+                self._rows(block, prev, i)
+            self._other(rec)
+            prev = i
+        if prev < len(block.steps):
+            self._rows(block, prev, len(block.steps))
+        if block.tail:
+            self._tail(block.tail)
+        self._seen(block.records, block.first_t, block.last_t)
+
+    def note_garbled(self, count: int, sample: str | None) -> None:
+        """Count ``count`` more unreadable lines (reported, never fatal)."""
+        if count <= 0:
+            return
+        sample = clean(sample) if sample else None
+        if self.garbled == 0:
+            self._alert(
+                ALERT_GARBLED,
+                LEVEL_WARNING,
+                self.progress.step,
+                f"unreadable line(s) in the event log: {sample or '?'}",
+                self.last_event_t,
+            )
+        self.garbled += count
+        if sample:
+            self.garbled_sample = sample
+        self.version += 1
+
+    def set_pid_state(
+        self, pid_state: str, pid: int | None = None, started: float | None = None
+    ) -> None:
+        """What the PID file says (``proc.pid_state``): one of PID_*, the pid and when the
+        PID file was written."""
+        if pid_state not in PID_STATES:
+            raise ValueError(f"set_pid_state: {pid_state!r} is not one of {PID_STATES}")
+        changed = (pid_state, pid, started) != (self.pid_state, self._proc_pid, self.pid_started)
+        self.pid_state, self._proc_pid, self.pid_started = pid_state, pid, started
+        if changed:
+            self._update_status()
+            self.version += 1
+
+    def set_stopping(self, on: bool = True) -> None:
+        """A stop was requested: "stopping" until run_end arrives or the process is gone."""
+        if self._stopping != on:
+            self._stopping = on
+            self._update_status()
+            self.version += 1
+
+    def refresh(self, now: float) -> None:
+        """Time-based state: "stale" status and the "stalled" alert (about once a second)."""
+        self._now = now
+        before = (self.status, self.alerts.total)
+        self._update_status()
+        if self.status == STATUS_RUNNING and self.pid_state in (PID_LIVE, PID_NONE):
+            p = self.progress
+            limit = self.stall.limit(p.usual_interval, p.last_pause_s)
+            self.stall.check(self.since_last_event(now), limit, p.step, now, p.usual_interval)
+        if (self.status, self.alerts.total) != before:
+            self.version += 1
+
+    # ---- record handlers
+
+    def _seen(self, n: int, first_t: Any, last_t: Any) -> None:
+        if isinstance(last_t, (int, float)):
+            self.last_event_t = float(last_t)
+            if self.first_t is None and isinstance(first_t, (int, float)):
+                self.first_t = float(first_t)
+        self.records += n
+        self.stall.open = False
+        self._update_status()
+        self.version += 1
+
+    def _rows(self, b: StepBlock, lo: int, hi: int) -> None:
+        whole = lo == 0 and hi == len(b.steps)
+        steps = b.steps if whole else b.steps[lo:hi]
+        ts = b.ts if whole else b.ts[lo:hi]
+        cols = {k: (c if whole else c[lo:hi]) for k, c in zip(LOSS_KEYS, b.losses, strict=True)}
+        finite = b.finite or all((s := sum(c)) - s == 0.0 for c in cols.values())
+        rising = is_rising(steps)
+        p = self.progress
+        if p.step is not None and steps[0] <= p.step:
+            if self._after_start:
+                self._mark_resume(steps[0])
+            else:
+                self.backwards.report(p.step, steps[0], ts[0])
+            self.imbalance.reset_window()
+        if not rising:
+            for i in range(1, len(steps)):
+                if steps[i] <= steps[i - 1]:
+                    self.backwards.report(steps[i - 1], steps[i], ts[i])
+        self._after_start = False
+        p.rows(steps, ts, rising)
+        for k, col in cols.items():
+            tr = self.losses[k]
+            tr.series.extend(steps, col, rising=rising)
+            tr.window.extend(col[-(tr.window.maxlen or 0) :])
+        self.nonfinite.rows(steps, ts, cols, finite)
+        self.collapse.rows(steps, ts, cols["d"], finite)
+        self.imbalance.rows(steps, ts, cols["adv"], cols["d"])
+
+    def _tail(self, tail: list[dict[str, Any]]) -> None:
+        p = self.progress
+        p.samples_s.extend(as_float(r.get("samples_per_s")) for r in tail)
+        p.step_time.extend(as_float(r.get("step_time")) for r in tail)
+        p.epoch = tail[-1].get("epoch", p.epoch)
+        if not self.recon_name:
+            self.recon_name = clean(tail[-1].get("recon", ""), 40)
+
+    def _other(self, rec: dict[str, Any]) -> None:
+        kind = rec[ev.K_EVENT]
+        t = float(rec[ev.K_TIME])
+        step = rec.get("step")
+        p = self.progress
+        if kind == _E_RUN_START:
+            p.pause()
+            self._on_run_start(rec)
+        elif kind == _E_VAL:
+            self._on_val(rec, t)
+        elif kind == _E_CKPT:
+            p.pause(float(rec.get("duration", 0.0)))
+            self.checkpoint_events.append(rec)
+        elif kind == _E_MILESTONE:
+            p.reached.setdefault(step, t)
+            p.names[step] = clean(rec.get("name", ""), 60)
+        elif kind == _E_ALERT:
+            level = rec.get("level", LEVEL_WARNING)
+            akind = clean(rec["kind"], 40)
+            recent = self.alerts.recent(5)
+            if not any(a.kind == akind and a.step == step for a in recent):
+                self._alert(
+                    akind,
+                    level if level in LEVELS else LEVEL_WARNING,
+                    step,
+                    clean(rec["message"]),
+                    t,
+                    source="trainer",
+                )
+        elif kind == _E_RUN_END:
+            p.pause()
+            self.ended = True
+            self.end_status = clean(rec["status"], 40)
+            self.end_reason = clean(rec["reason"])
+            self.end_t = t
+            self.exit_code = rec["exit_code"]
+            self._stopping = False
+            if step or p.step is None:
+                p.step = step
+            if self.end_status == ev.STATUS_FAILED:
+                self._alert(
+                    ALERT_RUN_FAILED,
+                    LEVEL_ERROR,
+                    step,
+                    f"run failed: {self.end_reason} (exit code {self.exit_code})",
+                    t,
+                )
+
+    def _on_val(self, rec: dict[str, Any], t: float) -> None:
+        self.progress.pause(float(rec.get("duration", 0.0)))
+        self.vals.append(validation_view(rec))
+
+    def _on_run_start(self, rec: dict[str, Any]) -> None:
+        self.run_start = rec
+        self.run_name = clean(rec.get("run_name") or self.run_name, 80)
+        self.run_id = clean(rec["run_id"], 80)
+        self.pid = rec["pid"] or None
+        self.device = clean(rec["device"], 40)
+        self.world_size = rec["world_size"]
+        self.batch_size = rec.get("batch_size", 0)
+        self.config_path = clean(rec["config_path"])
+        self.recon_name = clean(rec.get("recon_loss") or self.recon_name, 40)
+        p = self.progress
+        p.checkpoint_every = rec.get("checkpoint_every", 0)
+        p.val_every = rec.get("val_every", 0)
+        p.milestone_run = rec.get("milestone_every", 0)
+        if rec["target_step"]:
+            p.target_step = rec["target_step"]
+        start = rec["start_step"]
+        if start > 0 or (p.step is not None and start <= p.step):
+            self._mark_resume(start)
+        p.step = start
+        self._after_start = True
+        self.imbalance.reset_window()
+        self.ended = False
+        self.end_status = None
+        self.end_t = None
+        self._stopping = False
+        self._crash_alerted = False
+
+    def _mark_resume(self, step: int) -> None:
+        if not self.resume_steps or self.resume_steps[-1] != step:
+            self.resume_steps.append(step)
+            del self.resume_steps[:-256]
+
+    def _alert(self, kind, level, step, message, t, source: str = "dashboard") -> None:
+        self.alerts.add(AlertRow(kind, level, step, message, t, source))
+
+    def _update_status(self) -> None:
+        since = None if self._now is None else self.since_last_event(self._now)
+        self.status, self.status_reason = derive_status(
+            StatusInputs(
+                has_events=self.records > 0,
+                end_status=(self.end_status or "") if self.ended else None,
+                end_t=self.end_t,
+                pid_state=self.pid_state,
+                pid_started=self.pid_started,
+                since_last_event=since,
+                stopping=self._stopping,
+                stale_after_s=self.stale_after_s,
+            )
+        )
+        if self.status == STATUS_CRASHED and not self.ended and not self._crash_alerted:
+            self._crash_alerted = True
+            self._alert(
+                ALERT_CRASHED, LEVEL_ERROR, self.progress.step, self.status_reason, self._now
+            )

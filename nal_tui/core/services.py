@@ -1,0 +1,250 @@
+"""Background services with callbacks: checkpoint verification and system sampling.
+
+Each runs in its own daemon thread and reports through a callback (the dashboard posts a
+message from it); ``stop()`` ends the thread. No widget does file or process IO.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from trainer import rundir
+
+from . import proc
+from .text import clean
+from .views import CheckpointRow, SystemView
+from .vocab import PID_LIVE
+
+DELETED = "deleted"
+
+
+class CachedVerifier:
+    """``rundir.verify_checkpoint`` with results cached by (path, size, mtime): a re-check
+    of an unchanged file is a stat. Thread-safe; pass it wherever a verify is taken."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, int, int], tuple[bool, str]] = {}
+
+    def _key(self, info: rundir.CheckpointInfo) -> tuple[str, int, int] | None:
+        try:
+            st = info.path.stat()
+        except OSError:
+            return None
+        return (str(info.path), st.st_size, st.st_mtime_ns)
+
+    def cached(self, info: rundir.CheckpointInfo) -> tuple[bool, str] | None:
+        key = self._key(info)
+        with self._lock:
+            return self._cache.get(key) if key is not None else None
+
+    def __call__(self, info: rundir.CheckpointInfo) -> tuple[bool, str]:
+        key = self._key(info)
+        if key is None:
+            return False, DELETED
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        try:
+            res = rundir.verify_checkpoint(info)
+        except (OSError, rundir.CheckpointError) as e:
+            res = (False, str(e))
+        with self._lock:
+            self._cache[key] = res
+        return res
+
+
+def _rel(path: Path, run_dir: Path) -> str:
+    try:
+        return str(path.relative_to(run_dir))
+    except ValueError:
+        return str(path)
+
+
+def _short_reason(reason: str) -> str:
+    if reason.startswith(("/", ".")) and ": " in reason:
+        reason = reason.split(": ", 1)[1]
+    return clean(reason or "failed", 80)
+
+
+class CheckpointService:
+    """Lists the run's checkpoints on disk and verifies them, newest first, one at a time.
+
+    ``on_rows(rows)`` gets the whole table (newest first) whenever it changes: rows come
+    from the disk, so a deleted checkpoint leaves the table. Re-scans every ``interval``
+    seconds, or at once after ``poke()``.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        on_rows: Callable[[list[CheckpointRow]], None],
+        verifier: CachedVerifier | None = None,
+        interval: float = 5.0,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.on_rows = on_rows
+        self.verifier = verifier or CachedVerifier()
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="nal-checkpoints", daemon=True)
+        self._last: list[CheckpointRow] | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _infos(self) -> list[rundir.CheckpointInfo]:
+        return list(rundir.list_checkpoints(self.run_dir)) + list(
+            rundir.list_abandoned(self.run_dir)
+        )
+
+    def _row(self, info: rundir.CheckpointInfo, verified: tuple[bool, str] | None):
+        ok, why = verified if verified is not None else (None, "")
+        if not info.complete:
+            ok, why = False, info.reason
+        return CheckpointRow(
+            step=info.step,
+            path=_rel(info.path, self.run_dir),
+            t=info.created,
+            bytes=info.bytes,
+            milestone=info.milestone,
+            verified=ok,
+            reason=_short_reason(why) if ok is False else "",
+            abandoned=info.abandoned,
+        )
+
+    def _emit(self, rows: list[CheckpointRow]) -> None:
+        if rows != self._last:
+            self._last = rows
+            self.on_rows(rows)
+
+    def scan_once(self) -> list[CheckpointRow]:
+        """List, show what is known, verify the rest (newest first), show again."""
+        infos = sorted(self._infos(), key=lambda i: (i.step, str(i.path)), reverse=True)
+        known = {id(i): self.verifier.cached(i) for i in infos}
+        self._emit([self._row(i, known[id(i)]) for i in infos])
+        for i in infos:
+            if self._stop.is_set():
+                break
+            if known[id(i)] is None and i.complete:
+                known[id(i)] = self.verifier(i)
+                self._emit([self._row(j, known[id(j)]) for j in infos])
+        return self._last or []
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.scan_once()
+            except Exception:  # noqa: BLE001 - a failed scan must not end the service
+                pass
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+
+class SystemSampler:
+    """Machine and trainer figures about once a second: ``on_sample(SystemView, PidState)``."""
+
+    def __init__(
+        self,
+        run_dir: Path | None,
+        disk_path: Path,
+        on_sample: Callable[[SystemView, proc.PidState], None],
+        interval: float = 1.0,
+        measure: Callable[[], tuple[SystemView, proc.PidState]] | None = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.disk_path = disk_path
+        self.on_sample = on_sample
+        self.interval = interval
+        self.measure = measure or self.sample  # tests pass fixed figures
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._proc: psutil.Process | None = None
+
+    def start(self) -> None:
+        psutil.cpu_percent(interval=None)  # primes the system-wide counter
+        self._thread = threading.Thread(target=self._loop, name="nal-system", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                view, st = self.measure()
+                if not self._stop.is_set():
+                    self.on_sample(view, st)
+            except Exception:  # noqa: BLE001 - a failed sample must not end the thread
+                pass
+            self._stop.wait(self.interval)
+
+    def _disk(self) -> tuple[int | None, int | None]:
+        p = self.disk_path
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        try:
+            du = shutil.disk_usage(p)
+        except OSError:
+            return None, None
+        return du.free, du.total
+
+    def sample(self) -> tuple[SystemView, proc.PidState]:
+        proc.CHILDREN.reap()
+        vm = psutil.virtual_memory()
+        free, total = self._disk()
+        st = (
+            proc.pid_state(self.run_dir)
+            if self.run_dir is not None
+            else proc.PidState("none", None, "no run")
+        )
+        kw: dict = {}
+        if st.state == PID_LIVE and st.info is not None:
+            kw = self._proc_figures(st.info.pid)
+        view = SystemView(
+            cpu_pct=psutil.cpu_percent(interval=None),
+            mem_used=vm.total - vm.available,
+            mem_total=vm.total,
+            disk_free=free,
+            disk_total=total,
+            proc_state=st.state,
+            proc_pid=st.pid,
+            proc_note=st.message if st.state != PID_LIVE else "",
+            cores=os.cpu_count() or 1,
+            **kw,
+        )
+        return view, st
+
+    def _proc_figures(self, pid: int) -> dict:
+        try:
+            if self._proc is None or self._proc.pid != pid:
+                self._proc = psutil.Process(pid)
+                self._proc.cpu_percent(interval=None)
+            with self._proc.oneshot():
+                cpu = self._proc.cpu_percent(interval=None)
+                rss = self._proc.memory_info().rss
+            kids = self._proc.children(recursive=True)
+            for c in kids:  # DDP ranks and DataLoader workers count toward the run
+                try:
+                    rss += c.memory_info().rss
+                except psutil.Error:
+                    pass
+            return {"proc_cpu_pct": cpu, "proc_rss": rss, "proc_children": len(kids)}
+        except psutil.Error:
+            self._proc = None
+            return {}

@@ -1,0 +1,178 @@
+"""Preflight checks run before a training start: ``nal-tui --preflight`` and the dashboard.
+
+Each check returns a CheckResult (pass / fail / warn / skip, a reason, how to fix it).
+Light on purpose (headless, no torch, numpy, soundfile, textual or rich); the two checks
+that need the trainer run it in a subprocess, started first, in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from .checks_data import check_config, check_data, check_output_dirs
+from .checks_env import (
+    _Sub,
+    check_installation,
+    check_models,
+    check_resources,
+    check_run_state,
+    check_trainer,
+    parse_summary,
+)
+from .estimates import DiskEstimate, estimate_disk, estimate_memory, estimate_params, human_bytes
+from .headers import WavHeader, read_npy_shape, read_wav_header
+from .report import (
+    ASCII_SYMBOLS,
+    BYTES_CKPT_PER_PARAM,
+    BYTES_STATE_PER_PARAM,
+    DETAILS_MAX,
+    EVENT_LINE_BYTES,
+    FAIL,
+    FRAMEWORK_OVERHEAD,
+    MEL_FRAME_TOLERANCE,
+    PASS,
+    SAMPLE_SECONDS,
+    SKIP,
+    SUMMARY_TIMEOUT_S,
+    SUPPORTED,
+    SYMBOLS,
+    TRAIN_PACKAGES,
+    TRAINER_TIMEOUT_S,
+    WARN,
+    WAV_FORMATS,
+    CheckResult,
+    PreflightReport,
+)
+
+# ---------------------------------------------------------------------- runner
+
+
+__all__ = [
+    "ASCII_SYMBOLS",
+    "BYTES_CKPT_PER_PARAM",
+    "BYTES_STATE_PER_PARAM",
+    "CheckResult",
+    "DETAILS_MAX",
+    "DiskEstimate",
+    "EVENT_LINE_BYTES",
+    "FAIL",
+    "FRAMEWORK_OVERHEAD",
+    "MEL_FRAME_TOLERANCE",
+    "PASS",
+    "PreflightReport",
+    "SAMPLE_SECONDS",
+    "SKIP",
+    "SUMMARY_TIMEOUT_S",
+    "SUPPORTED",
+    "SYMBOLS",
+    "TRAINER_TIMEOUT_S",
+    "TRAIN_PACKAGES",
+    "WARN",
+    "WAV_FORMATS",
+    "WavHeader",
+    "_Sub",
+    "check_config",
+    "check_data",
+    "check_installation",
+    "check_models",
+    "check_output_dirs",
+    "check_resources",
+    "check_run_state",
+    "check_trainer",
+    "estimate_disk",
+    "estimate_memory",
+    "estimate_params",
+    "from",
+    "human_bytes",
+    "import",
+    "parse_summary",
+    "read_npy_shape",
+    "read_wav_header",
+]
+
+
+def run_checks(
+    config_path: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: str | None = None,
+    build_models: bool = True,
+    *,
+    nproc: int = 1,
+    logs_dir: str | os.PathLike[str] = "logs",
+    disk_free: int | None = None,
+    mem_available: int | None = None,
+) -> PreflightReport:
+    """Run every check; the trainer subprocesses start first and run alongside the rest."""
+    from nal_tui.core.command import trainer_base_command
+
+    t0 = time.monotonic()
+    base, _ = trainer_base_command()
+    help_sub = _Sub([*base, "--help"])
+    cfg_res, cfg = check_config(config_path)
+    model_sub = (
+        _Sub([*base, "summary", "--config", str(config_path)])
+        if (build_models and cfg is not None)
+        else None
+    )
+    rd = (
+        Path(run_dir)
+        if run_dir is not None
+        else (Path(logs_dir) / cfg.name if cfg is not None else None)
+    )
+    no_cfg = "skipped: the configuration did not load"
+    checks = [cfg_res]
+    checks.append(check_data(cfg, nproc) if cfg is not None else CheckResult("Data", SKIP, no_cfg))
+    checks.append(
+        check_output_dirs(rd)
+        if rd is not None
+        else CheckResult("Output directories", SKIP, no_cfg + " (no run directory)")
+    )
+    checks.append(check_installation())
+    checks.append(check_trainer(help_sub))
+    counts: dict[str, int] = {}
+    if model_sub is not None:
+        res, counts = check_models(model_sub)
+        checks.append(res)
+    else:
+        checks.append(
+            CheckResult(
+                "Model components", SKIP, "skipped (--skip-models)" if cfg is not None else no_cfg
+            )
+        )
+    if cfg is not None and rd is not None:
+        checks.append(
+            check_resources(
+                cfg, rd, counts or None, disk_free=disk_free, mem_available=mem_available
+            )
+        )
+    else:
+        checks.append(CheckResult("System resources", SKIP, no_cfg))
+    checks.append(
+        check_run_state(rd, resume)
+        if rd is not None
+        else CheckResult("Run state", SKIP, no_cfg + " (no run directory)")
+    )
+    return PreflightReport(
+        str(config_path), str(rd) if rd is not None else None, checks, time.monotonic() - t0
+    )
+
+
+def print_report(report: PreflightReport, json_out: bool = False) -> None:
+    """Print the report (human lines, or one JSON object)."""
+    if json_out:
+        import json
+
+        print(json.dumps(report.to_dict(), indent=1))
+        return
+    enc = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "✓✗".encode(enc)
+        ascii_only = False
+    except (UnicodeEncodeError, LookupError):
+        ascii_only = True
+    print(f"nal-tui preflight: {report.config_path} -> {report.run_dir or '(no run directory)'}")
+    for line in report.lines(ascii_only):
+        print(line)

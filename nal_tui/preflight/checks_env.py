@@ -1,0 +1,341 @@
+"""Checks 4-8: installation, trainer, model components, resources, run state."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainer import rundir
+
+from .estimates import (
+    _human_count,
+    estimate_disk,
+    estimate_memory,
+    estimate_params,
+    human_bytes,
+)
+from .report import (
+    FAIL,
+    PASS,
+    SUMMARY_TIMEOUT_S,
+    SUPPORTED,
+    TRAINER_TIMEOUT_S,
+    WARN,
+    CheckResult,
+)
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    m = re.match(r"\d+(?:\.\d+)*", v)
+    return tuple(int(x) for x in m.group(0).split(".")) if m else ()
+
+
+def _installed(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_installation(version_of: Callable[[str], str | None] = _installed) -> CheckResult:
+    """4. Dependencies at supported versions (metadata only: torch is not imported)."""
+    name = "Installation"
+    problems, have = [], []
+    for dist, (lo, hi) in SUPPORTED.items():
+        v = version_of(dist)
+        want = ">=" + ".".join(map(str, lo)) + (f",<{'.'.join(map(str, hi))}" if hi else "")
+        if v is None:
+            problems.append(f"{dist} is not installed (need {want})")
+            continue
+        t = _version_tuple(v)
+        if t < lo or (hi is not None and t[: len(hi)] >= hi):
+            problems.append(f"{dist} {v} is not supported (need {want})")
+        elif dist in ("torch", "textual"):
+            have.append(f"{dist} {v}")
+    info = [_cuda_info()]
+    if problems:
+        return CheckResult(
+            name,
+            FAIL,
+            problems[0],
+            "pip install -e '.[dev]' in the project's virtual environment (torch must be 2.13.x)",
+            details=problems[1:] + info,
+        )
+    return CheckResult(
+        name, PASS, f"dependencies at supported versions ({', '.join(have)})", details=info
+    )
+
+
+def _cuda_info() -> str:
+    """CUDA availability as information, without importing torch."""
+    drv = Path("/proc/driver/nvidia/version")
+    if drv.exists() or shutil.which("nvidia-smi"):
+        return "info: NVIDIA driver found; CUDA training is possible with a CUDA build of torch"
+    return "info: no NVIDIA driver found; training runs on the CPU"
+
+
+class _Sub:
+    """A subprocess started now and collected later, so slow checks overlap the fast ones."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.cmd = cmd
+        self.error = ""
+        try:
+            self.proc: subprocess.Popen[str] | None = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        except OSError as e:
+            self.proc, self.error = None, f"cannot run {cmd[0]}: {e.strerror or e}"
+
+    def result(self, timeout: float) -> tuple[int | None, str, str]:
+        if self.proc is None:
+            return None, "", self.error
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return None, "", f"no answer within {timeout:.0f} s"
+        return self.proc.returncode, out, err
+
+
+def _last_lines(text: str, n: int = 3) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-n:])
+
+
+def check_trainer(sub: _Sub, timeout: float = TRAINER_TIMEOUT_S) -> CheckResult:
+    """5. ``nal-train`` is installed and runs."""
+    rc, out, err = sub.result(timeout)
+    shown = " ".join(sub.cmd[:-1] if sub.cmd[-1] == "--help" else sub.cmd)
+    if rc == 0 and "train" in out:
+        return CheckResult("Trainer", PASS, f"{shown} runs")
+    why = err.strip() and _last_lines(err) or f"exit code {rc}"
+    return CheckResult(
+        "Trainer",
+        FAIL,
+        f"{shown} --help failed: {why}",
+        "pip install -e '.[dev]' so the nal-train command is installed",
+    )
+
+
+def parse_summary(out: str) -> dict[str, int]:
+    """Parameter counts from ``nal-train summary`` (its JSON object; other lines ignored)."""
+    import json
+
+    for text in (out, *reversed(out.strip().splitlines())):
+        try:
+            d = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(d, dict):
+            return {k: v for k, v in d.items() if isinstance(v, int) and not isinstance(v, bool)}
+    raise ValueError("no JSON object in the output")
+
+
+def check_models(
+    sub: _Sub, timeout: float = SUMMARY_TIMEOUT_S
+) -> tuple[CheckResult, dict[str, int]]:
+    """6. The configured generator and discriminators can be built (sizes reported)."""
+    name = "Model components"
+    rc, out, err = sub.result(timeout)
+    if rc != 0:
+        why = err.strip() and _last_lines(err) or f"exit code {rc}"
+        return CheckResult(
+            name,
+            FAIL,
+            f"building the models failed: {why}",
+            "check the generator/discriminator sections of the config",
+        ), {}
+    try:
+        counts = parse_summary(out)
+    except ValueError as e:
+        return CheckResult(name, FAIL, f"nal-train summary: {e}", "reinstall the project"), {}
+    # "discriminators" / "total" are sums of the parts already listed.
+    shown = {k: v for k, v in counts.items() if k not in ("total", "discriminators")}
+    parts = [f"{k} {_human_count(v)}" for k, v in (shown or counts).items()]
+    return CheckResult(name, PASS, "built: " + ", ".join(parts) + " parameters"), counts
+
+
+def _model_params(counts: dict[str, int]) -> int:
+    if "total" in counts:
+        return counts["total"]
+    return sum(v for k, v in counts.items() if k in ("generator", "mpd", "msd", "discriminator"))
+
+
+def _gpu_memory() -> tuple[int, int] | None:
+    """(total, free) bytes of the first GPU from nvidia-smi, or None."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=memory.total,memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout
+        total, free = (int(x) for x in out.splitlines()[0].split(","))
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+    return total << 20, free << 20
+
+
+def check_resources(
+    cfg: Any,
+    run_dir: Path,
+    counts: dict[str, int] | None = None,
+    *,
+    disk_free: int | None = None,
+    mem_available: int | None = None,
+    mem_total: int | None = None,
+    gpu: tuple[int, int] | None | bool = False,
+) -> CheckResult:
+    """7. CPU cores, memory for the configured batch, disk for the checkpoints and samples.
+
+    ``disk_free``, ``mem_available``, ``mem_total`` and ``gpu`` (total, free) override
+    what the machine reports (``gpu=False``: ask nvidia-smi when the config may use CUDA).
+    """
+    import psutil
+
+    name = "System resources"
+    est = "from nal-train summary" if counts else "estimated from the config"
+    params = _model_params(counts) if counts else sum(estimate_params(cfg).values())
+    need_mem = estimate_memory(cfg, params)
+    disk = estimate_disk(cfg, params)
+    if mem_available is None or mem_total is None:
+        vm = psutil.virtual_memory()
+        mem_available = vm.available if mem_available is None else mem_available
+        mem_total = vm.total if mem_total is None else mem_total
+    if gpu is False:
+        gpu = _gpu_memory() if cfg.train.device != "cpu" else None
+    if disk_free is None:
+        probe = next((p for p in (run_dir, *run_dir.resolve().parents) if p.exists()), Path("."))
+        disk_free = shutil.disk_usage(probe).free
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    details = [
+        f"info: {cores} CPU core(s); {_human_count(params)} parameters ({est})",
+        f"memory: about {human_bytes(need_mem)} for batch {cfg.train.batch_size} "
+        f"(segment {cfg.audio.segment_size}); {human_bytes(mem_available)} of "
+        f"{human_bytes(mem_total)} RAM available"
+        + (f"; GPU {human_bytes(gpu[1])} free of {human_bytes(gpu[0])}" if gpu else ""),
+        f"disk: {cfg.checkpoint.keep_last}+1 checkpoints x {human_bytes(disk.checkpoint)}"
+        f" + samples {human_bytes(disk.samples)} + logs {human_bytes(disk.logs)} = "
+        f"{human_bytes(disk.required)}; {human_bytes(disk_free)} free",
+    ]
+    mem_total_dev, mem_free_dev, where = (
+        (gpu[0], gpu[1], "GPU") if gpu else (mem_total, mem_available, "RAM")
+    )
+    if disk.required > disk_free:
+        return CheckResult(
+            name,
+            FAIL,
+            f"not enough disk: the run needs about "
+            f"{human_bytes(disk.required)}, {human_bytes(disk_free)} is free "
+            f"on {run_dir}'s filesystem",
+            "free some space, lower checkpoint.keep_last, or choose a --run-dir on a larger disk",
+            details,
+        )
+    if need_mem > mem_total_dev:
+        return CheckResult(
+            name,
+            FAIL,
+            f"the configured batch needs about {human_bytes(need_mem)}"
+            f", more than the {human_bytes(mem_total_dev)} of {where}",
+            "lower train.batch_size or audio.segment_size",
+            details,
+        )
+    warn = None
+    if need_mem > mem_free_dev:
+        warn = (
+            f"about {human_bytes(need_mem)} of memory needed, {human_bytes(mem_free_dev)} "
+            f"of {where} is free now",
+            "close other programs or lower train.batch_size",
+        )
+    elif disk.with_milestones > disk_free:
+        warn = (
+            f"milestone checkpoints up to step {cfg.train.max_steps} need about "
+            f"{human_bytes(disk.with_milestones)}, {human_bytes(disk_free)} is free",
+            "free space before the run gets there, or raise checkpoint.milestone_every",
+        )
+    if warn:
+        return CheckResult(name, WARN, warn[0], warn[1], details)
+    return CheckResult(
+        name,
+        PASS,
+        f"{cores} cores, memory and disk suffice "
+        f"(~{human_bytes(need_mem)} memory, ~{human_bytes(disk.required)} disk)",
+        details=details,
+    )
+
+
+def check_run_state(run_dir: Path, resume: str | None = None) -> CheckResult:
+    """8. No live trainer owns the run dir; a resume target is a complete, verified checkpoint."""
+    from nal_tui.core.proc import pid_state
+    from nal_tui.core.session import RunSession
+    from nal_tui.core.vocab import PID_GARBLED, PID_LIVE, PID_STALE
+
+    name = "Run state"
+    st = pid_state(run_dir)
+    if st.state == PID_LIVE and st.info is not None:
+        return CheckResult(
+            name,
+            FAIL,
+            f"a trainer (pid {st.info.pid}, started "
+            f"{time.ctime(st.info.started)}) already owns {run_dir}",
+            f"stop it first (nal-tui stop --run-dir {run_dir}) or choose another --run-dir",
+        )
+    details = []
+    warn = None
+    if st.state in (PID_STALE, PID_GARBLED):
+        warn = (
+            st.message,
+            f"no trainer is running there: delete {run_dir / rundir.PID_FILE} "
+            "(the next start also replaces it)",
+        )
+    if resume is not None:
+        res = RunSession(run_dir).latest() if resume == "latest" else None
+        if res is not None and res.checkpoint is None:
+            return CheckResult(
+                name,
+                FAIL,
+                f"cannot resume: {res.message}",
+                "resume from another checkpoint, or start a new run",
+                [f"skipped {Path(p).name}: {why}" for p, why in res.skipped],
+            )
+        try:
+            info = rundir.checkpoint_info(res.checkpoint if res is not None else resume)
+            ok, why = rundir.verify_checkpoint(info)
+        except rundir.CheckpointError as e:
+            ok, why = False, str(e)
+        if not ok:
+            return CheckResult(
+                name,
+                FAIL,
+                f"cannot resume: {why}",
+                "resume from another checkpoint, or start a new run",
+                details,
+            )
+        if res is not None:
+            details += [f"skipped {Path(p).name}: {w}" for p, w in res.skipped]
+        msg = f"resume from step {info.step} ({info.path.name}, verified)"
+    else:
+        cks = [c for c in rundir.list_checkpoints(run_dir) if c.complete]
+        msg = f"{run_dir} is free"
+        if cks:
+            details.append(
+                f"info: it holds checkpoints up to step {cks[-1].step}; resume with --resume latest"
+            )
+    if warn:
+        return CheckResult(name, WARN, warn[0], warn[1], details + [msg])
+    return CheckResult(name, PASS, msg, details=details)

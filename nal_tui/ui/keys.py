@@ -1,0 +1,48 @@
+"""The dashboard's keys and the help text built from them."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+from nal_tui.core.reducer.present import LOSS_KEYS, loss_label
+
+BINDINGS = [
+    Binding("q", "quit", "Quit", tooltip="quit; the trainer keeps running"),
+    Binding("ctrl+c", "quit", "Quit", show=False, priority=True,
+            tooltip="quit cleanly; the trainer keeps running"),
+    Binding("question_mark", "help", "Keys", key_display="?", tooltip="show every key"),
+    Binding("s", "start", "Start", tooltip="start training from the config (confirm)"),
+    Binding("x", "stop", "Stop", tooltip="stop the trainer: SIGTERM, it saves a checkpoint"),
+    Binding("r", "resume", "Resume",
+            tooltip="resume from the latest verified checkpoint (confirm, new target)"),
+    Binding("o", "pick_run", "Runs", tooltip="open another run under the logs directory"),
+    *[
+        Binding(str(i + 1), f"select_loss({i})", loss_label(k), show=False,
+                tooltip=f"show the {loss_label(k)} loss in the big chart")
+        for i, k in enumerate(LOSS_KEYS)
+    ],
+    Binding("tab", "cycle_loss(1)", "Next loss", show=False, priority=True,
+            tooltip="big chart: next loss"),
+    Binding("shift+tab", "cycle_loss(-1)", "Prev loss", show=False, priority=True,
+            tooltip="big chart: previous loss"),
+    Binding("m", "toggle_smooth", "Smooth", tooltip="big chart: smoothing on/off"),
+    Binding("l", "toggle_log", "Log", tooltip="big chart: log scale on/off"),
+    Binding("b", "toggle_bell", "Bell", tooltip="ring the terminal bell on alerts on/off"),
+]  # fmt: skip
+
+# Keys of focused widgets, shown by `?` too.
+EXTRA_KEYS = [
+    ("↑ / ↓", "move in the checkpoint table"),
+    ("Enter", "resume from the checkpoint selected in the table"),
+]
+
+_NAMES = {"question_mark": "?", "ctrl+c": "Ctrl+C", "shift+tab": "Shift+Tab", "tab": "Tab"}
+
+
+def key_help(bindings: list) -> list[tuple[str, str]]:
+    """(key, what it does) for every binding."""
+    out = []
+    for b in bindings:
+        if isinstance(b, Binding):
+            out.append((b.key_display or _NAMES.get(b.key, b.key), b.tooltip or b.description))
+    return out

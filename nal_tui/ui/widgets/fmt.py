@@ -1,0 +1,59 @@
+"""Number formats shared by the panels."""
+
+from __future__ import annotations
+
+import math
+import time
+
+
+def fmt_duration(s: float | None) -> str:
+    """Seconds as a compact duration: 42s, 5m07s, 3h12m, 2d04h."""
+    if s is None or s != s or s < 0 or s > 1e12:
+        return "--"
+    s = int(s)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def fmt_bytes(n: float | None) -> str:
+    """Bytes as a short human string (KiB/MiB/GiB/TiB)."""
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def fmt_value(v: float | None) -> str:
+    """A loss value in at most 9 characters."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "NaN"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    a = abs(v)
+    if a != 0 and (a >= 1e5 or a < 1e-3):
+        return f"{v:.2e}"
+    return f"{v:.4g}"
+
+
+def fmt_step(s: int | None) -> str:
+    return "-" if s is None else f"{s:,}"
+
+
+def fmt_clock(t: float | None) -> str:
+    if not t or t > 1e11:
+        return "--"
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(t))
+
+
+def fmt_rate(v: float | None, unit: str) -> str:
+    if v is None or v != v or v > 1e15:
+        return f"-- {unit}"
+    return f"{v:,.2f} {unit}" if v < 100 else f"{v:,.0f} {unit}"

@@ -1,0 +1,107 @@
+"""Layouts at 80x24, 100x30, 120x40 and 160x45, and dialogs at 80x24, as SVG snapshots
+(pytest-textual-snapshot; ``pytest --snapshot-update`` accepts a deliberate change).
+
+The screen is made reproducible, not waited on by the clock: a fixed clock and fixed
+system figures go in, and each snapshot waits until the app reports itself settled
+(history loaded, checkpoints verified, charts drawn, nothing pending).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
+from nal_tui.ui.screens.help import HelpScreen
+from nal_tui.ui.screens.launch import StartScreen
+from nal_tui.ui.screens.stop import KillScreen
+from nal_tui.ui.widgets.checkpoints import CheckpointTable
+from tests.app.apphelp import make_app, svg_text, until
+from tests.factory import T0, write_run
+
+SIZES = [(80, 24), (100, 30), (120, 40), (160, 45)]
+IDS = [f"{w}x{h}" for w, h in SIZES]
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    """Times print in UTC here, whatever the machine's zone (restored afterwards)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _run(tmp_path):
+    rd = tmp_path / "logs" / "demo"
+    write_run(rd, 450, checkpoints=(100, 200, 300, 400), nan_at=(250,), t0=T0, dt=1.0)
+    for p in (rd / "checkpoints").glob("*.json"):  # fixed "saved" times
+        p.write_text(p.read_text().replace('"created": ', '"created": 1700000000.0, "x": '))
+    return rd
+
+
+async def _settled(pilot) -> None:
+    app = pilot.app
+    assert await until(pilot, lambda: app.settled and len(app.rows) == 4, 120)
+    await pilot.wait_for_scheduled_animations()
+    assert await until(pilot, lambda: app.settled, 30)
+
+
+def _snapshot(snap_compare, app, size, before=_settled) -> tuple[str, list[str]]:
+    """Compare with the stored snapshot; the screen's text and the checkpoint table's
+    column headers, for further checks."""
+    shots: list[tuple[str, list[str]]] = []
+
+    async def run_before(pilot):
+        await before(pilot)
+        shots.append((pilot.app.export_screenshot(), app.query_one(CheckpointTable).headers))
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    return svg_text(shots[-1][0]), shots[-1][1]
+
+
+CUT_WORD = re.compile(r"[\w@%)]…")  # an ellipsis right after a word: something was cut
+
+
+@pytest.mark.parametrize("size", SIZES, ids=IDS)
+def test_dashboard_layout(snap_compare, tmp_path, size):
+    app = make_app(_run(tmp_path), tmp_path / "logs", frozen=True)
+    text, headers = _snapshot(snap_compare, app, size)
+    assert not CUT_WORD.search(text), text
+    # The checkpoint table shows all four columns, each header whole, at every size.
+    assert headers == ["step", "verified", "size", "saved"]
+    head = re.compile(r"\bstep +verified +size +saved\b")
+    assert any(head.search(line) for line in text.splitlines()), text
+    # Key facts of every layout: step and target, ETA, latest checkpoint, the NaN alert.
+    for fact in ("step 450/1,000", "ETA 9m10s", "nonfinite"):
+        assert fact in text, fact
+    assert re.search(r"400 +✔ (sha256 )?ok", text), text
+
+
+@pytest.mark.parametrize(
+    "screen",
+    [
+        lambda app: HelpScreen(key_help(BINDINGS) + EXTRA_KEYS),
+        lambda app: StartScreen(Path("config/demo.yaml"), None, check=None),  # not ROOT: the
+        # snapshot must not depend on where the checkout lies
+        lambda app: KillScreen(
+            4242, 120.0, "trainer pid 4242 is still running 120 s after SIGTERM"
+        ),
+    ],
+    ids=["help", "start", "kill"],
+)
+def test_dialogs_fit_a_small_terminal(snap_compare, tmp_path, screen):
+    app = make_app(_run(tmp_path), tmp_path / "logs", frozen=True)
+
+    async def before(pilot):
+        await _settled(pilot)
+        app.push_screen(screen(app))
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+
+    text, _ = _snapshot(snap_compare, app, (80, 24), before)
+    assert not CUT_WORD.search(text), text

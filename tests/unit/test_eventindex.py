@@ -1,0 +1,122 @@
+"""events.idx: the binary index beside the log is a cache; the JSONL stays the truth."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+
+from nal_tui.core import loader
+from nal_tui.core.follow import LogFollower
+from nal_tui.core.reducer import RunState
+from tests.factory import append_raw, run_end, run_start, step_event, steps, write_events
+from trainer import events as ev
+from trainer.events import index as ix
+
+
+def _load(path, use_index=True):
+    idx = ix.index_path(path)
+    hidden = idx.with_name("hidden.idx")
+    if not use_index and idx.exists():
+        os.rename(idx, hidden)
+    st, f = RunState(), LogFollower(path, lambda r, s: None)
+    try:
+        f.load_into(st)
+    finally:
+        if hidden.exists():
+            os.rename(hidden, idx)
+    return st, f
+
+
+def _digest(st: RunState):
+    lv = st.losses_view()
+    return (
+        st.step, st.target_step, st.records, st.garbled, st.status, tuple(st.resume_steps),
+        [(a.kind, a.step) for a in st.alerts.rows],
+        [(r.key, r.current, r.avg) for r in lv.rows],
+        st.progress_view(), [m.step for m in st.milestones_view().rows],
+        [c["step"] for c in st.checkpoint_events],
+    )  # fmt: skip
+
+
+def _run(tmp_path, n=5000):
+    evs = [run_start(target=n + 1000, milestone_every=1000), *steps(1, 999)]
+    evs += [step_event(1000, g=math.nan), *steps(1001, 2500)]
+    evs += [ev.Checkpoint(step=2500, path="checkpoints/ckpt_00002500.pt", bytes=1, sha256="-")]
+    evs += [run_start(start=2000, target=n + 1000), *steps(2001, n)]
+    evs += [ev.Val(step=n, losses={"mel_l1": 0.4}, samples=["a.wav"])]
+    return write_events(tmp_path / "events.jsonl", evs)
+
+
+def test_index_load_equals_jsonl_load(tmp_path):
+    path = _run(tmp_path)
+    a, fa = _load(path)
+    b, fb = _load(path, use_index=False)
+    assert fa.used_index and not fb.used_index
+    assert _digest(a) == _digest(b)
+    assert fa.stats.offset == fb.stats.offset == path.stat().st_size
+
+
+def test_long_run_summaries_keep_figures_spikes_and_nans(tmp_path, monkeypatch):
+    """A long run applies block summaries (here: any run); the figures, alerts and the
+    coarse chart stay those of the rows, and a NaN and a spike stay visible."""
+    monkeypatch.setattr(loader, "SUMMARY_MIN_SPAN", 0)
+    evs = [run_start(target=20_000, milestone_every=100_000), *steps(1, 4999)]
+    evs += [step_event(5000, g=math.nan), *steps(5001, 9999), step_event(10_000, g=1e6)]
+    evs += [*steps(10_001, 15_000)]
+    path = write_events(tmp_path / "events.jsonl", evs)
+    calls = []
+    real = RunState.feed_summary
+    monkeypatch.setattr(RunState, "feed_summary", lambda *a: calls.append(1) or real(*a))
+    a, fa = _load(path)
+    b, _ = _load(path, use_index=False)
+    assert fa.used_index and len(calls) > 40  # most blocks came from their summaries
+    assert _digest(a) == _digest(b)
+    steps_, _mins, maxs, nan = a.losses["g"].series.buckets(60)
+    assert sum(nan) == 1 and max(maxs) == 1e6
+    assert a.losses["g"].series.buckets(7) == b.losses["g"].series.buckets(7)
+
+
+def test_garbled_lines_are_counted_through_the_index(tmp_path):
+    path = _run(tmp_path, 3000)
+    append_raw(path, b'{"v":1,"event":"st')  # a writer killed mid-line
+    write_events(path, steps(3001, 3300))  # the next writer ends that line and catches up
+    a, fa = _load(path)
+    b, _ = _load(path, use_index=False)
+    assert fa.used_index and a.garbled == b.garbled == 1 and a.step == b.step == 3300
+
+
+def test_stale_or_damaged_index_falls_back_to_the_log(tmp_path):
+    path = _run(tmp_path, 3000)
+    idx = ix.index_path(path)
+    data = bytearray(idx.read_bytes())
+    data[ix.FILE_HEADER.size + 200] ^= 0xFF  # corrupt the first block's header
+    idx.write_bytes(bytes(data))
+    a, fa = _load(path)
+    assert not fa.used_index and a.step == 3000
+    path.write_bytes(path.read_bytes().replace(b'"run_id":"r1"', b'"run_id":"r2"', 1))
+    b, fb = _load(path)  # a different log under the same index: the fingerprint differs
+    assert not fb.used_index and b.step == 3000
+
+
+def test_writer_catches_up_and_cuts_a_torn_index_tail(tmp_path):
+    path = write_events(tmp_path / "events.jsonl", [run_start(), *steps(1, 600)])
+    idx = ix.index_path(path)
+    with open(idx, "ab") as f:
+        f.write(b"\x00" * 37)  # a block torn by a crash
+    write_events(path, steps(601, 700), index=False)  # lines the index does not cover
+    write_events(path, [*steps(701, 900), run_end(900)])
+    st, f = _load(path)
+    assert f.used_index and st.step == 900 and st.status == "completed"
+    with open(idx, "rb") as fi, open(path, "rb") as fj:
+        blocks, end = ix.scan(fi.fileno(), fj.fileno(), path.stat().st_size)
+    assert end == idx.stat().st_size and blocks[-1].jsonl_end == path.stat().st_size
+
+
+@pytest.mark.parametrize("bad", [b"[]", b"x" * 5])
+def test_an_index_that_is_not_one_is_ignored(tmp_path, bad):
+    path = write_events(tmp_path / "events.jsonl", [run_start(), *steps(1, 10)])
+    ix.index_path(path).write_bytes(bad)
+    st, f = _load(path)
+    assert not f.used_index and st.step == 10
