@@ -21,10 +21,12 @@ from ..views import (
     ValidationView,
 )
 from ..vocab import (
+    ALERT_BRANCH,
     ALERT_CRASHED,
     ALERT_GARBLED,
     ALERT_RUN_FAILED,
     LEVEL_ERROR,
+    LEVEL_INFO,
     LEVEL_WARNING,
     LEVELS,
     PID_LIVE,
@@ -127,6 +129,9 @@ class RunState(SummaryInput, Presenter):
         self.vals: deque[ValidationView] = deque(maxlen=KEEP_EVENTS)
         self.checkpoint_events: deque[dict[str, Any]] = deque(maxlen=KEEP_EVENTS)
         self.resume_steps: list[int] = []
+        # Branches left behind by a run_start below the last step (docs/events.md
+        # "Branches"): (resumed at step, last step dropped, moved_aside dir or "").
+        self.abandoned: deque[tuple[int, int, str]] = deque(maxlen=KEEP_EVENTS)
         self.garbled = 0
         self.garbled_sample: str | None = None
         self.ended = False
@@ -249,7 +254,7 @@ class RunState(SummaryInput, Presenter):
         for k, col in cols.items():
             tr = self.losses[k]
             tr.series.extend(steps, col, rising=rising)
-            tr.window.extend(col[-(tr.window.maxlen or 0) :])
+            tr.add_window(steps, col)
         self.nonfinite.rows(steps, ts, cols, finite)
         self.collapse.rows(steps, ts, cols["d"], finite)
         self.imbalance.rows(steps, ts, cols["adv"], cols["d"])
@@ -331,7 +336,10 @@ class RunState(SummaryInput, Presenter):
         if rec["target_step"]:
             p.target_step = rec["target_step"]
         start = rec["start_step"]
-        if start > 0 or (p.step is not None and start <= p.step):
+        last = max(x for x in (p.step, p.max_step, 0) if x is not None)
+        if start < last:
+            self._abandon(start, last, rec, float(rec[ev.K_TIME]))
+        elif start > 0 or (p.step is not None and start <= p.step):
             self._mark_resume(start)
         p.step = start
         self._after_start = True
@@ -341,6 +349,37 @@ class RunState(SummaryInput, Presenter):
         self.end_t = None
         self._stopping = False
         self._crash_alerted = False
+
+    def _abandon(self, start: int, last: int, rec: dict[str, Any], t: float) -> None:
+        """A run_start below the last step: the steps after ``start`` belong to an abandoned
+        branch (or were lost in a crash) and leave the live view; ``start`` 0 starts over."""
+        p = self.progress
+        p.truncate(start)
+        for tr in self.losses.values():
+            tr.truncate(start)
+        kept = [v for v in self.vals if v.step <= start]
+        self.vals.clear()
+        self.vals.extend(kept)
+        ck = [c for c in self.checkpoint_events if c.get("step", 0) <= start]
+        self.checkpoint_events.clear()
+        self.checkpoint_events.extend(ck)
+        self.resume_steps = [s for s in self.resume_steps if s < start]
+        if start > 0:
+            self._mark_resume(start)
+        self.nonfinite.open = False
+        self.collapse.summary()
+        self.imbalance.reset_window()
+        if start == 0:
+            self.imbalance.ref = None
+        aside = clean(rec.get("moved_aside") or "", 200)
+        self.abandoned.append((start, last, aside))
+        where = f"; its checkpoints were moved aside to {aside}/ (nothing deleted)" if aside else ""
+        what = (
+            f"a new branch from step 0: the previous {last:,} steps are no longer shown"
+            if start == 0
+            else f"resumed from step {start:,}: steps {start + 1:,}–{last:,} are no longer shown"
+        )
+        self._alert(ALERT_BRANCH, LEVEL_INFO, start, what + where, t)
 
     def _mark_resume(self, step: int) -> None:
         if not self.resume_steps or self.resume_steps[-1] != step:

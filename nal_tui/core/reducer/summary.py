@@ -62,6 +62,7 @@ class SummaryInput:
         if b.n_steps:
             self._after_start = False
             for k, tr in zip(LOSS_KEYS, self.losses.values(), strict=True):
+                tr.clear_window()  # the newest values are in the summary, not the window
                 i = LOSS_KEYS.index(k)
                 bad = b.counts[i] < b.n_steps
                 tr.series.add_bucket(b.first_step, b.last_step, b.lo[i], b.hi[i], bad, b.n_steps)
