@@ -209,7 +209,7 @@ class SystemSampler:
         vm = psutil.virtual_memory()
         free, total = self._disk()
         st = (
-            proc.pid_state(self.run_dir)
+            proc.trainer_state(self.run_dir)
             if self.run_dir is not None
             else proc.PidState("none", None, "no run")
         )

@@ -66,8 +66,10 @@ class RunSession:
             return f"{rd} does not exist{hint}"
         if not rd.is_dir():
             return f"{rd} is not a directory"
-        if not is_run_dir(rd) and not (rd / rundir.PID_FILE).exists():
-            return f"{rd} is not a run directory (no events.jsonl or config.yaml)"
+        if not is_run_dir(rd) and not any(
+            (rd / f).exists() for f in (rundir.PID_FILE, proc.LAUNCH_FILE)
+        ):
+            return f"{rd} is not a run directory (no events.jsonl, config.yaml or train.log)"
         return None
 
     # ---- looking
@@ -76,7 +78,7 @@ class RunSession:
         proc.CHILDREN.reap()
         if self.run_dir is None:
             return proc.PidState(PID_NONE, None, "no run")
-        return proc.pid_state(self.run_dir)
+        return proc.trainer_state(self.run_dir)
 
     def latest(self, verify: Verify = rundir.verify_checkpoint) -> LatestResult:
         """The newest verified checkpoint of the run, and the newer ones skipped."""
@@ -194,8 +196,11 @@ class RunSession:
     ) -> StopResult:
         """SIGTERM to the verified trainer (and its ranks); wait for them to exit.
 
-        SIGKILL only when ``kill_after_s`` is given and they outlive it; otherwise a
-        timeout after ``grace_s`` is reported and nothing more is sent.
+        Right after a start, before the trainer has written its PID file, the process the
+        start launched (launch.json: the trainer, or the torchrun agent, which passes the
+        signal on to its ranks) is stopped instead. SIGKILL only when ``kill_after_s`` is
+        given and they outlive it; otherwise a timeout after ``grace_s`` is reported and
+        nothing more is sent.
         """
         bad = self.problem()
         rd = self.run_dir
