@@ -33,15 +33,17 @@ def start(
     base: tuple[list[str], str] | None = None,
     env: dict[str, str] | None = None,
     wait_s: float,
+    new_branch: bool = False,
 ) -> StartResult:
     """Launch the trainer for run dir ``rd`` (unless one is live there) and wait for it."""
     cmd, launcher = trainer_command(
         config_path, rd, resume=resume, target_step=target_step, nproc=nproc,
-        base=base,
+        base=base, new_branch=new_branch,
     )  # fmt: skip
     res = StartResult(
         False, "", str(rd), cmd, launcher, nproc, log_path=str(rd / rundir.TRAIN_LOG),
         config_path=str(config_path), resume=resume, target_step=target_step,
+        new_branch=new_branch and resume is None,
     )  # fmt: skip
     live = proc.trainer_state(rd)
     if live.live:

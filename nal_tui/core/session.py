@@ -116,6 +116,34 @@ class RunSession:
 
     # ---- starting
 
+    def history(self) -> rundir.RunHistory | None:
+        """What the run dir already holds (None: no run there), by trainer.rundir's rule."""
+        return rundir.run_history(self.run_dir) if self.run_dir is not None else None
+
+    def start_refusal(self, config_path: str | os.PathLike[str]) -> StartResult | None:
+        """Why a fresh start (no resume, no new branch) must not use this run dir: it already
+        holds a run. The trainer's own refusal, plus the same choices as nal-tui commands;
+        None when the start may go ahead (or a live trainer will refuse it anyway)."""
+        rd = self.run_dir
+        if rd is None or self.trainer().live:
+            return None
+        hist = self.history()
+        if hist is None:
+            return None
+        other = rundir.suggest_run_dir(rd)
+        cfg = f" --config {config_path}"
+        msg = (
+            f"{clean(rundir.fresh_start_refusal(rd, hist), 1000)}\n"
+            f"  continue it:        nal-tui resume --run-dir {rd}\n"
+            f"  a new run:          nal-tui start{cfg} --run-dir {other}\n"
+            f"  start over there:   nal-tui start{cfg} --run-dir {rd} --new-branch"
+            f"  (its {hist.n_checkpoints} checkpoint(s) are moved aside, not deleted)"
+        )
+        return StartResult(
+            False, msg, str(rd), config_path=str(config_path), refused=True,
+            suggested_run_dir=str(other),
+        )  # fmt: skip
+
     def start(
         self,
         config_path: str | os.PathLike[str],
@@ -124,11 +152,14 @@ class RunSession:
         nproc: int = 1,
         resume: str | None = None,
         wait_s: float = START_WAIT_S,
+        new_branch: bool = False,
     ) -> StartResult:
         """Start the trainer detached; wait (up to ``wait_s``) until it holds the run lock.
 
         Without a run dir, the run goes to ``<logs>/<config name>`` (and the session
-        follows it).
+        follows it). A fresh start in a run dir that already holds a run is refused
+        (``start_refusal``), unless ``new_branch``: then the trainer starts over from step 0
+        there and moves the run's checkpoints aside (nothing is deleted).
         """
         from trainer.config import ConfigError
 
@@ -140,9 +171,14 @@ class RunSession:
             return StartResult(False, clean(e), "", config_path=str(config_path))
         self.run_dir = rd
         proc.CHILDREN.reap()
+        if resume is None and not new_branch:
+            refused = self.start_refusal(config_path)
+            if refused is not None:
+                refused.nproc, refused.target_step = nproc, target_step
+                return refused
         return launch.start(
             rd, config_path, resume=resume, target_step=target_step, nproc=nproc,
-            base=self.trainer_base, env=self.env, wait_s=wait_s,
+            base=self.trainer_base, env=self.env, wait_s=wait_s, new_branch=new_branch,
         )  # fmt: skip
 
     def resume(
