@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from nal_tui import cli
-from tests.factory import ROOT, fake_base, kill_started, write_checkpoint, write_run
+from tests.factory import ROOT, corrupt, fake_base, kill_started, write_checkpoint, write_run
 from trainer import rundir
 
 
@@ -151,7 +151,7 @@ def test_resume_without_checkpoint_exits_1(tmp_path, capsys):
 def test_status_with_a_corrupt_newest_checkpoint_names_the_verified_one(tmp_path, capsys):
     rd = write_run(tmp_path / "run", 30, checkpoints=(10, 20), end="stopped")
     pt = write_checkpoint(rd, 30)
-    pt.write_bytes(b"X" + pt.read_bytes()[1:])
+    corrupt(pt)  # same size, another hash
     assert cli.main(["status", "--run-dir", str(rd)]) == 0
     out = capsys.readouterr().out
     assert "stopped" in out and "latest checkpoint: ckpt_00000020.pt (step 20)" in out

@@ -34,8 +34,8 @@ def nal_tui(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, cwd=ROOT, timeout=120)  # fmt: skip
 
 
-def _start_in_background(session, config, results: list) -> threading.Thread:
-    th = threading.Thread(target=lambda: results.append(session.start(config, wait_s=120)))
+def _in_background(start, results: list) -> threading.Thread:
+    th = threading.Thread(target=lambda: results.append(start()))
     th.start()
     return th
 
@@ -55,7 +55,8 @@ def config(tmp_path):
 def test_stop_right_after_start_stops_the_launched_trainer(tmp_path, config, mode, how):
     rd = tmp_path / "run"
     results: list = []
-    th = _start_in_background(fake_session(rd, tmp_path, mode), config, results)
+    s = fake_session(rd, tmp_path, mode)
+    th = _in_background(lambda: s.start(config, wait_s=120), results)
     try:
         assert wait_for(lambda: (rd / proc.LAUNCH_FILE).exists(), 60)
         info = proc.read_pid_file(rd, proc.LAUNCH_FILE)
@@ -82,11 +83,13 @@ def test_stop_right_after_start_stops_the_launched_trainer(tmp_path, config, mod
     assert json.loads(st.stdout)["status"] == V.STATUS_NOT_STARTED, st.stdout
 
 
-def test_nal_tui_stop_from_another_process(tmp_path, config):
-    rd = tmp_path / "run"
-    write_run(rd, 20, end="stopped")  # an earlier session of the run: its status stays
+def test_nal_tui_stop_from_another_process(tmp_path):
+    """A resume of a stopped run, stopped at once from another process: the run's status
+    stays that of its earlier session."""
+    rd = write_run(tmp_path / "run", 20, checkpoints=(20,), end="stopped")
     results: list = []
-    th = _start_in_background(fake_session(rd, tmp_path, "slow_start"), config, results)
+    s = fake_session(rd, tmp_path, "slow_start")
+    th = _in_background(lambda: s.resume(wait_s=120), results)
     try:
         assert wait_for(lambda: (rd / proc.LAUNCH_FILE).exists(), 60)
         p = nal_tui("stop", "--run-dir", str(rd), "--grace", "60")

@@ -53,6 +53,7 @@ _E_RUN_START, _E_STEP, _E_VAL = ev.RunStart.EVENT, ev.Step.EVENT, ev.Val.EVENT
 _E_CKPT, _E_MILESTONE = ev.Checkpoint.EVENT, ev.Milestone.EVENT
 _E_ALERT, _E_RUN_END = ev.Alert.EVENT, ev.RunEnd.EVENT
 KEEP_EVENTS = 64  # recent checkpoint / validation events kept (the table lists the disk)
+MAX_BEST = 64  # steps of a best-checkpoint ledger kept
 
 
 class RunState(SummaryInput, Presenter):
@@ -128,6 +129,9 @@ class RunState(SummaryInput, Presenter):
         self.records = 0
         self.vals: deque[ValidationView] = deque(maxlen=KEEP_EVENTS)
         self.checkpoint_events: deque[dict[str, Any]] = deque(maxlen=KEEP_EVENTS)
+        # Steps of the live branch's best checkpoints (the ledger of the newest checkpoint
+        # event that carries one, else every checkpoint event marked best).
+        self.best_steps: frozenset[int] = frozenset()
         self.resume_steps: list[int] = []
         # Branches left behind by a run_start below the last step (docs/events.md
         # "Branches"): (resumed at step, last step dropped, moved_aside dir or "").
@@ -280,6 +284,11 @@ class RunState(SummaryInput, Presenter):
         elif kind == _E_CKPT:
             p.pause(float(rec.get("duration", 0.0)))
             self.checkpoint_events.append(rec)
+            ledger = rec.get("best_steps")
+            if ledger:
+                self.best_steps = frozenset(ledger[:MAX_BEST])
+            elif rec.get("best") is True:
+                self.best_steps = self.best_steps | {rec["step"]}
         elif kind == _E_MILESTONE:
             p.reached.setdefault(step, t)
             p.names[step] = clean(rec.get("name", ""), 60)
@@ -364,6 +373,7 @@ class RunState(SummaryInput, Presenter):
         self.checkpoint_events.clear()
         self.checkpoint_events.extend(ck)
         self.resume_steps = [s for s in self.resume_steps if s < start]
+        self.best_steps = frozenset(s for s in self.best_steps if s <= start)
         if start > 0:
             self._mark_resume(start)
         self.nonfinite.open = False
@@ -377,7 +387,8 @@ class RunState(SummaryInput, Presenter):
         what = (
             f"a new branch from step 0: the previous {last:,} steps are no longer shown"
             if start == 0
-            else f"resumed from step {start:,}: steps {start + 1:,}–{last:,} are no longer shown"
+            else f"resumed from step {start:,}: steps {start + 1:,}–{last:,} (an abandoned branch) "
+            "are no longer shown"
         )
         self._alert(ALERT_BRANCH, LEVEL_INFO, start, what + where, t)
 
