@@ -259,7 +259,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not st.ok:
         return _emit(args, st.to_dict(), f"nal-tui status: {st.message}", False)
     age = f", last event {time.time() - st.last_event_t:.0f} s ago" if st.last_event_t else ""
-    step = f"step {st.step}/{st.target_step}" if st.step is not None else "no steps yet"
+    step = "no steps yet" if st.step is None else f"step {st.step}"
+    if st.step is not None and st.target_step:
+        step += f"/{st.target_step}"
     lines = [f"{st.run_dir}: {st.status}, {step}{age}"]
     if st.pid_file != "none":
         lines.append(f"  {st.pid_message}")
