@@ -40,7 +40,9 @@ def test_a_mel_longer_than_its_audio_by_more_than_a_hop_is_named(
     mels = _mels(demo_corpus, tmp_path / "mels")
     bad = mels[5]
     m = np.load(bad)
-    np.save(bad, np.concatenate([m, m[:, :2]], axis=1))  # 2 frames more: 256 samples > a hop
+    # One frame more than a centred STFT gives: len // hop + 2 frames, which the old rule
+    # (within 2 frames of len // hop) let through; frames x hop is now over a hop too long.
+    np.save(bad, np.concatenate([m, m[:, :1]], axis=1))
     data = {"mels_dir": str(tmp_path / "mels"), "demo": False}
     cfg = write_config(
         tmp_path / "c.yaml",
