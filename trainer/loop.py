@@ -444,8 +444,9 @@ class Trainer:
         assert self.resume is not None
         test = ckpt.LoadTest(self.cfg)
         try:
-            if str(self.resume) == "latest":
-                info, self._skipped = ckpt.find_resume_checkpoint(self.run_dir, "latest", test)
+            if str(self.resume) in ("latest", "best"):
+                # Better candidates that fail the load test are skipped, each with an alert.
+                info, self._skipped = ckpt.find_resume_checkpoint(self.run_dir, self.resume, test)
             else:
                 path = rundir.checkpoint_path_arg(self.run_dir, self.resume)
                 if path.exists() and not rundir.is_run_checkpoint(self.run_dir, path):

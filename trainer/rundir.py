@@ -393,7 +393,8 @@ class CheckpointInfo:
     abandoned: bool = False  # in checkpoints/abandoned/<dir>/, off the live branch
     parent: ParentRef | None = None
     config_sha256: str | None = None
-    validation: dict[str, dict[str, float]] | None = None  # {set: {metric: value}}
+    # {set: {metric: value}}; outside eq/hash (a dict), so a CheckpointInfo stays hashable.
+    validation: dict[str, dict[str, float]] | None = field(default=None, compare=False)
     best: BestRecord | None = None  # the ledger's note at save time (see best_checkpoints)
 
     def score(self, metric: str, set_name: str = VAL_SET) -> float | None:

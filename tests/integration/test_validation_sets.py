@@ -97,3 +97,23 @@ def test_a_missing_metric_package_is_skipped_with_one_note(
     assert end["event"] == "run_end" and end["exit_code"] == ev.EXIT_USAGE
     assert "checkpoint.best.metric is composite, which needs pesq" in end["reason"]
     assert not [r for r in read_events(bad) if r["event"] == "step"]
+
+
+def test_resume_best_falls_back_past_a_corrupt_best(demo_corpus: Path, tmp_path: Path) -> None:
+    from trainer.rundir import best_checkpoints
+
+    best = {"metric": "mel_l1", "keep": 2, "patience": 0}
+    cfg = _cfg(demo_corpus, checkpoint={"best": best}, log={"val_metrics": ["mel_l1"]})
+    run = tmp_path / "run"
+    assert loop.train(cfg, run, "test.yaml", target_step=4) == ev.EXIT_OK
+    first, second = best_checkpoints(run, "mel_l1", 2)  # both validations entered
+    with open(first.path, "r+b") as f:  # same size, other bytes: the hash no longer matches
+        f.seek(first.bytes // 2)
+        f.write(b"\0garbage\0")
+    assert loop.train(cfg, run, "test.yaml", resume="best", target_step=5) == ev.EXIT_OK
+    recs = read_events(run)
+    start = [r for r in recs if r["event"] == "run_start"][-1]
+    assert start["start_step"] == second.step
+    alerts = [r for r in recs if r["event"] == "alert" and r["kind"] == ev.ALERT_RESUME_FALLBACK]
+    assert len(alerts) == 1 and first.path.name in alerts[0]["message"]
+    assert "sha256" in alerts[0]["message"]

@@ -77,6 +77,7 @@ def test_manifest_records_validation_and_the_ledger_note(tmp_path: Path) -> None
     info = list_checkpoints(tmp_path)[0]
     assert info.score("pesq") == 2.5 and info.score("mel_l1", "unseen") == 0.7
     assert info.score("stoi") is None and info.best == rec
+    assert {info} == {list_checkpoints(tmp_path)[0]}  # still hashable (sets of checkpoints)
     # Manifests written before the ledger existed have neither: still complete.
     old = json.loads(pt.with_suffix(".json").read_text())
     del old["validation"], old["best"]
