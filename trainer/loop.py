@@ -374,8 +374,15 @@ class Trainer:
         self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=o.lr_decay)
         self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma=o.lr_decay)
         self.recon = ReconstructionLoss(cfg.loss, mel_fn=self.mel).to(self.device)
+        # No bound method of self in there: a Trainer <-> Validator cycle would leave the
+        # Trainer (and its DDP reducer's threads) to be collected at interpreter exit, where
+        # a torchrun rank then aborts ("terminate called without an active exception").
+        amp, dev = self.amp_dtype, self.device.type
+        autocast = (
+            (lambda: torch.autocast(dev, dtype=amp)) if amp is not None else contextlib.nullcontext
+        )
         self.validator = Validator(
-            cfg, self.run_dir, self.mel, self.recon, self.device, self._autocast, _storage
+            cfg, self.run_dir, self.mel, self.recon, self.device, autocast, _storage
         )
         self.g: nn.Module = self.g_raw
         self.d: nn.Module = self.d_raw
