@@ -173,17 +173,21 @@ def main(argv: list[str] | None = None) -> int:
     if first is not None:
         sr = config_mod.load(ROOT / CONFIGS[first["config"]]).audio.sample_rate
         extra["vocode"] = vocode_check(Path(first["run_dir"]), corpora[sr], args.device, 8)
-        from bench_vocode import VAL_UTTERANCES, measure_validation
+        from bench_vocode import LJSPEECH_MEAN_SECONDS, measure_validation
 
         v1 = next((r for r in results if r["config"] == "v1" and r["mode"] == "fp32"), None)
-        total, audio_s, parts = measure_validation(torch.device(args.device), work, args.val_utts)
-        per_audio_s = total / audio_s
-        val_s = per_audio_s * VAL_UTTERANCES * 6.57
+        total, audio_s, parts, skipped = measure_validation(
+            torch.device(args.device), work, args.val_utts
+        )
+        val_size = config_mod.load(ROOT / CONFIGS["v1"]).data.val_size
+        val_s = total / audio_s * val_size * LJSPEECH_MEAN_SECONDS
         extra["validation"] = {
             "utterances": args.val_utts,
             "seconds": total,
             "audio_s": audio_s,
-            "scaled_100_ljspeech_s": val_s,
+            "val_size": val_size,
+            "scaled_val_size_s": val_s,
+            "skipped_metrics": skipped,
             **{k: v for k, v in parts.items()},
         }
         if v1 and v1["steps_per_s"]:
@@ -217,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         v = extra["validation"]
         line = (
             f"validation ({v['utterances']} utterances, V1): {v['seconds']:.2f} s for "
-            f"{v['audio_s']:.1f} s of audio -> {v['scaled_100_ljspeech_s']:.1f} s for 100 "
-            f"LJSpeech-length utterances"
+            f"{v['audio_s']:.1f} s of audio -> {v['scaled_val_size_s']:.1f} s for "
+            f"{v['val_size']} LJSpeech-length utterances (data.val_size)"
+            + (f"; skipped: {', '.join(v['skipped_metrics'])}" if v["skipped_metrics"] else "")
         )
         if "ratio" in v:
             line += f"; {100 * v['ratio']:.2f} % of the time between validations"

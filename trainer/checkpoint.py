@@ -32,6 +32,7 @@ from trainer.rundir import (
     HASH_CHUNK,
     SAMPLES_DIR,
     TMP_SUFFIX,
+    BestRecord,
     CheckpointError,
     CheckpointInfo,
     Manifest,
@@ -40,6 +41,7 @@ from trainer.rundir import (
     NoValidCheckpoint,
     ParentRef,
     Verifier,
+    best_checkpoint,
     checkpoint_info,
     checkpoint_paths,
     describe_skipped,
@@ -156,8 +158,14 @@ def save_checkpoint(
     branch: str | None = None,
     parent: ParentRef | None = None,
     model_config: dict[str, Any] | None = None,
+    validation: dict[str, dict[str, float]] | None = None,
+    best: BestRecord | None = None,
 ) -> CheckpointInfo:
-    """Write ``state`` as the checkpoint of ``step``, atomically; the manifest goes last."""
+    """Write ``state`` as the checkpoint of ``step``, atomically; the manifest goes last.
+
+    ``validation`` ({set: {metric: value}}, finite values) and ``best`` (the ledger's note)
+    go into the manifest, where the torch-free side reads them.
+    """
     if step < 0:
         raise ValueError(f"checkpoint step must be >= 0, got {step}")
     pt, man_path = checkpoint_paths(run_dir, step)
@@ -182,6 +190,8 @@ def save_checkpoint(
                 branch=branch,
                 parent=parent,
                 model_config=model_config,
+                validation=validation,
+                best=best,
             )
             # Both files are durable before either is renamed: a kill between the renames
             # leaves a save that the next start can finish (lineage.recover_interrupted_saves).
@@ -332,13 +342,19 @@ class LoadTest:
 
     The state of the last checkpoint that passed is kept in ``passed`` so the caller never
     loads it twice.
+
+    ``parts`` (for ``nal-train train --init-from``): only these weights are needed, e.g.
+    ``("generator",)``; the optimizer, schedule and step keys are not, and model-config keys
+    that differ without changing a shape are noted in ``notes`` instead of refused.
     """
 
-    def __init__(self, cfg: Config | None) -> None:
+    def __init__(self, cfg: Config | None, parts: tuple[str, ...] | None = None) -> None:
         from trainer import config as config_mod
 
         self.cfg = cfg
         self.model_cfg = lineage.model_config(config_mod.to_dict(cfg)) if cfg else None
+        self.parts = parts
+        self.notes: list[str] = []
         self._shapes: dict[str, dict[str, tuple[int, ...]]] | None = None
         self.passed: tuple[CheckpointInfo, dict[str, Any]] | None = None
 
@@ -352,6 +368,8 @@ class LoadTest:
         ok, reason = verify_checkpoint(info)
         if not ok:
             return ok, reason
+        if self.parts is not None:
+            return self._init_test(info)
         if self.model_cfg is not None:
             # Cheap first: the manifest's copy of the model config, nothing unpickled.
             try:
@@ -368,6 +386,39 @@ class LoadTest:
         problem = check_state(state, info.step, self.model_cfg, self.shapes())
         if problem:
             return False, problem
+        self.passed = (info, state)
+        return True, "ok"
+
+    def _init_test(self, info: CheckpointInfo) -> tuple[bool, str]:
+        """Weights to start another run from: format, the wanted parts, their shapes."""
+        assert self.parts is not None
+        try:
+            state = safe_load(info.path)
+        except CheckpointError as e:
+            return False, str(e)
+        if not isinstance(state, dict):
+            return False, f"it holds a {type(state).__name__}, not a training state dict"
+        fmt = state.get("format")
+        if fmt != CHECKPOINT_FORMAT or isinstance(fmt, bool):
+            return (
+                False,
+                f"its format is {lineage.short_value(fmt)}; this nal-train reads {CHECKPOINT_FORMAT}",
+            )
+        shapes = self.shapes()
+        for part in self.parts:
+            if part not in state:
+                return False, f"it holds no {part} weights"
+            if shapes is not None and part in shapes:  # optimizer states: no shapes here
+                problem = _shape_problem(part, state[part], shapes[part])
+                if problem:
+                    return False, problem
+        saved = state.get("config")
+        self.notes = []
+        if self.model_cfg is not None and isinstance(saved, dict):
+            diffs = lineage.config_differences(lineage.model_config(saved), self.model_cfg)
+            # Only the sections of the parts taken matter (no discriminator: its keys don't).
+            skip = () if "discriminators" in self.parts else ("discriminator.",)
+            self.notes = [d for d in diffs if not d.startswith(skip)]
         self.passed = (info, state)
         return True, "ok"
 
@@ -427,15 +478,23 @@ def find_resume_checkpoint(
 ) -> tuple[CheckpointInfo, list[tuple[CheckpointInfo, str]]]:
     """The checkpoint to resume from and the newer ones skipped (with reasons).
 
-    ``which`` is "latest" (see rundir.latest_checkpoint) or a path, which must pass
-    ``verify``. Raises NoValidCheckpoint otherwise.
+    ``which`` is "latest" (see rundir.latest_checkpoint), "best" (rundir.best_checkpoint:
+    better-ranked ones that fail are skipped) or a path, which must pass ``verify``. Raises
+    NoValidCheckpoint otherwise.
     """
-    if os.fspath(which) != "latest":
+    if os.fspath(which) not in ("latest", "best"):
         return resolve_checkpoint(run_dir, which, verify), []
-    info, skipped = latest_checkpoint(run_dir, verify)
+    if os.fspath(which) == "best":
+        info, skipped = best_checkpoint(run_dir, verify)
+    else:
+        info, skipped = latest_checkpoint(run_dir, verify)
     if info is not None:
         return info, skipped
     ckdir = Path(run_dir) / CHECKPOINTS_DIR
+    if os.fspath(which) == "best":
+        raise NoValidCheckpoint(
+            f"no usable best checkpoint in {ckdir} ({describe_skipped(skipped)})"
+        )
     if not skipped:
         raise NoValidCheckpoint(f"no checkpoints in {ckdir}; nothing to resume from")
     raise NoValidCheckpoint(f"no usable checkpoint in {ckdir} ({describe_skipped(skipped)})")
@@ -526,16 +585,18 @@ def probe_orphan(pt: Path) -> str:
     return "it loads but holds no training state"
 
 
-def _temp_dirs(run_dir: Path) -> list[Path]:
-    dirs = [run_dir, run_dir / CHECKPOINTS_DIR, run_dir / SAMPLES_DIR]
+def _subdirs(d: Path) -> list[Path]:
     try:
-        dirs += sorted(
-            Path(e.path)
-            for e in os.scandir(run_dir / SAMPLES_DIR)
-            if e.is_dir(follow_symlinks=False)
-        )
+        return sorted(Path(e.path) for e in os.scandir(d) if e.is_dir(follow_symlinks=False))
     except (FileNotFoundError, NotADirectoryError):
-        pass
+        return []
+
+
+def _temp_dirs(run_dir: Path) -> list[Path]:
+    # samples/ holds step_*/ (and step_*/unseen/), gt/ (and gt/unseen/): two levels.
+    dirs = [run_dir, run_dir / CHECKPOINTS_DIR, run_dir / SAMPLES_DIR]
+    for sub in _subdirs(run_dir / SAMPLES_DIR):
+        dirs += [sub, *_subdirs(sub)]
     return dirs
 
 

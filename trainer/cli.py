@@ -28,9 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     start = t.add_mutually_exclusive_group()
     start.add_argument(
         "--resume",
-        metavar="latest|PATH",
-        help="resume from the newest usable checkpoint of the live branch, or from PATH "
-        "(also one in checkpoints/abandoned/)",
+        metavar="latest|best|PATH",
+        help="resume from the newest usable checkpoint of the live branch, from the best one "
+        "(checkpoint.best's ledger; resuming from an older checkpoint starts a new branch), "
+        "or from PATH (also one in checkpoints/abandoned/)",
     )
     start.add_argument(
         "--new-branch",
@@ -39,12 +40,31 @@ def _parser() -> argparse.ArgumentParser:
         "are moved aside to checkpoints/abandoned/, nothing is deleted",
     )
     t.add_argument("--target-step", type=int, help="train up to this step (overrides max_steps)")
+    t.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="fine-tune: start a new run (step 0, fresh optimizers, the config's learning rate "
+        "and schedule) from another run's generator and discriminator weights",
+    )
+    t.add_argument(
+        "--init-from-generator-only",
+        action="store_true",
+        help="with --init-from: take only the generator (the discriminators start fresh)",
+    )
+    t.add_argument(
+        "--init-optimizers",
+        action="store_true",
+        help="with --init-from: also take the source's Adam moments (the learning rate, its "
+        "schedule and the step count still start fresh)",
+    )
     v = sub.add_parser(
         "verify",
         help="check that a checkpoint can be resumed (hash, safe load, format, keys, shapes)",
     )
     v.add_argument("--run-dir", type=Path, help="run directory (default: from the path or config)")
-    v.add_argument("--checkpoint", default="latest", metavar="latest|PATH", help="default: latest")
+    v.add_argument(
+        "--checkpoint", default="latest", metavar="latest|best|PATH", help="default: latest"
+    )
     v.add_argument(
         "--config", type=Path, help="config to check shapes against (default: the run dir's)"
     )
@@ -94,6 +114,15 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
     if args.target_step is not None and args.target_step < 1:
         _say("--target-step must be >= 1")
         return ev.EXIT_USAGE
+    if args.init_from and args.resume:
+        _say(
+            "--init-from starts a new run from another run's weights; --resume continues "
+            "this one: choose one"
+        )
+        return ev.EXIT_USAGE
+    if (args.init_from_generator_only or args.init_optimizers) and not args.init_from:
+        _say("--init-from-generator-only and --init-optimizers go with --init-from CKPT")
+        return ev.EXIT_USAGE
     if solo and stop.set:
         _say(f"stopped by {signal_name(stop.signum)} before start-up; nothing was written")
         return ev.EXIT_OK
@@ -124,6 +153,9 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
         restore_signals=False,
         new_branch=args.new_branch,
         stop=stop,
+        init_from=args.init_from,
+        init_generator_only=args.init_from_generator_only,
+        init_optimizers=args.init_optimizers,
     )
 
 

@@ -21,6 +21,10 @@ from typing import Any
 import yaml
 
 RECON_LOSSES = ("mrstft", "mel", "pwg")
+# Validation quality metrics (trainer/metrics.py; names as in the val event) and the ones
+# the best-checkpoint ledger may rank by.
+VAL_METRICS = ("mel_l1", "mstft", "pesq", "stoi")
+BEST_METRICS = ("mel_l1", "mstft", "pesq", "composite")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -115,7 +119,18 @@ class OptimConfig:
 class DataConfig:
     corpus_dir: str = _f("data/LJSpeech-1.1")
     metadata: str = _f("metadata.csv")
-    mels_dir: str | None = _f(None, doc="precomputed mels (ID.npy, [n_mels, frames])")
+    mels_dir: str | None = _f(
+        None,
+        doc="precomputed mels (ID.npy, [n_mels, frames]; frames x hop within one hop of the "
+        "audio length), e.g. an acoustic model's, to fine-tune on",
+    )
+    unseen_metadata: str | None = _f(
+        None,
+        doc="a held-out set validated beside the validation set (seen vs unseen, as BigVGAN "
+        "reports): an LJSpeech-format metadata file (relative to corpus_dir unless absolute) "
+        "whose WAVs are <its directory>/wavs/<id>.wav; none of its ids may be a training "
+        "utterance of the same directory. Always copy synthesis (mels from its audio)",
+    )
     demo: bool = _f(False, doc="generate the demo corpus at corpus_dir when missing")
     val_size: int = _f(8, lo=1, doc="utterances held out for validation")
     split_seed: int = _f(1234, lo=-(2**63), hi=2**64 - 1)
@@ -136,10 +151,54 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class CompositeConfig:
+    """Weights of the lower-is-better composite validation score (Vocos-like)."""
+
+    mel_l1: float = _f(1.0, lo=0.0, hi=1e6)
+    mstft: float = _f(1.0, lo=0.0, hi=1e6)
+    pesq: float = _f(1.0, lo=0.0, hi=1e6, doc="weight of (4.644 - PESQ)")
+    stoi: float = _f(0.0, lo=0.0, hi=1e6, doc="weight of (1 - STOI)")
+
+    def terms(self) -> tuple[str, ...]:
+        return tuple(k for k in VAL_METRICS if getattr(self, k))
+
+
+@dataclass(frozen=True)
 class LogConfig:
     log_every: int = _f(100, lo=1, doc="steps between step events")
     val_every: int = _f(1000, lo=1)
-    val_samples: int = _f(3, lo=0, doc="fixed utterances written as WAV at each validation")
+    val_samples: int = _f(
+        3,
+        lo=0,
+        doc="fixed utterances per set written as WAV at each validation (their ground truth "
+        "once per run, in samples/gt/)",
+    )
+    val_metrics: tuple[str, ...] = _f(
+        VAL_METRICS,
+        choices=VAL_METRICS,
+        doc="quality metrics at each validation; pesq and stoi need the [quality] extra "
+        "(skipped with a note when it is missing)",
+    )
+    composite: CompositeConfig = field(default_factory=CompositeConfig)
+
+
+@dataclass(frozen=True)
+class BestConfig:
+    """The best-checkpoint ledger: the ``keep`` best validated checkpoints are kept."""
+
+    metric: str = _f(
+        "mel_l1",
+        choices=BEST_METRICS,
+        doc="ranked on the validation set; composite is log.composite's weighted sum",
+    )
+    keep: int = _f(3, lo=1, hi=1000, doc="best checkpoints kept beyond keep_last")
+    patience: int = _f(
+        10,
+        lo=0,
+        hi=1_000_000,
+        doc="an overtraining alert after this many validations in a row worse than the "
+        "best; 0 disables",
+    )
 
 
 @dataclass(frozen=True)
@@ -147,6 +206,11 @@ class CheckpointConfig:
     every: int = _f(5000, lo=1)
     keep_last: int = _f(5, lo=1)
     milestone_every: int = _f(10_000, lo=0, doc="kept forever; 0 disables")
+    best: BestConfig | None = _f(
+        None,
+        doc="best-checkpoint ledger, e.g. {metric: composite, keep: 3, patience: 10}; a "
+        "validation whose score enters the best keep is checkpointed at once; null disables",
+    )
 
 
 @dataclass(frozen=True)
@@ -370,6 +434,36 @@ def _cross_check(cfg: Config, src: str) -> None:
         raise ConfigError(f"{src}: 'optim.betas' must have two values")
     if cfg.discriminator.msd_scales > 1 and len(cfg.discriminator.msd_channels) < 2:
         raise ConfigError(f"{src}: 'discriminator.msd_channels' needs at least two entries")
+    _check_validation(cfg, src)
+
+
+def _check_validation(cfg: Config, src: str) -> None:
+    metrics = cfg.log.val_metrics
+    if len(set(metrics)) != len(metrics):
+        raise ConfigError(f"{src}: 'log.val_metrics' lists a metric twice")
+    best = cfg.checkpoint.best
+    if best is None:
+        return
+    if best.metric == "composite":
+        terms = cfg.log.composite.terms()
+        if not terms:
+            raise ConfigError(
+                f"{src}: 'checkpoint.best.metric' is composite but every 'log.composite' "
+                f"weight is 0"
+            )
+        absent = [t for t in terms if t not in metrics]
+        if absent:
+            raise ConfigError(
+                f"{src}: 'checkpoint.best.metric' is composite, which weighs "
+                f"{', '.join(absent)}, but 'log.val_metrics' does not compute "
+                f"{'it' if len(absent) == 1 else 'them'} (add to log.val_metrics, or set "
+                f"log.composite.<metric>: 0)"
+            )
+    elif best.metric not in metrics:
+        raise ConfigError(
+            f"{src}: 'checkpoint.best.metric' is {best.metric}, which 'log.val_metrics' does "
+            f"not compute"
+        )
 
 
 def from_dict(data: dict[str, Any] | None, src: str = "<config>") -> Config:

@@ -38,8 +38,11 @@ RULE_SHORT_CLIPS = "short_clips"
 RULE_VAL_TOO_SHORT = "val_too_short"
 RULE_BATCH = "batch"
 RULE_MELS = "mels"
+RULE_UNSEEN = "unseen_set"  # data.unseen_metadata: unreadable, or overlapping training
 
-MEL_FRAME_TOLERANCE = 2  # precomputed mels (e.g. centred STFTs) may differ by a frame or two
+# Precomputed mels: frames x hop must lie within one hop of the audio length (a centred STFT
+# has one frame more than len // hop, an uncentred one len // hop); see mel_length_problem.
+MEL_FRAME_TOLERANCE = 1
 NAMES_SHOWN = 5  # file names quoted in a message before "... and N more"
 TICK_EVERY = 256  # files between calls of check_corpus's ``tick``
 NPY_HEADER_MAX = 1 << 16  # a .npy header is a few hundred bytes; refuse absurd ones
@@ -388,6 +391,9 @@ class CorpusReport:
     listed: int = 0
     train_ids: list[str] = field(default_factory=list)
     val_ids: list[str] = field(default_factory=list)
+    # The held-out unseen set (data.unseen_metadata): its clips by id, and its ids in order.
+    unseen: dict[str, Clip] = field(default_factory=dict)
+    unseen_ids: list[str] = field(default_factory=list)
     generated_on_start: bool = False  # demo corpus not there yet; the trainer makes it
 
     @property
@@ -517,14 +523,66 @@ def check_corpus(cfg: Any, nproc: int = 1, tick: Callable[[], None] | None = Non
             )
             mels_dir = None
 
-    wav_dir = root / "wavs"
     buckets: dict[str, _Bucket] = {}
+    rates: dict[int, list[Path]] = {}
+    report.clips = _check_rows(rows, root / "wavs", meta, cfg, mels_dir, buckets, rates, tick, add)
+    unseen_rows = _unseen_rows(root, d, add)
+    if unseen_rows is not None:
+        umeta = _resolve(root, d.unseen_metadata)
+        report.unseen = _check_rows(
+            unseen_rows, umeta.parent / "wavs", umeta, cfg, None, buckets, rates, tick, add
+        )
+        report.unseen_ids = sorted(r.id for r in unseen_rows if r.id in report.unseen)
+    for rule, what in (
+        (RULE_UNREADABLE, "files cannot be read"),
+        (RULE_NOT_WAV, "files are not RIFF/WAVE"),
+        (RULE_HEADER_ONLY, "WAV files hold no audio"),
+        (RULE_TRUNCATED, "WAV files are truncated"),
+        (RULE_ENCODING, "WAV files use an unsupported encoding"),
+        (RULE_MONO, "files are not mono"),
+        (RULE_SHORTER_THAN_HOP, "files are shorter than one hop"),
+        (RULE_MELS, "mel files do not match"),
+    ):
+        f = buckets.get(rule, _Bucket()).finding(LEVEL_ERROR, rule, what)
+        if f is not None:
+            add(f)
+    for sr, paths in sorted(rates.items()):
+        rate = _Bucket()
+        for p in paths:
+            rate.add(p, f"sample rate is {sr} Hz but audio.sample_rate is {a.sample_rate} Hz")
+        level = LEVEL_WARNING if d.resample else LEVEL_ERROR
+        f = rate.finding(level, RULE_SAMPLE_RATE, f"files are {sr} Hz")
+        note = "resampled on load" if d.resample else "resampling is disabled: data.resample=false"
+        if f is not None:
+            add(dataclasses.replace(f, message=f"{f.message} ({note})"))
+    if len(rows) <= d.val_size:
+        return report
+    report.train_ids, report.val_ids = split_ids([r.id for r in rows], d.val_size, d.split_seed)
+    _check_split(report, cfg, nproc)
+    if unseen_rows is not None:
+        _check_unseen(report, cfg, rows)
+    return report
+
+
+def _check_rows(
+    rows: Sequence[MetadataLine],
+    wav_dir: Path,
+    meta: Path,
+    cfg: Any,
+    mels_dir: Path | None,
+    buckets: dict[str, _Bucket],
+    rates: dict[int, list[Path]],
+    tick: Callable[[], None] | None,
+    add: Callable[[Finding], None],
+) -> dict[str, Clip]:
+    """The header rules for every row's WAV (and mel); broken files go to ``buckets``."""
+    a = cfg.audio
 
     def bucket(rule: str) -> _Bucket:
         return buckets.setdefault(rule, _Bucket())
 
+    clips: dict[str, Clip] = {}
     missing: list[Path] = []
-    rates: dict[int, list[Path]] = {}
     for i, row in enumerate(rows):
         if tick is not None and i % TICK_EVERY == 0:
             tick()
@@ -559,8 +617,8 @@ def check_corpus(cfg: Any, nproc: int = 1, tick: Callable[[], None] | None = Non
         mel_path, mel_frames = None, None
         if mels_dir is not None:
             mel_path = mels_dir / f"{row.id}.npy"
-            mel_frames = _check_mel(mel_path, a.n_mels, n // a.hop_length, bucket(RULE_MELS))
-        report.clips[row.id] = Clip(
+            mel_frames = _check_mel(mel_path, a.n_mels, n, a.hop_length, bucket(RULE_MELS))
+        clips[row.id] = Clip(
             row.id, row.normalized_text, path, h.sample_rate, 1, h.frames, n, mel_path, mel_frames
         )
     if missing:
@@ -573,36 +631,35 @@ def check_corpus(cfg: Any, nproc: int = 1, tick: Callable[[], None] | None = Non
                 tuple(str(p) for p in missing),
             )
         )
-    for rule, what in (
-        (RULE_UNREADABLE, "files cannot be read"),
-        (RULE_NOT_WAV, "files are not RIFF/WAVE"),
-        (RULE_HEADER_ONLY, "WAV files hold no audio"),
-        (RULE_TRUNCATED, "WAV files are truncated"),
-        (RULE_ENCODING, "WAV files use an unsupported encoding"),
-        (RULE_MONO, "files are not mono"),
-        (RULE_SHORTER_THAN_HOP, "files are shorter than one hop"),
-        (RULE_MELS, "mel files do not match"),
-    ):
-        f = buckets.get(rule, _Bucket()).finding(LEVEL_ERROR, rule, what)
-        if f is not None:
-            add(f)
-    for sr, paths in sorted(rates.items()):
-        rate = _Bucket()
-        for p in paths:
-            rate.add(p, f"sample rate is {sr} Hz but audio.sample_rate is {a.sample_rate} Hz")
-        level = LEVEL_WARNING if d.resample else LEVEL_ERROR
-        f = rate.finding(level, RULE_SAMPLE_RATE, f"files are {sr} Hz")
-        note = "resampled on load" if d.resample else "resampling is disabled: data.resample=false"
-        if f is not None:
-            add(dataclasses.replace(f, message=f"{f.message} ({note})"))
-    if len(rows) <= d.val_size:
-        return report
-    report.train_ids, report.val_ids = split_ids([r.id for r in rows], d.val_size, d.split_seed)
-    _check_split(report, cfg, nproc)
-    return report
+    return clips
 
 
-def _check_mel(path: Path, n_mels: int, expect_frames: int, bad: _Bucket) -> int | None:
+def _unseen_rows(root: Path, d: Any, add: Callable[[Finding], None]) -> list[MetadataLine] | None:
+    """The rows of ``data.unseen_metadata`` (None when unset or unreadable: a finding)."""
+    if d.unseen_metadata is None:
+        return None
+    umeta = _resolve(root, d.unseen_metadata)
+    try:
+        rows = parse_metadata(umeta)
+    except DataError as e:
+        add(Finding(LEVEL_ERROR, RULE_UNSEEN, f"{e} (data.unseen_metadata)", (str(umeta),)))
+        return None
+    return rows
+
+
+def mel_length_problem(mel_frames: int, num_samples: int, hop: int) -> str | None:
+    """Why a precomputed mel does not fit its audio, or None (the one rule: frames x hop
+    within one hop of the audio length, so centred and uncentred STFTs both pass)."""
+    if abs(mel_frames * hop - num_samples) <= hop:
+        return None
+    return (
+        f"mel has {mel_frames} frames ({mel_frames} x hop {hop} = {mel_frames * hop} samples) "
+        f"but its audio has {num_samples} samples; frames x hop must match the audio length "
+        f"within one hop ({hop})"
+    )
+
+
+def _check_mel(path: Path, n_mels: int, num_samples: int, hop: int, bad: _Bucket) -> int | None:
     try:
         h = read_npy_header(path)
     except FileNotFoundError:
@@ -621,14 +678,59 @@ def _check_mel(path: Path, n_mels: int, expect_frames: int, bad: _Bucket) -> int
     if h.truncated:
         bad.add(path, f"truncated: shape {str(h.shape)[:60]} needs more bytes than the file holds")
         return None
-    if abs(shape[1] - expect_frames) > MEL_FRAME_TOLERANCE:
-        bad.add(
-            path,
-            f"mel has {shape[1]} frames but its audio gives {expect_frames} "
-            f"(len // hop_length); they must match within {MEL_FRAME_TOLERANCE}",
-        )
+    problem = mel_length_problem(shape[1], num_samples, hop)
+    if problem:
+        bad.add(path, problem)
         return None
     return shape[1]
+
+
+def _too_short(clips: Iterable[Clip], cfg: Any, what: str) -> Finding | None:
+    """Validation clips too short for the largest STFT window, as one finding (or None)."""
+    need = min_validation_samples(cfg)
+    hop = cfg.audio.hop_length
+    too_short = _Bucket()
+    for c in clips:
+        frames = c.num_samples // hop
+        if c.mel_frames is not None:
+            frames = min(frames, c.mel_frames)
+        if frames * hop < need:
+            hint = "another data.split_seed, " if what == "validation" else ""
+            too_short.add(
+                c.wav_path,
+                f"{what} clip of {frames * hop} samples (after trimming to whole hops) is "
+                f"shorter than the largest STFT window ({need}: audio.n_fft and "
+                f"loss.stft_resolutions); use longer clips, {hint}or smaller STFTs",
+            )
+    return too_short.finding(LEVEL_ERROR, RULE_VAL_TOO_SHORT, f"{what} clips are too short")
+
+
+def _check_unseen(report: CorpusReport, cfg: Any, rows: Sequence[MetadataLine]) -> None:
+    """The unseen set: long enough for every STFT, and no utterance of the corpus itself."""
+    d = cfg.data
+    umeta = _resolve(report.root, d.unseen_metadata)
+    clips = [report.unseen[u] for u in report.unseen_ids]
+    f = _too_short(clips, cfg, "unseen-set")
+    if f is not None:
+        report.findings.append(f)
+    same_dir = os.path.realpath(umeta.parent / "wavs") == os.path.realpath(report.root / "wavs")
+    listed = {r.id for r in rows}
+    overlap = [c for c in clips if same_dir and c.id in listed]
+    if overlap:
+        report.findings.append(
+            Finding(
+                LEVEL_ERROR,
+                RULE_UNSEEN,
+                f"{umeta}: {len(overlap)} utterance(s) of the unseen set are also listed in "
+                f"{d.metadata} (training or validation), so they are not unseen: "
+                f"{name_some(c.id for c in overlap)} (data.unseen_metadata)",
+                tuple(str(c.wav_path) for c in overlap),
+            )
+        )
+    if not clips and not report.errors:
+        report.findings.append(
+            Finding(LEVEL_ERROR, RULE_UNSEEN, f"{umeta}: the unseen set is empty", (str(umeta),))
+        )
 
 
 def _check_split(report: CorpusReport, cfg: Any, nproc: int) -> None:
@@ -648,25 +750,7 @@ def _check_split(report: CorpusReport, cfg: Any, nproc: int) -> None:
                 tuple(str(c.wav_path) for c in short),
             )
         )
-    need = min_validation_samples(cfg)
-    hop = a.hop_length
-    too_short = _Bucket()
-    for u in report.val_ids:
-        c = clips.get(u)
-        if c is None:
-            continue
-        frames = c.num_samples // hop
-        if c.mel_frames is not None:
-            frames = min(frames, c.mel_frames)
-        if frames * hop < need:
-            too_short.add(
-                c.wav_path,
-                f"validation clip of {frames * hop} samples (after trimming to whole hops) is "
-                f"shorter than the largest STFT window ({need}: audio.n_fft and "
-                f"loss.stft_resolutions); use longer clips, another data.split_seed, or "
-                f"smaller STFTs",
-            )
-    f = too_short.finding(LEVEL_ERROR, RULE_VAL_TOO_SHORT, "validation clips are too short")
+    f = _too_short([clips[u] for u in report.val_ids if u in clips], cfg, "validation")
     if f is not None:
         add(f)
     per_step = cfg.train.batch_size * max(1, nproc)

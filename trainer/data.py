@@ -72,6 +72,7 @@ class Corpus:
     train: tuple[Utterance, ...]
     val: tuple[Utterance, ...]
     report: CorpusReport | None = None
+    unseen: tuple[Utterance, ...] = ()  # data.unseen_metadata's held-out set (sorted by id)
 
     @classmethod
     def load(cls, cfg: Config, nproc: int = 1, tick: Callable[[], None] | None = None) -> Corpus:
@@ -93,8 +94,8 @@ class Corpus:
         if not report.ok:
             raise DataError(report.error_line())
 
-        def utt(uid: str) -> Utterance:
-            c = report.clips[uid]
+        def utt(uid: str, clips: dict | None = None) -> Utterance:
+            c = (report.clips if clips is None else clips)[uid]
             return Utterance(c.id, c.text, c.wav_path, c.mel_path, c.file_sr, c.num_samples)
 
         return cls(
@@ -104,6 +105,7 @@ class Corpus:
             tuple(utt(u) for u in report.train_ids),
             tuple(utt(u) for u in report.val_ids),
             report,
+            tuple(utt(u, report.unseen) for u in report.unseen_ids),
         )
 
     @property
@@ -317,12 +319,17 @@ class ValItem:
 
 
 class ValidationSet:
-    """The held-out utterances, loaded once, in a fixed order (sorted by id)."""
+    """The held-out utterances, loaded once, in a fixed order (sorted by id).
 
-    def __init__(self, corpus: Corpus, tick: Callable[[], None] | None = None) -> None:
+    ``unseen=True``: the unseen set (data.unseen_metadata) instead, always without mels.
+    """
+
+    def __init__(
+        self, corpus: Corpus, tick: Callable[[], None] | None = None, unseen: bool = False
+    ) -> None:
         hop = corpus.audio.hop_length
         self.items: list[ValItem] = []
-        for utt in corpus.val:
+        for utt in corpus.unseen if unseen else corpus.val:
             wav = _ticked(tick, corpus.read, utt)
             frames = len(wav) // hop
             mel = None

@@ -19,10 +19,10 @@ import torch
 
 from trainer import rundir
 from trainer.audio import LOG_FLOOR, MelSpectrogram, read_wav
-from trainer.checkpoint import find_resume_checkpoint, load_checkpoint
+from trainer.checkpoint import safe_load
 from trainer.config import Config, ConfigError, load
 from trainer.models import Generator
-from trainer.rundir import CheckpointError, CheckpointInfo, NoValidCheckpoint
+from trainer.rundir import CheckpointError, CheckpointInfo
 
 SILENCE = math.log(LOG_FLOOR)  # the log-mel of silence: what batched mels are padded with
 
@@ -35,24 +35,16 @@ class InferenceError(ValueError):
 
 
 def resolve_checkpoint(run_dir: str | os.PathLike[str], which: str = "latest") -> CheckpointInfo:
-    """The verified checkpoint ``which`` names: ``latest``, ``best`` or a path.
+    """The hash-verified checkpoint ``which`` names: ``latest``, ``best`` or a path.
 
-    A path may be absolute, relative to the working directory, or relative to the run dir.
-    Raises NoValidCheckpoint with a message naming what is wrong.
+    The one definition is :func:`trainer.rundir.resolve_checkpoint` (the live branch's
+    newest, the best-checkpoint ledger's best, or a path: absolute, relative to the working
+    directory, to the run dir or to its checkpoints/). Raises NoValidCheckpoint naming what
+    is wrong.
     """
-    # The one place inference decides which checkpoint to use. Lineage (abandoned branches,
-    # the best-K ledger) belongs to trainer.rundir; this defers to what it offers.
-    if which == "best":
-        raise NoValidCheckpoint(
-            f"{run_dir}: no best-checkpoint ledger in this version; use --checkpoint latest or a path"
-        )
-    if which != "latest":
-        p = Path(which).expanduser()
-        if not p.exists() and not p.is_absolute() and (Path(run_dir) / p).exists():
-            p = Path(run_dir) / p
-        which = str(p)
-    info, _skipped = find_resume_checkpoint(run_dir, which)
-    return info
+    if which not in ("latest", "best"):
+        which = str(Path(which).expanduser())
+    return rundir.resolve_checkpoint(run_dir, which, rundir.verify_checkpoint)
 
 
 def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path | None:
@@ -134,8 +126,13 @@ def load_generator(
 ) -> LoadedGenerator:
     """Resolve, verify and load the generator of ``which`` (weights_only), ready for inference."""
     cfg = load_run_config(run_dir)
-    info = resolve_checkpoint(run_dir, which)
-    state = load_checkpoint(info.path, map_location="cpu")
+    info = resolve_checkpoint(run_dir, which)  # hashed against its manifest
+    try:
+        state = safe_load(info.path, map_location="cpu")  # weights_only=True
+    except CheckpointError as e:
+        raise CheckpointError(f"checkpoint {info.path} cannot be loaded: {e}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {info.path} holds a {type(state).__name__}")
     weights = state.get("generator")
     if not isinstance(weights, dict):
         raise CheckpointError(f"checkpoint {info.path} holds no generator weights")

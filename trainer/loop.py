@@ -30,7 +30,8 @@ from trainer import config as config_mod
 from trainer import distributed as dist_mod
 from trainer import events as ev
 from trainer import lineage, rundir
-from trainer.audio import AudioError, MelSpectrogram, write_wav
+from trainer import metrics as metrics_mod
+from trainer.audio import AudioError, MelSpectrogram
 from trainer.config import Config
 from trainer.corpus import RULE_SHORT_CLIPS, RULE_UNREADABLE
 from trainer.data import (
@@ -42,10 +43,12 @@ from trainer.data import (
     collate,
 )
 from trainer.demo_corpus import ensure_demo_corpus
+from trainer.ledger import BestTracker, Verdict
 from trainer.losses import ReconstructionLoss, hifigan_discriminator_loss, hifigan_generator_loss
 from trainer.models import Discriminators, Generator, build_models
 from trainer.rollback import StepRollback
 from trainer.signals import StopFlag, StopRequested, signal_name
+from trainer.validation import SetResult, Validator
 
 __all__ = ["StopFlag", "StorageError", "Trainer", "TrainerError", "train"]
 
@@ -102,6 +105,16 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _finite(d: dict[str, float]) -> dict[str, float]:
+    """The finite entries (a manifest records numbers only)."""
+    return {k: float(v) for k, v in d.items() if math.isfinite(v)}
+
+
+def _json_floats(d: dict[str, float]) -> dict[str, Any]:
+    """Non-finite values as the strings events.float_field maps back (JSON has no NaN)."""
+    return {k: (v if math.isfinite(v) else str(v).lower()) for k, v in d.items()}
+
+
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if isinstance(m, DDP) else getattr(m, "_orig_mod", m)
 
@@ -119,6 +132,9 @@ class Trainer:
         target_step: int | None = None,
         new_branch: bool = False,
         stop: StopFlag | None = None,
+        init_from: str | None = None,
+        init_generator_only: bool = False,
+        init_optimizers: bool = False,
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -151,6 +167,19 @@ class Trainer:
         self._verify = ckpt.VerifyCache()
         self._cfg_dict = config_mod.to_dict(cfg)
         self._model_cfg = lineage.model_config(self._cfg_dict)
+        # Fine-tuning (--init-from): the source checkpoint, and its state until loaded.
+        self.init_from = init_from
+        self.init_generator_only = init_generator_only
+        self.init_optimizers = init_optimizers
+        self._init_info: rundir.CheckpointInfo | None = None
+        self._init_state: dict[str, Any] | None = None
+        # Validation: the last validation's metrics by set (for the manifest of a checkpoint
+        # saved at that step), and the best-checkpoint ledger's judge (None: no ledger).
+        self._last_val: dict[str, dict[str, float]] = {}
+        self._verdict: Verdict | None = None
+        self._metric_notes: set[str] = set()
+        best = cfg.checkpoint.best
+        self._best = BestTracker(best, self.run_dir, self._verify) if best is not None else None
 
     # ------------------------------------------------------------------ set up
     def setup(self) -> None:
@@ -163,6 +192,9 @@ class Trainer:
         if self.is_main:
             self._open_run_dir()
 
+        self._check_best_metric()
+        if self.init_from:
+            self._choose_init()
         self._seed_everything(cfg.train.seed)
         self._setup_precision()
         self._phase("checking the corpus")
@@ -170,8 +202,12 @@ class Trainer:
         self._phase("building the models")
         self._setup_models()
         start_from = self._load_resume() if self.resume else None
+        if self._init_state is not None:
+            self._load_init()
         if self.is_main:
             start_from = self._start_branch() or start_from
+            if self._best is not None:
+                self._best.restore(self._resume_info)
             config_file = self.run_dir / rundir.CONFIG_FILE
             with _storage("write the resolved config", config_file):
                 rundir.atomic_write_text(config_file, config_mod.dump(cfg))
@@ -269,6 +305,11 @@ class Trainer:
             self._report_corpus_warnings()
             self.train_set = TrainDataset(self.corpus, tick=self._tick)
             self.val_set = ValidationSet(self.corpus, tick=self._tick)
+            self.unseen_set = (
+                ValidationSet(self.corpus, tick=self._tick, unseen=True)
+                if self.corpus.unseen
+                else None
+            )
             self.sampler = ResumableBatchSampler(
                 len(self.train_set),
                 self.cfg.train.batch_size,
@@ -333,6 +374,16 @@ class Trainer:
         self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=o.lr_decay)
         self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma=o.lr_decay)
         self.recon = ReconstructionLoss(cfg.loss, mel_fn=self.mel).to(self.device)
+        # No bound method of self in there: a Trainer <-> Validator cycle would leave the
+        # Trainer (and its DDP reducer's threads) to be collected at interpreter exit, where
+        # a torchrun rank then aborts ("terminate called without an active exception").
+        amp, dev = self.amp_dtype, self.device.type
+        autocast = (
+            (lambda: torch.autocast(dev, dtype=amp)) if amp is not None else contextlib.nullcontext
+        )
+        self.validator = Validator(
+            cfg, self.run_dir, self.mel, self.recon, self.device, autocast, _storage
+        )
         self.g: nn.Module = self.g_raw
         self.d: nn.Module = self.d_raw
         self._score_fn = self.d_raw.score
@@ -400,8 +451,9 @@ class Trainer:
         assert self.resume is not None
         test = ckpt.LoadTest(self.cfg)
         try:
-            if str(self.resume) == "latest":
-                info, self._skipped = ckpt.find_resume_checkpoint(self.run_dir, "latest", test)
+            if str(self.resume) in ("latest", "best"):
+                # Better candidates that fail the load test are skipped, each with an alert.
+                info, self._skipped = ckpt.find_resume_checkpoint(self.run_dir, self.resume, test)
             else:
                 path = rundir.checkpoint_path_arg(self.run_dir, self.resume)
                 if path.exists() and not rundir.is_run_checkpoint(self.run_dir, path):
@@ -478,6 +530,73 @@ class Trainer:
             self._resume_info = start
             return str(start.path)
         return None
+
+    def _choose_init(self) -> None:
+        """--init-from: the source checkpoint through the load test (hash, weights_only,
+        format, the weights taken and their shapes against this config)."""
+        assert self.init_from is not None
+        parts = ("generator",) if self.init_generator_only else ("generator", "discriminators")
+        if self.init_optimizers:
+            parts += ("opt_g",) if self.init_generator_only else ("opt_g", "opt_d")
+        test = ckpt.LoadTest(self.cfg, parts=parts)
+        src = Path(self.init_from).expanduser()
+        try:
+            info = rundir.checkpoint_info(src)
+        except rundir.CheckpointError as e:
+            raise TrainerError(
+                f"cannot initialise from {src}: {e}", ev.EXIT_NO_CHECKPOINT
+            ) from None
+        ok, reason = test(info)
+        if not ok or test.passed is None:
+            raise TrainerError(
+                f"cannot initialise from {info.path}: {reason}", ev.EXIT_NO_CHECKPOINT
+            )
+        for note in test.notes:
+            log.warning("fine-tuning across a model-config difference (same shapes): %s", note)
+        self._init_info, self._init_state = test.passed
+
+    def _load_init(self) -> None:
+        """Load the source weights (and optimizer moments with --init-optimizers); the
+        learning rate, its schedule, the step count and the RNG stay this run's own."""
+        info, state = self._init_info, self._init_state
+        assert info is not None and state is not None
+        try:
+            self.g_raw.load_state_dict(state["generator"])
+            if not self.init_generator_only:
+                self.d_raw.load_state_dict(state["discriminators"])
+            if self.init_optimizers:
+                pairs = [(self.opt_g, "opt_g", self.cfg.optim.lr_g)]
+                if not self.init_generator_only:
+                    pairs.append((self.opt_d, "opt_d", self.cfg.optim.lr_d))
+                for opt, key, lr in pairs:
+                    opt.load_state_dict(state[key])
+                    for group in opt.param_groups:  # never the source's decayed rate
+                        group.update(
+                            lr=lr,
+                            initial_lr=lr,
+                            betas=tuple(self.cfg.optim.betas),
+                            weight_decay=self.cfg.optim.weight_decay,
+                        )
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise TrainerError(
+                f"cannot initialise from {info.path}: it does not load into this config's "
+                f"model ({lineage.clean_text(detail, 200)})",
+                ev.EXIT_NO_CHECKPOINT,
+            ) from None
+        self._init_state = None
+        what = "generator" if self.init_generator_only else "generator and discriminators"
+        opts = ", optimizer moments" if self.init_optimizers else ""
+        log.info(
+            "initialised the %s%s from %s (step %d, sha256 %s); fresh schedule from step 0 "
+            "at lr_g %g",
+            what,
+            opts,
+            info.path,
+            info.step,
+            (info.sha256 or "")[:12],
+            self.cfg.optim.lr_g,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -575,6 +694,10 @@ class Trainer:
                 branch=self._plan.branch if self._plan is not None else "",
                 parent_step=self._resume_info.step if self._resume_info is not None else None,
                 moved_aside=self._moved_aside,
+                init_from=str(self._init_info.path) if self._init_info is not None else None,
+                init_from_sha256=self._init_info.sha256 if self._init_info is not None else None,
+                init_from_step=self._init_info.step if self._init_info is not None else None,
+                init_generator_only=self.init_generator_only and self._init_info is not None,
             )
         )
         self._run_started = True
@@ -700,46 +823,86 @@ class Trainer:
         return norm
 
     # ------------------------------------------------------------------ validation
-    @torch.no_grad()
-    def validate(self) -> None:
-        started = time.perf_counter()
+    def validate(self) -> Verdict | None:
+        """Validate the current weights on the unseen set (if any), then the validation set.
+
+        The unseen set's ``val`` event comes first, so a reader that keeps only the latest
+        record per step shows the validation set's. Returns the ledger's verdict on the
+        validation set's score (None without ``checkpoint.best``).
+        """
         g = _unwrap(self.g_raw)
         g.eval()
-        errs, recons, written = [], [], []
-        out_dir = self.run_dir / rundir.SAMPLES_DIR / f"step_{self.pos.step:08d}"
-        sr = self.cfg.audio.sample_rate
-        for i, item in enumerate(self.val_set):
-            audio = item.audio_tensor().to(self.device)
-            true_mel = self.mel(audio)  # the L1 target; also G's input unless mels are given
-            mel = true_mel if item.mel is None else torch.from_numpy(item.mel)[None].to(self.device)
-            with self._autocast():
-                fake = g(mel).float()
-            # Validation audio is trimmed to a multiple of the hop, so lengths already match.
-            errs.append(torch.nn.functional.l1_loss(self.mel(fake), true_mel).item())
-            recons.append(self.recon(fake, audio).item())
-            if i < self.cfg.log.val_samples:
-                with _storage("create", out_dir):
-                    out_dir.mkdir(parents=True, exist_ok=True)
-                for tag, wav in (("gen", fake), ("gt", audio)):
-                    p = out_dir / f"{item.id}_{tag}.wav"
-                    with _storage("write sample", p):
-                        write_wav(p, wav.view(-1).cpu().numpy(), sr)
-                    written.append(str(p.relative_to(self.run_dir)))
-        g.train()
-        losses = {
-            "mel_l1": float(np.mean(errs)) if errs else math.nan,
-            self.cfg.loss.recon: float(np.mean(recons)) if recons else math.nan,
-        }
+        try:
+            results = []
+            if self.unseen_set is not None:
+                results.append(self.validator.run(g, self.unseen_set, self.pos.step, ev.UNSEEN_SET))
+            results.append(self.validator.run(g, self.val_set, self.pos.step, ev.VAL_SET))
+        finally:
+            g.train()
+        self._note_skipped_metrics()
         self._last_val_step = self.pos.step
+        self._last_val = {r.set_name: _finite(r.metrics) for r in results}
+        for r in results:
+            self._emit_val(r)
+        self._verdict = None
+        if self._best is not None:
+            self._verdict = self._best.judge(self.pos.step, results[-1].metrics)
+            if self._verdict.alert:
+                log.warning("overtraining: %s", self._verdict.alert)
+                self._emit(
+                    ev.Alert(
+                        kind=ev.ALERT_OVERTRAINING, step=self.pos.step, message=self._verdict.alert
+                    )
+                )
+        return self._verdict
+
+    def _emit_val(self, r: SetResult) -> None:
         self._emit(
             ev.Val(
-                step=self.pos.step,
-                losses=losses,
-                samples=written,
-                duration=round(time.perf_counter() - started, 4),
+                step=r.step,
+                losses=_json_floats(r.losses),
+                samples=r.samples,
+                duration=r.duration,
+                metrics=_json_floats(r.metrics),
+                set=r.set_name,
+                utterances=r.utterances,
             )
         )
-        log.info("step %d validation: mel L1 %.4f", self.pos.step, losses["mel_l1"])
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in r.metrics.items())
+        log.info(
+            "step %d validation (%s, %d utterances, %.2f s): %s",
+            r.step,
+            r.set_name,
+            r.utterances,
+            r.duration,
+            shown or f"mel L1 {r.losses[metrics_mod.MEL_L1]:.4f}",
+        )
+
+    def _note_skipped_metrics(self) -> None:
+        """A metric whose package is missing: one alert per process (the log says it too)."""
+        for metric, why in self.validator.skipped.items():
+            if metric not in self._metric_notes:
+                self._metric_notes.add(metric)
+                self._emit(
+                    ev.Alert(kind=ev.ALERT_METRIC_UNAVAILABLE, step=self.pos.step, message=why)
+                )
+
+    def _check_best_metric(self) -> None:
+        """checkpoint.best ranking by a metric whose package is missing: refuse to start."""
+        best = self.cfg.checkpoint.best
+        if best is None:
+            return
+        needs = [best.metric]
+        if best.metric == metrics_mod.COMPOSITE:
+            needs = list(self.cfg.log.composite.terms())
+        missing = [m for m in needs if not metrics_mod.available(m)]
+        if missing:
+            raise TrainerError(
+                f"checkpoint.best.metric is {best.metric}, which needs "
+                f"{', '.join(missing)}: {metrics_mod.missing_reason(missing[0])} (or rank by "
+                f"mel_l1 or mstft; config {self.config_path})",
+                ev.EXIT_USAGE,
+            )
 
     # ------------------------------------------------------------------ checkpoint
     def _weights_finite(self) -> bool:
@@ -756,6 +919,13 @@ class Trainer:
         me = self.cfg.checkpoint.milestone_every
         milestone = bool(me) and step % me == 0
         plan = self._plan
+        validated = self._last_val_step == step
+        note = None
+        if self._best is not None:
+            verdict = self._verdict if validated else None
+            note = self._best.note(
+                verdict if verdict is not None and verdict.step == step else None
+            )
         info = ckpt.save_checkpoint(
             self.run_dir,
             step,
@@ -766,9 +936,13 @@ class Trainer:
             branch=plan.branch if plan is not None else None,
             parent=plan.parent if plan is not None else None,
             model_config=self._model_cfg,
+            validation=self._last_val if validated and self._last_val else None,
+            best=note,
         )
         self._verify.trust(info)
         self._last_ckpt_step = step
+        # The ledger after this save, from disk: its checkpoints are kept by retention.
+        ledger = [i.step for i in self._best.ledger()] if self._best is not None else []
         self._emit(
             ev.Checkpoint(
                 step=step,
@@ -777,10 +951,25 @@ class Trainer:
                 sha256=info.sha256 or "",
                 milestone=milestone,
                 duration=round(time.perf_counter() - started, 4),
+                best=step in ledger,
+                metric=note.metric if note is not None else None,
+                score=note.score if note is not None else None,
+                best_steps=ledger,
             )
         )
+        if step in ledger:
+            log.info(
+                "step %d: among the best %d by %s (best steps: %s)",
+                step,
+                len(ledger),
+                note.metric if note is not None else "?",
+                ", ".join(map(str, ledger)),
+            )
         for old in ckpt.apply_retention(
-            self.run_dir, self.cfg.checkpoint.keep_last, protect_steps=(step,), verify=self._verify
+            self.run_dir,
+            self.cfg.checkpoint.keep_last,
+            protect_steps=(step, *ledger),
+            verify=self._verify,
         ):
             log.info("retention: removed %s", old.path.name)
         if self.writer is not None:
@@ -904,9 +1093,10 @@ class Trainer:
 
     def _periodic(self, step: int, consec_bad: torch.Tensor) -> None:
         cfg = self.cfg
-        if step % cfg.log.val_every == 0:
-            self.validate()
-        if step % cfg.checkpoint.every == 0:
+        verdict = self.validate() if step % cfg.log.val_every == 0 else None
+        # A score that enters the best K is checkpointed now: the ledger only ever names
+        # weights that are on disk, and the weights validated are the weights saved.
+        if step % cfg.checkpoint.every == 0 or (verdict is not None and verdict.enters):
             n_bad = int(consec_bad.item())
             if n_bad:
                 self._emit(
@@ -978,6 +1168,9 @@ def train(
     restore_signals: bool = True,
     new_branch: bool = False,
     stop: StopFlag | None = None,
+    init_from: str | None = None,
+    init_generator_only: bool = False,
+    init_optimizers: bool = False,
 ) -> int:
     """Run a training job end to end; returns the exit code (see trainer.events.EXIT_*).
 
@@ -993,6 +1186,9 @@ def train(
         target_step=target_step,
         new_branch=new_branch,
         stop=stop,
+        init_from=init_from,
+        init_generator_only=init_generator_only,
+        init_optimizers=init_optimizers,
     )
     try:
         t.setup()

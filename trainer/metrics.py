@@ -21,19 +21,20 @@ import numpy as np
 import soxr
 import torch
 
+from trainer import events as ev
 from trainer.losses import pwg_stft_loss
 
 log = logging.getLogger("nal-train")
 
 # Names as they appear in the ``val`` event's ``metrics`` (docs/events.md).
-MEL_L1 = "mel_l1"
-MSTFT = "mstft"
-PESQ = "pesq"
-STOI = "stoi"
-COMPOSITE = "composite"
+MEL_L1 = ev.METRIC_MEL_L1
+MSTFT = ev.METRIC_MSTFT
+PESQ = ev.METRIC_PESQ
+STOI = ev.METRIC_STOI
+COMPOSITE = ev.METRIC_COMPOSITE
 ALL_METRICS = (MEL_L1, MSTFT, PESQ, STOI)
 # Which way is better, for the best-checkpoint ledger and the over-training alert.
-HIGHER_IS_BETTER = {MEL_L1: False, MSTFT: False, PESQ: True, STOI: True, COMPOSITE: False}
+HIGHER_IS_BETTER = ev.METRIC_HIGHER_IS_BETTER
 
 PESQ_RATE = 16000  # wideband PESQ (ITU-T P.862.2) is defined at 16 kHz
 PESQ_WB_MAX = 4.644  # the score of a signal against itself (P.862.2 MOS-LQO mapping's top)
@@ -257,14 +258,22 @@ class QualityScorer:
         self.seconds: dict[str, float] = {m: 0.0 for m in self.active}  # time spent per metric
 
     def score(
-        self, pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray
+        self,
+        pred: torch.Tensor | np.ndarray,
+        target: torch.Tensor | np.ndarray,
+        known: Mapping[str, float] | None = None,
     ) -> dict[str, float | None]:
-        """Every active metric for one utterance (None where the metric cannot score it)."""
+        """Every active metric for one utterance (None where the metric cannot score it).
+
+        ``known`` holds values the caller already computed (e.g. validation's mel L1).
+        """
         out: dict[str, float | None] = {}
         for m in self.active:
             t0 = time.perf_counter()
-            if m == MEL_L1:
-                v: float | None = mel_l1(pred, target, self.mel_fn)
+            if known is not None and m in known:
+                v: float | None = known[m]
+            elif m == MEL_L1:
+                v = mel_l1(pred, target, self.mel_fn)
             elif m == MSTFT:
                 v = mstft_distance(pred, target, self.mstft_resolutions)
             elif m == PESQ:

@@ -18,6 +18,8 @@ must leave both networks (and both optimizers) exactly as they were. The alterna
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -59,6 +61,23 @@ class StepRollback:
 
     @torch.no_grad()
     def undo_where(self, flag: Tensor) -> None:
+        if flag.device.type == "cpu":
+            # On the CPU reading the flag costs nothing (the loop reads its flags every step
+            # anyway): skip the select over every tensor in the common, finite case.
+            self.undo_if(bool(flag))
+        else:
+            self.undo_select(flag)
+
+    @torch.no_grad()
+    def undo_if(self, undo: bool) -> None:
+        """Host-side variant: copy the snapshot back only when ``undo``."""
+        if undo:
+            torch._foreach_copy_(self._live, self._snap)
+            self._zero_new_state(lambda t: torch.ones((), dtype=torch.bool, device=t.device))
+
+    @torch.no_grad()
+    def undo_select(self, flag: Tensor) -> None:
+        """Device-side variant: a select per tensor, no host sync (GPU)."""
         conds: dict[torch.device, Tensor] = {}
 
         def cond(t: Tensor) -> Tensor:
@@ -69,6 +88,9 @@ class StepRollback:
 
         for t, s in zip(self._live, self._snap, strict=True):
             torch.where(cond(t), s, t, out=t)
+        self._zero_new_state(cond)
+
+    def _zero_new_state(self, cond: Callable[[Tensor], Tensor]) -> None:
         # State the step created (an optimizer's very first step) goes back to what a fresh
         # state holds: zeros (Adam's moments and step count).
         known = {id(t) for t in self._live}

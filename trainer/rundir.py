@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from trainer.events import EVENTS_FILE
+from trainer.events import EVENTS_FILE, METRIC_HIGHER_IS_BETTER, VAL_SET
 
 # ------------------------------------------------------------------------ layout
 
@@ -173,6 +173,76 @@ class ParentRef:
 
 
 @dataclass(frozen=True)
+class BestRecord:
+    """The best-checkpoint ledger's note in a manifest (``checkpoint.best`` at save time).
+
+    ``among``: the checkpoint entered the best ``keep`` when it was saved (it may drop out
+    later; the ledger itself is always derived from the manifests on disk, see
+    :func:`best_checkpoints`). ``since_best``: validations in a row worse than the best so
+    far, for the overtraining alert to carry on across a resume from this checkpoint.
+    """
+
+    metric: str
+    keep: int
+    score: float | None
+    among: bool
+    since_best: int = 0
+    best_step: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != inf
+
+
+inf = float("inf")
+
+
+def _parse_validation(raw: Any) -> dict[str, dict[str, float]] | None:
+    """``{set: {metric: value}}`` with finite numbers only; anything else is dropped.
+
+    Lenient on purpose: these records are notes about a checkpoint, never a reason to
+    refuse weights whose hash is fine.
+    """
+    if not isinstance(raw, dict):
+        return None
+    out: dict[str, dict[str, float]] = {}
+    for name, metrics in list(raw.items())[:8]:
+        if isinstance(name, str) and isinstance(metrics, dict):
+            vals = {
+                k: float(v)
+                for k, v in list(metrics.items())[:32]
+                if isinstance(k, str) and _finite_number(v)
+            }
+            if vals:
+                out[name[:40]] = vals
+    return out or None
+
+
+def _parse_best(raw: Any) -> BestRecord | None:
+    if not isinstance(raw, dict):
+        return None
+    metric, keep, score = raw.get("metric"), raw.get("keep"), raw.get("score")
+    since, best_step = raw.get("since_best", 0), raw.get("best_step")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if metric not in METRIC_HIGHER_IS_BETTER or not is_int(keep) or keep < 1:
+        return None
+    return BestRecord(
+        metric=metric,
+        keep=keep,
+        score=float(score) if _finite_number(score) else None,
+        among=raw.get("among") is True,
+        since_best=since if is_int(since) and since >= 0 else 0,
+        best_step=best_step if is_int(best_step) else None,
+    )
+
+
+@dataclass(frozen=True)
 class Manifest:
     step: int
     epoch: int
@@ -189,6 +259,10 @@ class Manifest:
     # The model-defining part of the config (see model_config), so a checkpoint saved by a
     # different model configuration is named key by key without unpickling anything.
     model_config: dict[str, Any] | None = None
+    # Validation at this step ({set: {metric: value}}; None: not validated at this step) and
+    # the best-checkpoint ledger's note (None: no ledger configured). Optional, additive.
+    validation: dict[str, dict[str, float]] | None = None
+    best: BestRecord | None = None
 
     def to_json(self) -> str:
         d: dict[str, Any] = {
@@ -206,7 +280,11 @@ class Manifest:
             d["parent"] = self.parent.to_dict() if self.parent is not None else None
         if self.model_config is not None:
             d["model_config"] = self.model_config
-        return json.dumps(d, indent=1) + "\n"
+        if self.validation:
+            d["validation"] = self.validation
+        if self.best is not None:
+            d["best"] = self.best.to_dict()
+        return json.dumps(d, indent=1, allow_nan=False) + "\n"
 
 
 def _typed(d: dict[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
@@ -279,6 +357,8 @@ def parse_manifest(text: str | bytes, where: str = "manifest") -> Manifest:
         branch=branch,
         parent=parent,
         model_config=model_cfg,
+        validation=_parse_validation(d.get("validation")),
+        best=_parse_best(d.get("best")),
     )
 
 
@@ -313,6 +393,13 @@ class CheckpointInfo:
     abandoned: bool = False  # in checkpoints/abandoned/<dir>/, off the live branch
     parent: ParentRef | None = None
     config_sha256: str | None = None
+    # {set: {metric: value}}; outside eq/hash (a dict), so a CheckpointInfo stays hashable.
+    validation: dict[str, dict[str, float]] | None = field(default=None, compare=False)
+    best: BestRecord | None = None  # the ledger's note at save time (see best_checkpoints)
+
+    def score(self, metric: str, set_name: str = VAL_SET) -> float | None:
+        """This checkpoint's validation ``metric`` on ``set_name``, if it was validated."""
+        return (self.validation or {}).get(set_name, {}).get(metric)
 
 
 def _is_abandoned_path(pt: Path) -> bool:
@@ -371,6 +458,8 @@ def checkpoint_info(
         "branch": man.branch,
         "parent": man.parent,
         "config_sha256": man.config_sha256,
+        "validation": man.validation,
+        "best": man.best,
     }
     if man.step != step:
         return incomplete(f"manifest says step {man.step}, file name says {step}", **kw)
@@ -524,8 +613,12 @@ def resolve_checkpoint(
             raise NoValidCheckpoint(f"no checkpoints in {ckdir}; nothing to resume from")
         raise NoValidCheckpoint(f"no usable checkpoint in {ckdir} ({describe_skipped(skipped)})")
     if which_s == "best":
+        info, skipped = best_checkpoint(run_dir, verify)
+        assert info is not None or skipped  # best_checkpoint raises when nothing is ranked
+        if info is not None:
+            return info
         raise NoValidCheckpoint(
-            f"{run_dir}: 'best' needs validation metrics that this run directory does not record"
+            f"no usable best checkpoint in {ckdir} ({describe_skipped(skipped)})"
         )
     path = checkpoint_path_arg(run_dir, which_s)
     try:
@@ -536,6 +629,94 @@ def resolve_checkpoint(
     if not ok:
         raise NoValidCheckpoint(f"cannot resume from {info.path}: {reason}")
     return info
+
+
+# ------------------------------------------------------------- best-checkpoint ledger
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """True when score ``a`` is strictly better than ``b`` for ``metric``."""
+    return a > b if METRIC_HIGHER_IS_BETTER[metric] else a < b
+
+
+def ledger_spec(infos: Sequence[CheckpointInfo]) -> tuple[str, int] | None:
+    """(metric, keep) of the newest complete checkpoint that carries a ledger note."""
+    for info in reversed(infos):
+        if info.complete and info.best is not None:
+            return info.best.metric, info.best.keep
+    return None
+
+
+def rank_best(infos: Iterable[CheckpointInfo], metric: str) -> list[CheckpointInfo]:
+    """Complete checkpoints validated on ``metric``, best first (ties: the earlier step)."""
+    scored = [(i, i.score(metric)) for i in infos if i.complete]
+    ranked = [(i, v) for i, v in scored if v is not None]
+    sign = -1.0 if METRIC_HIGHER_IS_BETTER[metric] else 1.0
+    ranked.sort(key=lambda iv: (sign * iv[1], iv[0].step))
+    return [i for i, _ in ranked]
+
+
+def best_checkpoints(
+    run_dir: str | os.PathLike[str],
+    metric: str,
+    keep: int,
+    verify: Verifier | None = None,
+) -> list[CheckpointInfo]:
+    """The ledger: the ``keep`` best validated checkpoints of the live branch, best first.
+
+    Derived from the manifests on disk, never from a process's memory, so it survives
+    resumes and branches: checkpoints moved to ``abandoned/`` leave the live ledger (they are
+    never deleted and stay resumable by path). With ``verify``, only checkpoints that pass it
+    are ranked. Every entry is a checkpoint that exists.
+    """
+    out: list[CheckpointInfo] = []
+    for info in rank_best(list_checkpoints(run_dir), metric):
+        if len(out) >= keep:
+            break
+        if verify is None or verify(info)[0]:
+            out.append(info)
+    return out
+
+
+def best_checkpoint(
+    run_dir: str | os.PathLike[str], verify: Verifier = verify_checkpoint
+) -> tuple[CheckpointInfo | None, list[tuple[CheckpointInfo, str]]]:
+    """``best``: the live branch's best validated checkpoint that passes ``verify``, and the
+    better-ranked ones skipped with reasons. The metric is the one the newest ledger note
+    names (``checkpoint.best.metric`` of the run's latest save).
+
+    Raises NoValidCheckpoint naming why when nothing can be ranked: no ledger configured,
+    or no live checkpoint validated on its metric.
+    """
+    live = list_checkpoints(run_dir)
+    spec = ledger_spec(live)
+    ckdir = Path(run_dir) / CHECKPOINTS_DIR
+    if spec is None:
+        any_ledger = any(i.best is not None for i in list_abandoned(run_dir) if i.complete)
+        where = (
+            "; the abandoned branches in checkpoints/abandoned/ have some: resume one by path"
+            if any_ledger
+            else ""
+        )
+        raise NoValidCheckpoint(
+            f"no best-checkpoint ledger in {ckdir}: the live branch has no checkpoint saved "
+            f"with checkpoint.best set (add checkpoint.best: {{metric: mel_l1, keep: 3}} to "
+            f"the config, or use latest or a path){where}"
+        )
+    metric, _keep = spec
+    ranked = rank_best(live, metric)
+    if not ranked:
+        raise NoValidCheckpoint(
+            f"no checkpoint in {ckdir} was validated on {metric} yet (checkpoint.best ranks "
+            f"checkpoints saved at a validation step)"
+        )
+    skipped: list[tuple[CheckpointInfo, str]] = []
+    for info in ranked:
+        ok, reason = _check(info, verify)
+        if ok:
+            return info, skipped
+        skipped.append((info, reason))
+    return None, skipped
 
 
 def is_run_checkpoint(run_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:

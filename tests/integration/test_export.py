@@ -124,3 +124,25 @@ def test_export_with_a_real_input_mel(run_dir: Path, tmp_path: Path) -> None:
     assert _export(run_dir, "torchscript", out, "--input", str(mel)) == ev.EXIT_OK
     meta = json.loads(out.with_name("g.pt.json").read_text())
     assert meta["parity"]["frames"] == [44, 29]
+
+
+def test_export_and_vocode_checkpoint_best_use_the_ledgers_best(tmp_path: Path, capsys) -> None:
+    """--checkpoint best resolves through trainer.rundir (the ledger in the manifests)."""
+    from trainer.rundir import BestRecord
+
+    run = tmp_path / "run"
+    for step, score, seed in ((10, 0.4, 1), (20, 0.9, 2)):  # the older one is the best
+        note = BestRecord("mel_l1", 2, score, True)
+        make_run(run, step=step, seed=seed, validation={"val": {"mel_l1": score}}, best=note)
+    out = tmp_path / "g.pt"
+    assert _export(run, "torchscript", out, "--checkpoint", "best") == ev.EXIT_OK
+    side = json.loads(out.with_name(out.name + ".json").read_text())
+    assert side["source"]["checkpoint"].endswith("ckpt_00000010.pt")
+    assert side["source"]["sha256"] == list_checkpoints(run)[0].sha256
+    assert load_generator(run, "best").step == 10 and load_generator(run).step == 20
+    capsys.readouterr()
+    wav = tmp_path / "x.npy"
+    np.save(wav, np.full((N_MELS, 20), -5.0, np.float32))
+    args = ["vocode", "--run-dir", str(run), "--checkpoint", "best", str(wav)]
+    assert cli.main([*args, "--out", str(tmp_path / "o")]) == ev.EXIT_OK
+    assert "ckpt_00000010.pt (step 10" in capsys.readouterr().out

@@ -151,21 +151,48 @@ def test_resume_refuses_without_valid_checkpoint(demo_corpus: Path, tmp_path: Pa
     assert not [r for r in recs if r["event"] == "step"]  # never a silent restart
 
 
-def test_validation_writes_samples_and_events(demo_corpus: Path, tmp_path: Path) -> None:
-    cfg = _cfg(demo_corpus, log={"val_every": 3, "val_samples": 2})
-    run = tmp_path / "run"
-    assert _train(cfg, run, target_step=3) == ev.EXIT_OK
-    val = [r for r in read_events(run) if r["event"] == "val"]
-    assert len(val) == 1 and val[0]["step"] == 3
-    assert val[0]["losses"]["mel_l1"] > 0
-    assert len(val[0]["samples"]) == 4
+def test_validation_reports_every_metric_and_writes_ground_truth_once(
+    demo_corpus: Path, tmp_path: Path
+) -> None:
+    """Each val event carries mel L1, M-STFT, PESQ, STOI, the composite and its time; the
+    generated samples are per validation, the ground truth is written once per run (not at
+    every validation, not again on resume), and every file follows the umask."""
+    import os
+
     import soundfile as sf
 
-    for rel in val[0]["samples"]:
+    from trainer import metrics as M
+
+    cfg = _cfg(demo_corpus, log={"val_every": 2, "val_samples": 2})
+    run = tmp_path / "run"
+    old = os.umask(0o022)
+    try:
+        assert _train(cfg, run, target_step=4) == ev.EXIT_OK
+        assert _train(cfg, run, resume="latest", target_step=6) == ev.EXIT_OK
+    finally:
+        os.umask(old)
+    val = [r for r in read_events(run) if r["event"] == "val"]
+    assert [v["step"] for v in val] == [2, 4, 6]
+    for v in val:
+        assert v["set"] == "val" and v["utterances"] == 4 and v["duration"] > 0
+        m = v["metrics"]
+        assert set(m) == {"mel_l1", "mstft", "pesq", "stoi", "composite"}
+        assert m["mel_l1"] == v["losses"]["mel_l1"] > 0  # the losses of old stay
+        assert m["mstft"] > 0 and -0.5 <= m["pesq"] <= 4.65 and 0 <= m["stoi"] <= 1
+        expect = m["mel_l1"] + m["mstft"] + (M.PESQ_WB_MAX - m["pesq"])
+        assert m["composite"] == pytest.approx(expect)
+        gen, gt = v["samples"][:2], v["samples"][2:]
+        assert [Path(p).parent.name for p in gen] == [f"step_{v['step']:08d}"] * 2
+        assert all(p.endswith("_gen.wav") for p in gen)
+        assert gt == val[0]["samples"][2:] and all(p.startswith("samples/gt/") for p in gt)
+    # Written at the first validation only: older than the first val record.
+    for rel in val[0]["samples"][2:]:
         p = run / rel
-        assert p.parent.name == "step_00000003"
-        info = sf.info(p)
-        assert info.samplerate == 16000 and info.frames > 8000
+        assert p.stat().st_mtime <= val[0]["t"]
+        assert sf.info(p).samplerate == 16000 and sf.info(p).frames > 8000
+    assert not list(run.glob("samples/step_*/*_gt.wav"))
+    for p in run.glob("samples/**/*.wav"):
+        assert p.stat().st_mode & 0o777 == 0o644, p
 
 
 def test_resume_without_target_keeps_the_runs_target(demo_corpus: Path, tmp_path: Path) -> None:

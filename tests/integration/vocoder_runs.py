@@ -15,9 +15,15 @@ from trainer.models import build_models
 
 
 def make_run(
-    run_dir: Path, data: dict[str, Any] | None = None, *, step: int = 10, seed: int = 0
+    run_dir: Path,
+    data: dict[str, Any] | None = None,
+    *,
+    step: int = 10,
+    seed: int = 0,
+    **save_kw: Any,
 ) -> config_mod.Config:
-    """A run dir with ``config.yaml`` and one verified checkpoint of freshly initialised models."""
+    """A run dir with ``config.yaml`` and one verified checkpoint of freshly initialised models
+    (``save_kw``: more manifest fields for save_checkpoint, e.g. validation and best)."""
     cfg = config_mod.load(DEMO_CONFIG) if data is None else config_mod.from_dict(data, "test")
     (run_dir / rundir.CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
     rundir.atomic_write_text(run_dir / rundir.CONFIG_FILE, config_mod.dump(cfg))
@@ -30,5 +36,5 @@ def make_run(
         "step": step,
         "epoch": 0,
     }
-    save_checkpoint(run_dir, step, 0, state)
+    save_checkpoint(run_dir, step, 0, state, **save_kw)
     return cfg

@@ -101,3 +101,43 @@ def test_scientific_notation_strings_are_numbers(tmp_path: Path) -> None:
     # YAML 1.1 reads 2e-4 (no dot) as a string; accept it as the number it obviously is.
     cfg = C.load(_write(tmp_path, "optim:\n  lr_g: 2e-4\n"))
     assert cfg.optim.lr_g == 2e-4
+
+
+def test_the_best_checkpoint_ledger_and_validation_keys(tmp_path: Path) -> None:
+    base = "name: x\n"
+    cfg = C.load(_write(tmp_path, base))
+    assert cfg.checkpoint.best is None  # off unless configured
+    assert cfg.log.val_metrics == ("mel_l1", "mstft", "pesq", "stoi")
+    assert cfg.log.composite.terms() == ("mel_l1", "mstft", "pesq")
+    cfg = C.load(_write(tmp_path, base + "checkpoint: {best: {metric: composite, keep: 2}}\n"))
+    assert cfg.checkpoint.best == C.BestConfig(metric="composite", keep=2, patience=10)
+    assert C.from_dict(C.to_dict(cfg)) == cfg  # the resolved config round-trips
+    cfg = C.load(_write(tmp_path, base + "data: {unseen_metadata: vctk/unseen.csv}\n"))
+    assert cfg.data.unseen_metadata == "vctk/unseen.csv"
+    for text, needle in [
+        ("checkpoint: {best: {metric: stoi}}", "'checkpoint.best.metric' must be one of"),
+        ("checkpoint: {best: {keep: 0}}", "'checkpoint.best.keep' = 0 is below"),
+        ("checkpoint: {best: {patience: -1}}", "'checkpoint.best.patience' = -1"),
+        ("checkpoint: {best: {metrc: pesq}}", "did you mean 'metric'"),
+        ("checkpoint: {best: yes}", "'checkpoint.best' must be a mapping"),
+        ("log: {val_metrics: [mel_l1, snr]}", "'log.val_metrics[1]' must be one of"),
+        ("log: {val_metrics: [pesq, pesq]}", "lists a metric twice"),
+        ("log: {composite: {pesq: -1}}", "'log.composite.pesq' = -1"),
+        (
+            "log: {val_metrics: [mel_l1]}\ncheckpoint: {best: {metric: pesq}}",
+            "'checkpoint.best.metric' is pesq, which 'log.val_metrics' does not compute",
+        ),
+        (
+            "log: {val_metrics: [mel_l1, pesq]}\ncheckpoint: {best: {metric: composite}}",
+            "weighs mstft, but 'log.val_metrics' does not compute it",
+        ),
+        (
+            "log: {composite: {mel_l1: 0, mstft: 0, pesq: 0}}\n"
+            "checkpoint: {best: {metric: composite}}",
+            "every 'log.composite' weight is 0",
+        ),
+        ("data: {unseen_metadata: [a]}", "'data.unseen_metadata' must be a string"),
+    ]:
+        with pytest.raises(C.ConfigError) as e:
+            C.load(_write(tmp_path, base + text + "\n"))
+        assert needle in str(e.value) and str(tmp_path / "c.yaml") in str(e.value), text

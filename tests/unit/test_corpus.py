@@ -300,3 +300,75 @@ def test_tick_can_cancel_a_long_check(tmp_path: Path) -> None:
 
     with pytest.raises(Stop):
         C.check_corpus(cfg, tick=tick)
+
+
+def test_mel_length_must_match_the_audio_within_one_hop(tmp_path: Path) -> None:
+    """frames x hop within one hop of the audio (4000 samples, hop 128): 31 (uncentred) and
+    32 (centred) frames pass; 33 and 30 are named (the old 2-frame rule let them through)."""
+    mels = tmp_path / "m"
+    mels.mkdir()
+    cfg = make(tmp_path, [4000] * 6, mels_dir=str(mels))
+    for i in range(6):
+        np.save(mels / f"U{i:02d}.npy", np.zeros((16, 31 + i % 2), np.float32))
+    r = C.check_corpus(cfg)
+    assert r.ok, r.error_line()
+    np.save(mels / "U04.npy", np.zeros((16, 33), np.float32))
+    np.save(mels / "U05.npy", np.zeros((1, 16, 30), np.float32))
+    f = C.check_corpus(cfg).finding(C.RULE_MELS)
+    assert f is not None and f.level == C.LEVEL_ERROR
+    assert f.files == (str(mels / "U04.npy"), str(mels / "U05.npy"))
+    assert "U04.npy: mel has 33 frames" in f.message and "4000 samples" in f.message
+    assert C.mel_length_problem(31, 4000, 128) is None
+    assert C.mel_length_problem(32, 4000, 128) is None
+    assert "within one hop (128)" in C.mel_length_problem(33, 4000, 128)
+
+
+def _unseen(tmp_path: Path, cfg: Config, ids: list[str], lengths: list[int]) -> Config:
+    import dataclasses
+
+    d = tmp_path / "unseen"
+    (d / "wavs").mkdir(parents=True, exist_ok=True)
+    for uid, n in zip(ids, lengths, strict=True):
+        sf.write(str(d / "wavs" / f"{uid}.wav"), np.zeros(n, np.float32) + 0.1, SR)
+    (d / "list.csv").write_text("".join(f"{u}|t|t\n" for u in ids))
+    data = dataclasses.replace(cfg.data, unseen_metadata=str(d / "list.csv"))
+    return dataclasses.replace(cfg, data=data)
+
+
+def test_the_unseen_set_follows_the_validation_rules(tmp_path: Path) -> None:
+    cfg = _unseen(tmp_path, make(tmp_path, [4000] * 8), ["S1", "S0"], [4000, 3000])
+    r = C.check_corpus(cfg)
+    assert r.ok, r.error_line()
+    assert r.unseen_ids == ["S0", "S1"] and r.unseen["S0"].num_samples == 3000
+    assert sorted(r.clips) == [f"U{i:02d}" for i in range(8)]  # apart from the corpus
+    # Each rule applies to it, naming its files: truncated, too short for the largest STFT.
+    udir = tmp_path / "unseen" / "wavs"
+    (udir / "S1.wav").write_bytes(wav_bytes(1000, declared=8000))
+    sf.write(str(udir / "S0.wav"), np.zeros(1000, np.float32), SR)
+    r = C.check_corpus(cfg)
+    rules = {f.rule: f for f in r.errors}
+    assert set(rules) == {C.RULE_TRUNCATED, C.RULE_VAL_TOO_SHORT}
+    assert str(udir / "S1.wav") in rules[C.RULE_TRUNCATED].message
+    assert "unseen-set clip of 896 samples" in rules[C.RULE_VAL_TOO_SHORT].message
+    (tmp_path / "unseen" / "list.csv").write_text("")
+    assert "no utterances" in C.check_corpus(cfg).finding(C.RULE_UNSEEN).message
+
+
+def test_an_unseen_set_listing_corpus_utterances_is_refused(tmp_path: Path) -> None:
+    import dataclasses
+
+    cfg = make(tmp_path, [4000] * 8)
+    root = Path(cfg.data.corpus_dir)
+    sf.write(str(root / "wavs" / "EXTRA.wav"), np.zeros(4000, np.float32) + 0.1, SR)
+    (root / "unseen.csv").write_text("EXTRA|t|t\nU03|t|t\n")
+    data = dataclasses.replace(cfg.data, unseen_metadata="unseen.csv")  # beside metadata.csv
+    r = C.check_corpus(dataclasses.replace(cfg, data=data))
+    f = r.finding(C.RULE_UNSEEN)
+    assert f is not None and f.level == C.LEVEL_ERROR
+    assert "U03" in f.message and "EXTRA" not in f.message and "not unseen" in f.message
+    (root / "unseen.csv").write_text("EXTRA|t|t\n")
+    r = C.check_corpus(dataclasses.replace(cfg, data=data))
+    assert r.ok and r.unseen_ids == ["EXTRA"]
+    gone = dataclasses.replace(cfg.data, unseen_metadata="nope.csv")
+    f = C.check_corpus(dataclasses.replace(cfg, data=gone)).finding(C.RULE_UNSEEN)
+    assert f is not None and "nope.csv: metadata file not found" in f.message

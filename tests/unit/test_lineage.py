@@ -151,7 +151,7 @@ def test_resolve_checkpoint_forms(tmp_path: Path, monkeypatch) -> None:
     assert resolve_checkpoint(run, "run/checkpoints/ckpt_00000010.json").step == 10  # cwd
     with pytest.raises(NoValidCheckpoint, match="does not exist"):
         resolve_checkpoint(run, "ckpt_00000099.pt")
-    with pytest.raises(NoValidCheckpoint, match="'best'"):
+    with pytest.raises(NoValidCheckpoint, match="no best-checkpoint ledger"):
         resolve_checkpoint(run, "best")
     with pytest.raises(NoValidCheckpoint, match="no checkpoints in"):
         resolve_checkpoint(tmp_path / "empty", "latest")

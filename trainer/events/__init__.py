@@ -50,6 +50,25 @@ ALERT_COMPILE_FALLBACK = "compile_fallback"
 ALERT_CHECKPOINT_KEPT_ASIDE = "checkpoint_kept_aside"  # a manifest-less .pt moved to abandoned/
 ALERT_SHORT_CLIPS = "short_clips"  # training clips shorter than a segment (zero-padded)
 ALERT_CORPUS = "corpus"  # another corpus warning (e.g. clips resampled on load)
+ALERT_OVERTRAINING = "overtraining"  # the best-checkpoint metric has stopped improving
+ALERT_METRIC_UNAVAILABLE = "metric_unavailable"  # a validation metric's package is missing
+
+# Validation sets (the ``val`` event's ``set``) and metric names (keys of its ``metrics``).
+VAL_SET = "val"  # the fixed utterances held out of the training corpus
+UNSEEN_SET = "unseen"  # a held-out set of unseen speakers/utterances (data.unseen_metadata)
+METRIC_MEL_L1 = "mel_l1"
+METRIC_MSTFT = "mstft"
+METRIC_PESQ = "pesq"
+METRIC_STOI = "stoi"
+METRIC_COMPOSITE = "composite"
+# Which way is better, for the best-checkpoint ledger and the over-training alert.
+METRIC_HIGHER_IS_BETTER = {
+    METRIC_MEL_L1: False,
+    METRIC_MSTFT: False,
+    METRIC_PESQ: True,
+    METRIC_STOI: True,
+    METRIC_COMPOSITE: False,
+}
 
 
 class EventError(ValueError):
@@ -102,6 +121,12 @@ class RunStart(Event):
     branch: str = ""
     parent_step: int | None = None
     moved_aside: str | None = None
+    # Fine-tuning (nal-train train --init-from): the source checkpoint's path, sha256 and
+    # step, and whether only its generator was taken. None/False for every other start.
+    init_from: str | None = None
+    init_from_sha256: str | None = None
+    init_from_step: int | None = None
+    init_generator_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +155,11 @@ class Val(Event):
     losses: dict[str, float]
     samples: list[str]
     duration: float = 0.0
+    # Every quality metric (METRIC_*; a metric whose package is missing is absent, never
+    # estimated), the set it was measured on (VAL_SET or UNSEEN_SET) and its size.
+    metrics: dict[str, float] = field(default_factory=dict)
+    set: str = VAL_SET
+    utterances: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,6 +171,13 @@ class Checkpoint(Event):
     sha256: str
     milestone: bool = False
     duration: float = 0.0
+    # Best-checkpoint ledger (checkpoint.best): whether this checkpoint is among the best K
+    # of the live branch, the metric and its score here (None: not validated at this step
+    # or no ledger), and the ledger's steps after this save, best first.
+    best: bool = False
+    metric: str | None = None
+    score: float | None = None
+    best_steps: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
