@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preflight", action="store_true", help="run the preflight checks and exit")
     p.add_argument(
         "--resume",
-        metavar="latest|PATH",
+        metavar="latest|best|PATH",
         help="with --preflight: also check this resume checkpoint",
     )
     p.add_argument(
@@ -124,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--checkpoint",
         default="latest",
-        metavar="latest|PATH",
-        help="checkpoint to resume from (latest verified by default)",
+        metavar="latest|best|PATH",
+        help="checkpoint to resume from: latest (the default), best (the best-checkpoint "
+        "ledger's, with checkpoint.best), or a path (also one in checkpoints/abandoned/)",
     )
     r.add_argument("--target-step", type=_positive, help="new target step")
     r.add_argument("--nproc", type=_positive, default=keep)

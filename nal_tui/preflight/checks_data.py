@@ -57,6 +57,8 @@ FIXES = {
     C.RULE_VAL_TOO_SHORT: "use longer validation clips, another data.split_seed, or smaller STFTs",
     C.RULE_BATCH: "add clips, or lower data.val_size or train.batch_size",
     C.RULE_MELS: "recompute the mels with this config's audio settings (n_mels, hop_length)",
+    getattr(C, "RULE_UNSEEN", "unseen_set"): "fix data.unseen_metadata: readable, long enough "
+    "clips, none of them in the training corpus",
 }
 
 
@@ -84,9 +86,11 @@ def check_data(cfg: Any, nproc: int = 1) -> CheckResult:
             name, FAIL, _line(errs[0]), fix, details=[_line(f) for f in errs[1:]] + warn_lines
         )
     a = cfg.audio
+    unseen = len(getattr(rep, "unseen_ids", ()) or ())
     msg = (
         f"{root}: {rep.listed} clips ({len(rep.train_ids)} train, {len(rep.val_ids)} "
-        f"validation), {a.sample_rate} Hz mono" + (", mels present" if cfg.data.mels_dir else "")
+        f"validation{f', {unseen} unseen' if unseen else ''}), {a.sample_rate} Hz mono"
+        + (", mels present" if cfg.data.mels_dir else "")
     )
     if warns:
         fix = "; ".join(dict.fromkeys(FIXES.get(w.rule, "") for w in warns if w.rule in FIXES))
