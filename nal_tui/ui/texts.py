@@ -55,10 +55,11 @@ def facts_lines(
         v += [Part(f"  {k} {fmt_value(x)}", drop=1 + i) for i, (k, x) in enumerate(shown)]
         v.append(Part(f"  {len(val.samples)} samples", "dim", drop=9))
     latest = next((r for r in rows if r.latest), None)
+    checking = latest is None and any(r.verified is None for r in rows)
     c = [
         Part("ckpt ", "bold"),
         Part(f"{len(rows)} on disk, ", drop=2),
-        Part("latest verified " + (f"@{latest.step:,}" if latest else "none")),
+        Part("latest verified " + (f"@{latest.step:,}" if latest else "…" if checking else "none")),
     ]
     nxt = next((m for m in ms.rows if m.t is None), None)
     if nxt is not None:
