@@ -1,6 +1,7 @@
 """``nal-tui``: the dashboard, ``--preflight``, and headless ``start|stop|resume|status``.
 
-Exit codes: 0 success, 1 failure (a failed check, a refused or failed action), 2 usage.
+Exit codes: 0 success, 1 failure (a failed check, a refused or failed action), 2 usage
+(also a fresh ``start`` in a run dir that already holds a run, as ``nal-train`` refuses it).
 Imports stay light: the Textual app is imported only when the dashboard opens.
 """
 
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nal-tui",
         description="Terminal dashboard for nal-train runs. Without a command it opens the "
         "most recent run under --logs-dir (or the demo config on a fresh clone).",
-        epilog="exit codes: 0 ok, 1 failure (a failed check or action), 2 usage error",
+        epilog="exit codes: 0 ok, 1 failure (a failed check or action), 2 usage error (also a "
+        "start in a run dir that already holds a run)",
     )
     p.add_argument("--run-dir", type=Path, help="run directory to open / check")
     p.add_argument("--logs-dir", type=Path, default=DEFAULT_LOGS, help="where runs live (logs)")
@@ -49,8 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preflight", action="store_true", help="run the preflight checks and exit")
     p.add_argument(
         "--resume",
-        metavar="latest|PATH",
+        metavar="latest|best|PATH",
         help="with --preflight: also check this resume checkpoint",
+    )
+    p.add_argument(
+        "--new-branch",
+        action="store_true",
+        help="with --preflight: the start will start over as a new branch in a run dir that "
+        "already holds a run",
     )
     p.add_argument(
         "--skip-models",
@@ -76,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=keep,
         help="processes (> 1 starts torchrun --nproc-per-node N)",
+    )
+    s.add_argument(
+        "--new-branch",
+        action="store_true",
+        default=keep,
+        help="in a run dir that already holds a run: start over from step 0 as a new branch "
+        "(its checkpoints are moved aside to checkpoints/abandoned/, nothing is deleted)",
     )
     s.add_argument("--no-preflight", action="store_true", help="start without the checks")
     s.add_argument(
@@ -109,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--checkpoint",
         default="latest",
-        metavar="latest|PATH",
-        help="checkpoint to resume from (latest verified by default)",
+        metavar="latest|best|PATH",
+        help="checkpoint to resume from: latest (the default), best (the best-checkpoint "
+        "ledger's, with checkpoint.best), or a path (also one in checkpoints/abandoned/)",
     )
     r.add_argument("--target-step", type=_positive, help="new target step")
     r.add_argument("--nproc", type=_positive, default=keep)
@@ -157,21 +173,36 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         build_models=not args.skip_models,
         nproc=args.nproc,
         logs_dir=args.logs_dir,
+        new_branch=args.new_branch,
     )
     print_report(report, json_out=args.json)
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    from nal_tui.core.defaults import default_run_dir
     from nal_tui.core.session import RunSession
+    from trainer.config import ConfigError
 
     config = args.config or DEFAULT_CONFIG
+    run_dir = args.run_dir
+    if run_dir is None:
+        try:
+            run_dir = default_run_dir(config, args.logs_dir)
+        except ConfigError:
+            run_dir = None  # preflight (or the start) names the config's problem
+    session = RunSession(run_dir, logs_dir=args.logs_dir)
+    refused = None if args.new_branch else session.start_refusal(config)
+    if refused is not None:  # refused like nal-train refuses it: a usage error, exit 2
+        _emit(args, refused.to_dict(), f"nal-tui start: {refused.message}", False)
+        return EXIT_USAGE
     if not args.no_preflight:
         from nal_tui.preflight import FAIL, run_checks
 
         report = run_checks(
-            config, args.run_dir, build_models=False, nproc=args.nproc, logs_dir=args.logs_dir
-        )
+            config, run_dir, build_models=False, nproc=args.nproc, logs_dir=args.logs_dir,
+            new_branch=args.new_branch,
+        )  # fmt: skip
         if not report.ok:
             bad = [c for c in report.checks if c.status == FAIL]
             lines = (
@@ -188,8 +219,13 @@ def cmd_start(args: argparse.Namespace) -> int:
                 "\n".join(lines),
                 False,
             )
-    session = RunSession(args.run_dir, logs_dir=args.logs_dir)
-    res = session.start(config, target_step=args.target_step, nproc=args.nproc, wait_s=args.wait)
+    res = session.start(
+        config, target_step=args.target_step, nproc=args.nproc, wait_s=args.wait,
+        new_branch=args.new_branch,
+    )  # fmt: skip
+    if res.refused:
+        _emit(args, res.to_dict(), f"nal-tui start: {res.message}", False)
+        return EXIT_USAGE
     return _emit(args, res.to_dict(), res.message, res.ok)
 
 
@@ -224,7 +260,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not st.ok:
         return _emit(args, st.to_dict(), f"nal-tui status: {st.message}", False)
     age = f", last event {time.time() - st.last_event_t:.0f} s ago" if st.last_event_t else ""
-    step = f"step {st.step}/{st.target_step}" if st.step is not None else "no steps yet"
+    step = "no steps yet" if st.step is None else f"step {st.step}"
+    if st.step is not None and st.target_step:
+        step += f"/{st.target_step}"
     lines = [f"{st.run_dir}: {st.status}, {step}{age}"]
     if st.pid_file != "none":
         lines.append(f"  {st.pid_message}")

@@ -53,6 +53,40 @@ def record(event: ev.Event, t: float = T0) -> dict[str, Any]:
     return ev.parse_line(ev.encode(event.to_record(t)))
 
 
+def _with(event: ev.Event, t: float, fields: dict[str, Any]) -> dict[str, Any]:
+    """``event``'s record plus fields its dataclass may not have yet (schema additions),
+    encoded and parsed back as a reader gets it."""
+    rec = event.to_record(t)
+    rec.update({k: v for k, v in fields.items() if v is not None})
+    return ev.parse_line(ev.encode(rec))
+
+
+def val_record(
+    step: int,
+    *,
+    metrics: dict[str, Any] | None = None,
+    set: str | None = None,
+    losses: dict[str, Any] | None = None,
+    samples: Iterable[str] = ("samples/a_gen.wav",),
+    duration: float = 1.0,
+    t: float = T0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A ``val`` record with validation metrics by set (issue 10's additions)."""
+    e = ev.Val(step=step, losses=losses if losses is not None else {"mel_l1": 0.5, "mrstft": 2.0},
+               samples=list(samples), duration=duration)  # fmt: skip
+    return _with(e, t, {"metrics": metrics, "set": set, **extra})
+
+
+def checkpoint_record(
+    step: int, *, best: bool | None = None, best_steps: list[int] | None = None,
+    t: float = T0, **extra: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """A ``checkpoint`` record, with the best-checkpoint ledger fields when given."""
+    e = ev.Checkpoint(step=step, path=f"checkpoints/ckpt_{step:08d}.pt", bytes=1, sha256="-")
+    return _with(e, t, {"best": best, "best_steps": best_steps, **extra})
+
+
 def records(events: Iterable[ev.Event], t0: float = T0, dt: float = 0.1) -> list[dict]:
     return [record(e, t0 + i * dt) for i, e in enumerate(events)]
 
@@ -81,9 +115,15 @@ def append_raw(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def write_checkpoint(run_dir: Path, step: int, size: int = 4096, **man: Any) -> Path:
-    """A checkpoint file plus its manifest, as the trainer leaves them."""
+def write_checkpoint(
+    run_dir: Path, step: int, size: int = 4096, aside: str | None = None, **man: Any
+) -> Path:
+    """A checkpoint file plus its manifest, as the trainer leaves them; ``aside``: moved
+    to ``checkpoints/abandoned/<aside>/`` (an abandoned branch)."""
     pt, mp = rundir.checkpoint_paths(run_dir, step)
+    if aside is not None:
+        d = run_dir / rundir.CHECKPOINTS_DIR / rundir.ABANDONED_DIR / aside
+        pt, mp = d / pt.name, d / mp.name
     pt.parent.mkdir(parents=True, exist_ok=True)
     data = os.urandom(size)
     pt.write_bytes(data)
@@ -96,6 +136,13 @@ def write_checkpoint(run_dir: Path, step: int, size: int = 4096, **man: Any) -> 
     )
     mp.write_text(m.to_json())
     return pt
+
+
+def corrupt(path: Path) -> None:
+    """Flip the first byte: same size, another hash (writing a fixed byte would leave a
+    random file unchanged once in 256 runs)."""
+    data = path.read_bytes()
+    path.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])
 
 
 def write_run(

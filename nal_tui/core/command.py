@@ -27,11 +27,14 @@ def trainer_command(
     target_step: int | None = None,
     nproc: int = 1,
     base: tuple[list[str], str] | None = None,
+    new_branch: bool = False,
 ) -> tuple[list[str], str]:
     """The trainer's command line and a name for its launcher."""
     args = ["train", "--config", str(config_path), "--run-dir", str(run_dir)]
     if resume is not None:
         args += ["--resume", str(resume)]
+    elif new_branch:
+        args.append("--new-branch")
     if target_step is not None:
         args += ["--target-step", str(target_step)]
     if nproc > 1:

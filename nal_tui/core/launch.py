@@ -1,7 +1,9 @@
 """Starting the trainer detached: its own session, output appended to ``train.log``.
 
-The trainer outlives whoever started it; ``start`` waits until it holds the run lock
-(its PID file names it or a process it started), or reports how it exited.
+The trainer outlives whoever started it; ``start`` records the launched process in
+``<run>/launch.json`` at once (so a stop can find it before the trainer has written its PID
+file), then waits until it holds the run lock (its PID file names it or a process it
+started), or reports how it exited.
 """
 
 from __future__ import annotations
@@ -31,22 +33,24 @@ def start(
     base: tuple[list[str], str] | None = None,
     env: dict[str, str] | None = None,
     wait_s: float,
+    new_branch: bool = False,
 ) -> StartResult:
     """Launch the trainer for run dir ``rd`` (unless one is live there) and wait for it."""
     cmd, launcher = trainer_command(
         config_path, rd, resume=resume, target_step=target_step, nproc=nproc,
-        base=base,
+        base=base, new_branch=new_branch,
     )  # fmt: skip
     res = StartResult(
         False, "", str(rd), cmd, launcher, nproc, log_path=str(rd / rundir.TRAIN_LOG),
         config_path=str(config_path), resume=resume, target_step=target_step,
+        new_branch=new_branch and resume is None,
     )  # fmt: skip
-    live = proc.pid_state(rd)
+    live = proc.trainer_state(rd)
     if live.live:
         res.trainer_pid = live.pid
         res.message = (
-            f"a trainer (pid {live.pid}) is already running in {rd}; "
-            f"stop it first (nal-tui stop --run-dir {rd})"
+            f"a trainer (pid {live.pid}) is already {'starting' if live.launched else 'running'}"
+            f" in {rd}; stop it first (nal-tui stop --run-dir {rd})"
         )
         return res
     try:
@@ -70,7 +74,12 @@ def start(
         return res
     proc.CHILDREN.add(child)
     res.pid = child.pid
-    return _wait_started(res, child, rd, wait_s)
+    launched = proc.write_launch_file(rd, child.pid)
+    try:
+        return _wait_started(res, child, rd, wait_s)
+    finally:
+        if launched is not None and child.poll() is not None:
+            proc.remove_launch_file(rd, launched)
 
 
 def _wait_started(

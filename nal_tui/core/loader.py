@@ -22,7 +22,10 @@ from trainer.events import index as ix
 from .blocks import columns_block
 from .reducer import RunState
 
-TAIL_ROWS = 300  # step rows read from the JSONL itself at the end of the backlog
+# Step rows read from the JSONL itself at the end of the backlog. At least twice the
+# averaging window: a block summary leaves the window empty, and whatever a rollback in the
+# tail keeps of the window before it, >= one window of rows lies before or after it.
+TAIL_ROWS = 300
 # Block summaries only for runs this long: a summary is one min/max band over a block's
 # steps, and a chart asks for up to ~600 buckets; below this span it would show blocks
 # where the rows show detail, so shorter runs apply every row (from the index columns).

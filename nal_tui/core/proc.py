@@ -6,6 +6,12 @@ line match the run's PID file. Signals go to that process and the ranks its torc
 agent started (checked the same way), never to a process group: a trainer started from a
 shell, a wrapper script or a batch job shares their group. The PID file is read without
 following links or blocking, and refused when it is not a small regular file of JSON.
+
+Between ``nal-tui start`` launching the trainer and the trainer writing its PID file (its
+imports take seconds), ``<run>/launch.json`` names the launched process (the trainer, or
+the torchrun agent): written by the launcher at once, same fields, checked the same way
+(``trainer_state``), so a stop right after a start finds the run. Only nal-tui reads or
+writes it; a stale one (the process is gone) is ignored, never acted on or reported.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import signal
 import stat
 import subprocess
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
@@ -28,6 +36,7 @@ from .text import clean
 from .vocab import PID_GARBLED, PID_LIVE, PID_NONE, PID_STALE
 
 MAX_PID_FILE = 64 << 10  # a real one is a few hundred bytes
+LAUNCH_FILE = "launch.json"  # the process nal-tui launched, until the trainer's PID file
 CREATE_TIME_TOLERANCE = rundir.CREATE_TIME_TOLERANCE
 TRAINER_MODULE = "trainer"
 TRAINER_SCRIPT = "nal-train"
@@ -39,10 +48,13 @@ class PidFileRefused(rundir.PidFileError):
     """A PID file that is not a small regular file of the expected JSON."""
 
 
-def read_pid_file(run_dir: str | os.PathLike[str]) -> rundir.PidInfo | None:
-    """The run's PID file, or None when there is none. Never follows a symlink, never
-    blocks on a FIFO or device, never reads more than MAX_PID_FILE bytes."""
-    path = Path(run_dir) / rundir.PID_FILE
+def read_pid_file(
+    run_dir: str | os.PathLike[str], name: str = rundir.PID_FILE
+) -> rundir.PidInfo | None:
+    """The run's PID file (or ``name``: LAUNCH_FILE), or None when there is none. Never
+    follows a symlink, never blocks on a FIFO or device, never reads more than MAX_PID_FILE
+    bytes."""
+    path = Path(run_dir) / name
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
     try:
         fd = os.open(path, flags)
@@ -143,6 +155,7 @@ class PidState:
     state: str  # vocab.PID_*
     info: rundir.PidInfo | None
     message: str
+    launched: bool = False  # from launch.json: started, no PID file yet
 
     @property
     def live(self) -> bool:
@@ -171,6 +184,63 @@ def pid_state(run_dir: str | os.PathLike[str]) -> PidState:
     )
 
 
+def write_launch_file(run_dir: Path, pid: int) -> rundir.PidInfo | None:
+    """Record the process just launched for ``run_dir`` (None when it is already gone).
+
+    Its command line is read back from the system (a script's interpreter shows there), so
+    ``matches`` checks it exactly as it checks the trainer's own PID file.
+    """
+    try:
+        p = psutil.Process(pid)
+        info = rundir.PidInfo(pid, p.create_time(), p.cmdline(), time.time(), str(run_dir))
+    except psutil.Error:
+        return None
+    path = run_dir / LAUNCH_FILE
+    tmp = path.with_name(f".{LAUNCH_FILE}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_text(json.dumps(asdict(info)))
+        os.replace(tmp, path)  # readers see the whole file or none
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return None
+    return info
+
+
+def remove_launch_file(run_dir: Path, info: rundir.PidInfo) -> None:
+    """Remove launch.json if it still names ``info``'s process (never another's)."""
+    try:
+        cur = read_pid_file(run_dir, LAUNCH_FILE)
+    except rundir.PidFileError:
+        return
+    if cur is not None and (cur.pid, cur.create_time) == (info.pid, info.create_time):
+        (run_dir / LAUNCH_FILE).unlink(missing_ok=True)
+
+
+def launched_state(run_dir: str | os.PathLike[str]) -> PidState:
+    """What launch.json says: PID_LIVE only for our live launched process."""
+    try:
+        info = read_pid_file(run_dir, LAUNCH_FILE)
+    except rundir.PidFileError as e:
+        return PidState(PID_GARBLED, None, clean(e), launched=True)
+    if info is None:
+        return PidState(PID_NONE, None, "no launch file", launched=True)
+    if matches(info):
+        msg = f"trainer pid {info.pid} is starting (launched; no PID file yet)"
+        return PidState(PID_LIVE, info, msg, launched=True)
+    return PidState(PID_STALE, info, f"launched pid {info.pid} is gone", launched=True)
+
+
+def trainer_state(run_dir: str | os.PathLike[str]) -> PidState:
+    """The run's trainer: its PID file when that names a live trainer, else the process
+    nal-tui launched and that has not written one yet, else what the PID file says (a stale
+    launch.json is ignored)."""
+    st = pid_state(run_dir)
+    if st.live:
+        return st
+    ln = launched_state(run_dir)
+    return ln if ln.live else st
+
+
 # ------------------------------------------------------------------------ signalling
 
 
@@ -178,9 +248,12 @@ def family(info: rundir.PidInfo) -> tuple[psutil.Process | None, list[psutil.Pro
     """(torchrun agent or None, the ranks): from the verified trainer, never by name.
 
     The agent counts only when its own command line runs our trainer; its ranks only
-    when each one's command line is our trainer's.
+    when each one's command line is our trainer's. When ``info`` names the agent itself
+    (launch.json), its ranks are those it has started so far (maybe none yet).
     """
     me = psutil.Process(info.pid)
+    if is_launcher_cmdline(info.cmdline):
+        return me, family_ranks(me)
     parent = me.parent()
     if parent is not None:
         try:
@@ -188,15 +261,24 @@ def family(info: rundir.PidInfo) -> tuple[psutil.Process | None, list[psutil.Pro
         except psutil.Error:
             pcmd = []
         if is_launcher_cmdline(pcmd) and is_trainer_cmdline(pcmd):
-            ranks = []
-            for c in parent.children():
-                try:
-                    if is_trainer_cmdline(c.cmdline()):
-                        ranks.append(c)
-                except psutil.Error:
-                    continue
-            return parent, ranks or [me]
+            return parent, family_ranks(parent) or [me]
     return None, [me]
+
+
+def family_ranks(agent: psutil.Process) -> list[psutil.Process]:
+    """The torchrun agent's children whose command line is our trainer's."""
+    ranks = []
+    try:
+        kids = agent.children()
+    except psutil.Error:
+        return []
+    for c in kids:
+        try:
+            if is_trainer_cmdline(c.cmdline()):
+                ranks.append(c)
+        except psutil.Error:
+            continue
+    return ranks
 
 
 def signal_procs(procs: list[psutil.Process], sig: signal.Signals) -> list[int]:

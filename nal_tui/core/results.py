@@ -40,6 +40,9 @@ class StartResult(_Result):
     resume: str | None = None
     target_step: int | None = None
     exit_code: int | None = None  # the trainer exited while start waited
+    new_branch: bool = False  # start over from step 0 in a run dir that holds a run
+    refused: bool = False  # a fresh start in a run dir that already holds a run (usage)
+    suggested_run_dir: str | None = None  # with ``refused``: a free sibling for a new run
 
 
 @dataclass

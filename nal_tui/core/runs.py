@@ -16,7 +16,7 @@ from typing import Any
 from trainer import events as ev
 from trainer import rundir
 
-from .proc import PidState, pid_state
+from .proc import PidState, trainer_state
 from .status import DEFAULT_STALE_AFTER_S, StatusInputs, derive_status
 from .text import clean
 from .vocab import PID_GARBLED, PID_STALE
@@ -104,7 +104,7 @@ def read_status(
     ``status.derive_status``: the rule the dashboard applies."""
     run_dir = Path(run_dir)
     recs = _tail_records(run_dir / rundir.EVENTS)
-    pid = pid_state(run_dir)
+    pid = trainer_state(run_dir)
     step = target = None
     lifecycle: dict[str, Any] | None = None
     for rec in reversed(recs):
@@ -151,8 +151,9 @@ def read_status(
 
 
 def is_run_dir(path: Path) -> bool:
-    """A run is a directory holding an event log or a resolved config."""
-    return (path / rundir.EVENTS).is_file() or (path / rundir.CONFIG_FILE).is_file()
+    """A run is a directory holding an event log, a resolved config, or the trainer's
+    output (a start that stopped before the trainer wrote anything else: "not started")."""
+    return any((path / f).is_file() for f in (rundir.EVENTS, rundir.CONFIG_FILE, rundir.TRAIN_LOG))
 
 
 def _mtime(path: Path) -> float:

@@ -1,13 +1,19 @@
 """Min/max series for the loss charts: bounded memory, every spike and NaN stays visible.
 
-Points are kept as buckets per *segment* (a stretch of strictly increasing steps; a resume
-that restarts from an earlier step opens a new one, so nothing is dropped). A bucket is
-(first step, last step, finite min, finite max, non-finite flag) and covers one aligned
-window of steps ``[k * W, (k + 1) * W)``; ``W`` (a power of two, the same for the whole
+Points are kept as buckets per *segment* (a stretch of strictly increasing steps; steps that
+go backwards without a ``run_start`` open a new one, so nothing is dropped). A bucket is
+(first step, last step, finite min, finite max, non-finite flag, points) and covers one
+aligned window of steps ``[k * W, (k + 1) * W)``; ``W`` (a power of two, the same for the whole
 series) starts at 1 and doubles whenever the series would hold more than ``cap`` buckets.
 Because windows are aligned to step numbers, the whole run keeps one resolution, and the
 buckets do not depend on how the points arrived (one at a time, in batches, or as the
 backlog loader's pre-aggregated buckets of an aligned block, ``add_bucket``).
+
+``truncate(step)`` forgets every point after ``step`` (a branch abandoned by a resume from
+an older checkpoint, docs/events.md "Branches") in one pass over the stored buckets, so its
+cost is bounded by ``cap`` whatever the run's length. A bucket that straddles ``step``
+keeps its min/max (its points are not stored): at width 1 the cut is exact; in a run longer
+than the chart holds, the one window that holds ``step`` may still show an abandoned spike.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ _INF = math.inf
 _isfinite = math.isfinite
 
 Buckets = tuple[list[int], list[float], list[float], list[bool]]
+_ONE = array("q", [1])
 
 
 def is_rising(xs: Sequence[int]) -> bool:
@@ -34,7 +41,7 @@ def is_rising(xs: Sequence[int]) -> bool:
 class _Segment:
     """Parallel arrays of buckets over one strictly increasing stretch of steps."""
 
-    __slots__ = ("x0", "x1", "lo", "hi", "bad")
+    __slots__ = ("x0", "x1", "lo", "hi", "bad", "n")
 
     def __init__(self) -> None:
         self.x0 = array("q")
@@ -42,6 +49,7 @@ class _Segment:
         self.lo = array("d")  # +inf when the bucket holds no finite value
         self.hi = array("d")  # -inf likewise
         self.bad = array("B")  # 1 when the bucket holds a NaN or an infinity
+        self.n = array("q")  # points in the bucket
 
     def __len__(self) -> int:
         return len(self.lo)
@@ -54,9 +62,9 @@ class _Segment:
     def last(self) -> int:
         return self.x1[-1]
 
-    def push(self, x0: int, x1: int, lo: float, hi: float, bad: int, shift: int) -> int:
-        """Add a bucket, merged into the last one when it falls in the same window;
-        returns the buckets added (0 or 1)."""
+    def push(self, x0: int, x1: int, lo: float, hi: float, bad: int, shift: int, n: int = 1) -> int:
+        """Add a bucket of ``n`` points, merged into the last one when it falls in the same
+        window; returns the buckets added (0 or 1)."""
         if len(self.lo) and self.x0[-1] >> shift == x0 >> shift:
             self.x1[-1] = x1
             if lo < self.lo[-1]:
@@ -65,13 +73,31 @@ class _Segment:
                 self.hi[-1] = hi
             if bad:
                 self.bad[-1] = 1
+            self.n[-1] += n
             return 0
         self.x0.append(x0)
         self.x1.append(x1)
         self.lo.append(lo)
         self.hi.append(hi)
         self.bad.append(bad)
+        self.n.append(n)
         return 1
+
+    def cut(self, after: int) -> None:
+        """Forget the buckets that start after step ``after``; a bucket that straddles it
+        ends at ``after`` (its min/max stay: its points are not stored)."""
+        x0 = self.x0
+        i, j = 0, len(x0)
+        while i < j:  # the first bucket starting after ``after`` (x0 rises)
+            mid = (i + j) // 2
+            if x0[mid] <= after:
+                i = mid + 1
+            else:
+                j = mid
+        for a in (self.x0, self.x1, self.lo, self.hi, self.bad, self.n):
+            del a[i:]
+        if i and self.x1[-1] > after:
+            self.x1[-1] = after
 
     def push_points(self, xs: Sequence[int], ys: Sequence[float], shift: int) -> int:
         """Add rising points; returns the buckets added."""
@@ -83,6 +109,7 @@ class _Segment:
                 self.lo.extend(ys)
                 self.hi.extend(ys)
                 self.bad.frombytes(bytes(len(ys)))
+                self.n.extend(_ONE * len(ys))
                 return len(ys)
         added = 0
         n, i = len(xs), 0
@@ -100,20 +127,20 @@ class _Segment:
             sl = ys[i:j]
             t = sum(sl)
             if t - t == 0.0:
-                added += self.push(xs[i], xs[j - 1], min(sl), max(sl), 0, shift)
+                added += self.push(xs[i], xs[j - 1], min(sl), max(sl), 0, shift, j - i)
             else:
                 fin = [v for v in sl if _isfinite(v)]
                 lo, hi = (min(fin), max(fin)) if fin else (_INF, -_INF)
-                added += self.push(xs[i], xs[j - 1], lo, hi, int(len(fin) < len(sl)), shift)
+                added += self.push(xs[i], xs[j - 1], lo, hi, int(len(fin) < len(sl)), shift, j - i)
             i = j
         return added
 
     def coarsen(self, shift: int) -> None:
         """Merge the buckets that share a window of ``1 << shift`` steps."""
-        old = (self.x0, self.x1, self.lo, self.hi, self.bad)
+        old = (self.x0, self.x1, self.lo, self.hi, self.bad, self.n)
         self.__init__()  # type: ignore[misc]
-        for x0, x1, lo, hi, bad in zip(*old, strict=True):
-            self.push(x0, x1, lo, hi, bad, shift)
+        for x0, x1, lo, hi, bad, n in zip(*old, strict=True):
+            self.push(x0, x1, lo, hi, bad, shift, n)
 
 
 def _windows(xs: Sequence[int], shift: int) -> int:
@@ -168,12 +195,12 @@ class MinMaxSeries:
         """Fold the two oldest segments into one (their buckets, by window, in step order)."""
         a, b = self.segments[0], self.segments[1]
         rows = sorted(
-            [*zip(a.x0, a.x1, a.lo, a.hi, a.bad, strict=True),
-             *zip(b.x0, b.x1, b.lo, b.hi, b.bad, strict=True)]
+            [*zip(a.x0, a.x1, a.lo, a.hi, a.bad, a.n, strict=True),
+             *zip(b.x0, b.x1, b.lo, b.hi, b.bad, b.n, strict=True)]
         )  # fmt: skip
         merged = _Segment()
-        for r in rows:
-            merged.push(*r, self.shift)
+        for x0, x1, lo, hi, bad, n in rows:
+            merged.push(x0, x1, lo, hi, bad, self.shift, n)
         self.segments[:2] = [merged]
         self._stored = sum(len(s) for s in self.segments)
 
@@ -210,10 +237,22 @@ class MinMaxSeries:
     def add_bucket(self, x0: int, x1: int, lo: float, hi: float, bad: bool, count: int) -> None:
         """Append a pre-aggregated bucket of ``count`` points over steps ``x0..x1``."""
         seg = self._segment_for(x0)
-        self._stored += seg.push(x0, x1, lo, hi, int(bad), self.shift)
+        self._stored += seg.push(x0, x1, lo, hi, int(bad), self.shift, count)
         self.count += count
         while self._stored > self.cap and self.shift < 62:
             self._coarsen()
+
+    def truncate(self, after: int) -> None:
+        """Forget every point after step ``after`` (see the module docstring); O(stored)."""
+        kept = []
+        for seg in self.segments:
+            if len(seg) and seg.last > after:
+                seg.cut(after)
+            if len(seg):
+                kept.append(seg)
+        self.segments = kept
+        self._stored = sum(len(s) for s in kept)
+        self.count = sum(sum(s.n) for s in kept)
 
     def _coarsen(self) -> None:
         """Double the window and merge the buckets that now share one."""

@@ -77,9 +77,12 @@ def _short_reason(reason: str) -> str:
 class CheckpointService:
     """Lists the run's checkpoints on disk and verifies them, newest first, one at a time.
 
-    ``on_rows(rows)`` gets the whole table (newest first) whenever it changes: rows come
-    from the disk, so a deleted checkpoint leaves the table. Re-scans every ``interval``
-    seconds, or at once after ``poke()``.
+    ``on_rows(rows)`` gets the whole table whenever it changes: the live branch newest
+    first, then the abandoned branches' checkpoints (newest first). Rows come from the
+    disk, so a deleted checkpoint leaves the table. The row marked ``latest`` is
+    ``trainer.rundir.latest_checkpoint`` with this service's cached verifier, once the
+    scan has verified what it needs. Re-scans every ``interval`` seconds, or at once after
+    ``poke()``.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class CheckpointService:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nal-checkpoints", daemon=True)
         self._last: list[CheckpointRow] | None = None
+        self._latest: str | None = None  # path of the latest verified, from the last scan
 
     def start(self) -> None:
         self._thread.start()
@@ -109,7 +113,10 @@ class CheckpointService:
         self._wake.set()
 
     def _infos(self) -> list[rundir.CheckpointInfo]:
-        return list(rundir.list_checkpoints(self.run_dir)) + list(
+        def newest_first(infos):
+            return sorted(infos, key=lambda i: (i.step, str(i.path)), reverse=True)
+
+        return newest_first(rundir.list_checkpoints(self.run_dir)) + newest_first(
             rundir.list_abandoned(self.run_dir)
         )
 
@@ -126,6 +133,7 @@ class CheckpointService:
             verified=ok,
             reason=_short_reason(why) if ok is False else "",
             abandoned=info.abandoned,
+            latest=str(info.path) == self._latest,
         )
 
     def _emit(self, rows: list[CheckpointRow]) -> None:
@@ -134,16 +142,20 @@ class CheckpointService:
             self.on_rows(rows)
 
     def scan_once(self) -> list[CheckpointRow]:
-        """List, show what is known, verify the rest (newest first), show again."""
-        infos = sorted(self._infos(), key=lambda i: (i.step, str(i.path)), reverse=True)
+        """List, show what is known, verify the rest (newest first), mark the latest
+        verified by the one definition, show again."""
+        infos = self._infos()
         known = {id(i): self.verifier.cached(i) for i in infos}
         self._emit([self._row(i, known[id(i)]) for i in infos])
         for i in infos:
             if self._stop.is_set():
-                break
+                return self._last or []
             if known[id(i)] is None and i.complete:
                 known[id(i)] = self.verifier(i)
                 self._emit([self._row(j, known[id(j)]) for j in infos])
+        latest, _ = rundir.latest_checkpoint(self.run_dir, verify=self.verifier)
+        self._latest = str(latest.path) if latest is not None else None
+        self._emit([self._row(i, known[id(i)]) for i in infos])
         return self._last or []
 
     def _loop(self) -> None:
@@ -209,7 +221,7 @@ class SystemSampler:
         vm = psutil.virtual_memory()
         free, total = self._disk()
         st = (
-            proc.pid_state(self.run_dir)
+            proc.trainer_state(self.run_dir)
             if self.run_dir is not None
             else proc.PidState("none", None, "no run")
         )

@@ -66,8 +66,10 @@ class RunSession:
             return f"{rd} does not exist{hint}"
         if not rd.is_dir():
             return f"{rd} is not a directory"
-        if not is_run_dir(rd) and not (rd / rundir.PID_FILE).exists():
-            return f"{rd} is not a run directory (no events.jsonl or config.yaml)"
+        if not is_run_dir(rd) and not any(
+            (rd / f).exists() for f in (rundir.PID_FILE, proc.LAUNCH_FILE)
+        ):
+            return f"{rd} is not a run directory (no events.jsonl, config.yaml or train.log)"
         return None
 
     # ---- looking
@@ -76,7 +78,7 @@ class RunSession:
         proc.CHILDREN.reap()
         if self.run_dir is None:
             return proc.PidState(PID_NONE, None, "no run")
-        return proc.pid_state(self.run_dir)
+        return proc.trainer_state(self.run_dir)
 
     def latest(self, verify: Verify = rundir.verify_checkpoint) -> LatestResult:
         """The newest verified checkpoint of the run, and the newer ones skipped."""
@@ -114,6 +116,34 @@ class RunSession:
 
     # ---- starting
 
+    def history(self) -> rundir.RunHistory | None:
+        """What the run dir already holds (None: no run there), by trainer.rundir's rule."""
+        return rundir.run_history(self.run_dir) if self.run_dir is not None else None
+
+    def start_refusal(self, config_path: str | os.PathLike[str]) -> StartResult | None:
+        """Why a fresh start (no resume, no new branch) must not use this run dir: it already
+        holds a run. The trainer's own refusal, plus the same choices as nal-tui commands;
+        None when the start may go ahead (or a live trainer will refuse it anyway)."""
+        rd = self.run_dir
+        if rd is None or self.trainer().live:
+            return None
+        hist = self.history()
+        if hist is None:
+            return None
+        other = rundir.suggest_run_dir(rd)
+        cfg = f" --config {config_path}"
+        msg = (
+            f"{clean(rundir.fresh_start_refusal(rd, hist), 1000)}\n"
+            f"  continue it:        nal-tui resume --run-dir {rd}\n"
+            f"  a new run:          nal-tui start{cfg} --run-dir {other}\n"
+            f"  start over there:   nal-tui start{cfg} --run-dir {rd} --new-branch"
+            f"  (its {hist.n_checkpoints} checkpoint(s) are moved aside, not deleted)"
+        )
+        return StartResult(
+            False, msg, str(rd), config_path=str(config_path), refused=True,
+            suggested_run_dir=str(other),
+        )  # fmt: skip
+
     def start(
         self,
         config_path: str | os.PathLike[str],
@@ -122,11 +152,14 @@ class RunSession:
         nproc: int = 1,
         resume: str | None = None,
         wait_s: float = START_WAIT_S,
+        new_branch: bool = False,
     ) -> StartResult:
         """Start the trainer detached; wait (up to ``wait_s``) until it holds the run lock.
 
         Without a run dir, the run goes to ``<logs>/<config name>`` (and the session
-        follows it).
+        follows it). A fresh start in a run dir that already holds a run is refused
+        (``start_refusal``), unless ``new_branch``: then the trainer starts over from step 0
+        there and moves the run's checkpoints aside (nothing is deleted).
         """
         from trainer.config import ConfigError
 
@@ -138,9 +171,14 @@ class RunSession:
             return StartResult(False, clean(e), "", config_path=str(config_path))
         self.run_dir = rd
         proc.CHILDREN.reap()
+        if resume is None and not new_branch:
+            refused = self.start_refusal(config_path)
+            if refused is not None:
+                refused.nproc, refused.target_step = nproc, target_step
+                return refused
         return launch.start(
             rd, config_path, resume=resume, target_step=target_step, nproc=nproc,
-            base=self.trainer_base, env=self.env, wait_s=wait_s,
+            base=self.trainer_base, env=self.env, wait_s=wait_s, new_branch=new_branch,
         )  # fmt: skip
 
     def resume(
@@ -194,8 +232,11 @@ class RunSession:
     ) -> StopResult:
         """SIGTERM to the verified trainer (and its ranks); wait for them to exit.
 
-        SIGKILL only when ``kill_after_s`` is given and they outlive it; otherwise a
-        timeout after ``grace_s`` is reported and nothing more is sent.
+        Right after a start, before the trainer has written its PID file, the process the
+        start launched (launch.json: the trainer, or the torchrun agent, which passes the
+        signal on to its ranks) is stopped instead. SIGKILL only when ``kill_after_s`` is
+        given and they outlive it; otherwise a timeout after ``grace_s`` is reported and
+        nothing more is sent.
         """
         bad = self.problem()
         rd = self.run_dir

@@ -1,5 +1,10 @@
 """Stopping the trainer: SIGTERM to the verified trainer and its ranks (never a process
-group that may hold other processes), a wait, and SIGKILL only when asked."""
+group that may hold other processes), a wait, and SIGKILL only when asked.
+
+Right after a start (launch.json, no PID file yet) the launched process gets the SIGTERM:
+the trainer stops during its start-up (or, in its first few milliseconds, before its
+handlers exist, simply exits); a torchrun agent also gets it and passes it on to the ranks
+it has started (and starts no more)."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from trainer import rundir
 
 from . import proc
 from .defaults import KILL_WAIT_S
-from .results import StopResult
+from .results import StopResult, exit_name
 from .text import clean
 from .vocab import STOP_KILLED, STOP_NOT_RUNNING, STOP_STOPPED, STOP_TIMEOUT
 
@@ -27,7 +32,8 @@ def stop(
     kill_after_s: float | None = None,
     poll_s: float = 0.1,
 ) -> StopResult:
-    """Stop the live trainer that ``st`` (``proc.pid_state(rd)``) names; see RunSession.stop."""
+    """Stop the live trainer that ``st`` (``proc.trainer_state(rd)``) names; see
+    RunSession.stop."""
     assert st.info is not None
     info = st.info
     res = StopResult(False, STOP_TIMEOUT, "", str(rd), pid=info.pid)
@@ -37,11 +43,15 @@ def stop(
         agent, ranks = proc.family(info)
     except psutil.Error:
         return StopResult(True, STOP_NOT_RUNNING, f"pid {info.pid} already exited", str(rd))
-    res.signals.append(f"SIGTERM to {proc.signal_procs(ranks, signal.SIGTERM)}")
+    child = proc.CHILDREN.get(info.pid)  # this process launched it: its exit code is ours
+    first = list(ranks)
+    if agent is not None and agent.pid == info.pid:
+        first.append(agent)  # launched torchrun: it passes SIGTERM on to its ranks
+    res.signals.append(f"SIGTERM to {proc.signal_procs(first, signal.SIGTERM)}")
     everyone = ranks + ([agent] if agent is not None else [])
     limit = kill_after_s if kill_after_s is not None else grace_s
     killed = False
-    while proc.any_alive(everyone):
+    while proc.any_alive(everyone + _late_ranks(agent, everyone)):
         proc.CHILDREN.reap()
         elapsed = time.monotonic() - t0
         if killed and elapsed > limit + KILL_WAIT_S:
@@ -57,10 +67,13 @@ def stop(
                     f"force it with: nal-tui stop --run-dir {rd} --kill-after 0"
                 )
                 return res
-            res.signals.append(f"SIGKILL to {_kill(agent, ranks)}")
+            res.signals.append(f"SIGKILL to {_kill(agent, ranks + _late_ranks(agent, ranks))}")
             killed = True
         time.sleep(poll_s)
+    code = child.poll() if child is not None else None
     proc.CHILDREN.reap()
+    if st.launched:
+        proc.remove_launch_file(rd, info)
     res.waited_s = time.monotonic() - t0
     res.run_end = _run_end_after(rd / rundir.EVENTS, offset)
     res.ok = True
@@ -73,14 +86,38 @@ def stop(
     else:
         res.status = STOP_STOPPED
         end = res.run_end
-        res.message = (
-            f"trainer pid {info.pid} stopped at step {end['step']} (run_end: "
-            f"{end['status']}) after {res.waited_s:.1f} s"
-            if end is not None
-            else f"trainer pid {info.pid} exited after {res.waited_s:.1f} s without "
-            f"writing run_end; see {rd / rundir.TRAIN_LOG}"
-        )
+        if end is not None:
+            res.message = (
+                f"trainer pid {info.pid} stopped at step {end['step']} (run_end: "
+                f"{end['status']}) after {res.waited_s:.1f} s"
+            )
+        elif st.launched and _wrote_nothing(rd, offset):
+            how = ""
+            if code is not None:
+                how = f" ({exit_name(code) if code < 0 else f'exit code {code}'})"
+            res.message = (
+                f"trainer pid {info.pid} stopped during start-up, before training began"
+                f"{how}: nothing was trained (after {res.waited_s:.1f} s)"
+            )
+        else:
+            res.message = (
+                f"trainer pid {info.pid} exited after {res.waited_s:.1f} s without "
+                f"writing run_end; see {rd / rundir.TRAIN_LOG}"
+            )
     return res
+
+
+def _late_ranks(agent: psutil.Process | None, known: list[psutil.Process]) -> list:
+    """Ranks a torchrun agent started after the SIGTERM went out (it signals them itself)."""
+    if agent is None:
+        return []
+    pids = {p.pid for p in known}
+    return [p for p in proc.family_ranks(agent) if p.pid not in pids]
+
+
+def _wrote_nothing(rd: Path, offset: int) -> bool:
+    """No event written since ``offset`` and no PID file: the start-up never got that far."""
+    return _size(rd / rundir.EVENTS) <= offset and not (rd / rundir.PID_FILE).exists()
 
 
 def _kill(agent: psutil.Process | None, ranks: list[psutil.Process]) -> list[int]:

@@ -59,11 +59,16 @@ class LossesView:
 
 @dataclass(frozen=True)
 class ValidationView:
+    """One validation (or, from ``RunState.val``, the newest of each set side by side)."""
+
     step: int
     duration: float
     losses: tuple[tuple[str, float], ...]
-    metrics: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]  # (set, ((name, v), ...))
+    # (set label, ((metric, value), ...)) per set: "val", "unseen", ...; a set measured at
+    # an older step than ``step`` is labelled "<set> @<step>".
+    metrics: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
     samples: tuple[str, ...]
+    set: str = "val"
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,9 @@ class CheckpointRow:
     milestone: bool = False
     verified: bool | None = None  # None: not checked yet
     reason: str = ""
-    abandoned: bool = False
+    abandoned: bool = False  # in checkpoints/abandoned/<dir>/: off the live branch
+    latest: bool = False  # trainer.rundir.latest_checkpoint: what `r` and --resume latest use
+    best: bool = False  # among the best checkpoints of the live branch (checkpoint events)
 
 
 @dataclass(frozen=True)

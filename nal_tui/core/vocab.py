@@ -42,6 +42,7 @@ ALERT_CRASHED = "crashed"
 ALERT_RUN_FAILED = "run_failed"
 ALERT_GARBLED = "garbled"
 ALERT_BACKWARDS = "steps_backwards"
+ALERT_BRANCH = "branch"  # a run_start below the last step: the later steps were abandoned
 
 LEVEL_INFO = "info"
 LEVEL_WARNING = "warning"

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .checks_data import check_config, check_data, check_output_dirs
+from .checks_data import FIXES, check_config, check_data, check_output_dirs
 from .checks_env import (
     _Sub,
     check_installation,
@@ -21,18 +21,16 @@ from .checks_env import (
     check_run_state,
     check_trainer,
     parse_summary,
+    verify_command,
 )
 from .estimates import DiskEstimate, estimate_disk, estimate_memory, estimate_params, human_bytes
-from .headers import WavHeader, read_npy_shape, read_wav_header
 from .report import (
     ASCII_SYMBOLS,
     BYTES_CKPT_PER_PARAM,
     BYTES_STATE_PER_PARAM,
-    DETAILS_MAX,
     EVENT_LINE_BYTES,
     FAIL,
     FRAMEWORK_OVERHEAD,
-    MEL_FRAME_TOLERANCE,
     PASS,
     SAMPLE_SECONDS,
     SKIP,
@@ -41,26 +39,22 @@ from .report import (
     SYMBOLS,
     TRAIN_PACKAGES,
     TRAINER_TIMEOUT_S,
+    VERIFY_TIMEOUT_S,
     WARN,
-    WAV_FORMATS,
     CheckResult,
     PreflightReport,
 )
-
-# ---------------------------------------------------------------------- runner
-
 
 __all__ = [
     "ASCII_SYMBOLS",
     "BYTES_CKPT_PER_PARAM",
     "BYTES_STATE_PER_PARAM",
     "CheckResult",
-    "DETAILS_MAX",
     "DiskEstimate",
     "EVENT_LINE_BYTES",
     "FAIL",
+    "FIXES",
     "FRAMEWORK_OVERHEAD",
-    "MEL_FRAME_TOLERANCE",
     "PASS",
     "PreflightReport",
     "SAMPLE_SECONDS",
@@ -70,9 +64,8 @@ __all__ = [
     "SYMBOLS",
     "TRAINER_TIMEOUT_S",
     "TRAIN_PACKAGES",
+    "VERIFY_TIMEOUT_S",
     "WARN",
-    "WAV_FORMATS",
-    "WavHeader",
     "_Sub",
     "check_config",
     "check_data",
@@ -85,12 +78,10 @@ __all__ = [
     "estimate_disk",
     "estimate_memory",
     "estimate_params",
-    "from",
     "human_bytes",
-    "import",
     "parse_summary",
-    "read_npy_shape",
-    "read_wav_header",
+    "run_checks",
+    "verify_command",
 ]
 
 
@@ -104,8 +95,15 @@ def run_checks(
     logs_dir: str | os.PathLike[str] = "logs",
     disk_free: int | None = None,
     mem_available: int | None = None,
+    new_branch: bool = False,
 ) -> PreflightReport:
-    """Run every check; the trainer subprocesses start first and run alongside the rest."""
+    """Run every check; the trainer subprocesses start first and run alongside the rest.
+
+    ``resume``: the checkpoint a resume would load (``latest`` or a path), put through the
+    trainer's own load test (``nal-train verify``). ``new_branch``: the start will start over
+    from step 0 in a run dir that holds a run (else such a start fails the run-state check,
+    as the trainer refuses it).
+    """
     from nal_tui.core.command import trainer_base_command
 
     t0 = time.monotonic()
@@ -121,6 +119,11 @@ def run_checks(
         Path(run_dir)
         if run_dir is not None
         else (Path(logs_dir) / cfg.name if cfg is not None else None)
+    )
+    verify_sub = (
+        _Sub(verify_command(base, rd, resume, config_path if cfg is not None else None))
+        if resume is not None and rd is not None and rd.is_dir()
+        else None
     )
     no_cfg = "skipped: the configuration did not load"
     checks = [cfg_res]
@@ -151,7 +154,7 @@ def run_checks(
     else:
         checks.append(CheckResult("System resources", SKIP, no_cfg))
     checks.append(
-        check_run_state(rd, resume)
+        check_run_state(rd, resume, new_branch=new_branch, verify=verify_sub)
         if rd is not None
         else CheckResult("Run state", SKIP, no_cfg + " (no run directory)")
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nal_tui.core.text import clean
 from trainer import rundir
 
 from .estimates import (
@@ -27,6 +29,7 @@ from .report import (
     SUMMARY_TIMEOUT_S,
     SUPPORTED,
     TRAINER_TIMEOUT_S,
+    VERIFY_TIMEOUT_S,
     WARN,
     CheckResult,
 )
@@ -279,14 +282,61 @@ def check_resources(
     )
 
 
-def check_run_state(run_dir: Path, resume: str | None = None) -> CheckResult:
-    """8. No live trainer owns the run dir; a resume target is a complete, verified checkpoint."""
-    from nal_tui.core.proc import pid_state
-    from nal_tui.core.session import RunSession
+def verify_command(
+    base: list[str],
+    run_dir: Path,
+    checkpoint: str,
+    config: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """``nal-train verify --json``: the trainer's own load test of a resume checkpoint."""
+    cmd = [*base, "verify", "--run-dir", str(run_dir), "--checkpoint", str(checkpoint)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    return [*cmd, "--json"]
+
+
+def _verify(sub: _Sub, timeout: float) -> tuple[bool, str, int | None, list[str]]:
+    """(usable, message, step, skipped lines) from ``nal-train verify --json``."""
+    rc, out, err = sub.result(timeout)
+    lines = [ln for ln in out.strip().splitlines() if ln.startswith("{")]
+    try:
+        d = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        d = None
+    if not isinstance(d, dict):
+        why = _last_lines(err) or _last_lines(out) or f"exit code {rc}"
+        return (
+            False,
+            f"the load test (nal-train verify) did not answer: {clean(why, 400)}",
+            None,
+            [],
+        )
+    skipped = [
+        f"skipped {Path(str(s.get('path', '?'))).name}: {clean(s.get('reason', ''), 300)}"
+        for s in d.get("skipped") or []
+        if isinstance(s, dict)
+    ]
+    step = d.get("step") if isinstance(d.get("step"), int) else None
+    return d.get("ok") is True and rc == 0, clean(d.get("message", ""), 600), step, skipped
+
+
+def check_run_state(
+    run_dir: Path,
+    resume: str | None = None,
+    *,
+    new_branch: bool = False,
+    verify: _Sub | None = None,
+    timeout: float = VERIFY_TIMEOUT_S,
+) -> CheckResult:
+    """8. No live trainer owns the run dir; a fresh start does not land in a run dir that
+    already holds a run (the trainer refuses it, unless it starts a new branch); a resume
+    checkpoint passes the trainer's full load test (``nal-train verify``, in a subprocess)."""
+    from nal_tui.core.command import trainer_base_command
+    from nal_tui.core.proc import trainer_state
     from nal_tui.core.vocab import PID_GARBLED, PID_LIVE, PID_STALE
 
     name = "Run state"
-    st = pid_state(run_dir)
+    st = trainer_state(run_dir)
     if st.state == PID_LIVE and st.info is not None:
         return CheckResult(
             name,
@@ -295,7 +345,7 @@ def check_run_state(run_dir: Path, resume: str | None = None) -> CheckResult:
             f"{time.ctime(st.info.started)}) already owns {run_dir}",
             f"stop it first (nal-tui stop --run-dir {run_dir}) or choose another --run-dir",
         )
-    details = []
+    details: list[str] = []
     warn = None
     if st.state in (PID_STALE, PID_GARBLED):
         warn = (
@@ -304,38 +354,40 @@ def check_run_state(run_dir: Path, resume: str | None = None) -> CheckResult:
             "(the next start also replaces it)",
         )
     if resume is not None:
-        res = RunSession(run_dir).latest() if resume == "latest" else None
-        if res is not None and res.checkpoint is None:
-            return CheckResult(
-                name,
-                FAIL,
-                f"cannot resume: {res.message}",
-                "resume from another checkpoint, or start a new run",
-                [f"skipped {Path(p).name}: {why}" for p, why in res.skipped],
-            )
-        try:
-            info = rundir.checkpoint_info(res.checkpoint if res is not None else resume)
-            ok, why = rundir.verify_checkpoint(info)
-        except rundir.CheckpointError as e:
-            ok, why = False, str(e)
+        if not run_dir.is_dir():
+            return CheckResult(name, FAIL, f"cannot resume: there is no run directory {run_dir}")
+        if verify is None:
+            verify = _Sub(verify_command(trainer_base_command()[0], run_dir, resume))
+        ok, why, step, skipped = _verify(verify, timeout)
         if not ok:
             return CheckResult(
                 name,
                 FAIL,
                 f"cannot resume: {why}",
                 "resume from another checkpoint, or start a new run",
-                details,
+                skipped + details,
             )
-        if res is not None:
-            details += [f"skipped {Path(p).name}: {w}" for p, w in res.skipped]
-        msg = f"resume from step {info.step} ({info.path.name}, verified)"
+        details += skipped
+        msg = f"resume from step {step}: {why} (the trainer's load test)"
     else:
-        cks = [c for c in rundir.list_checkpoints(run_dir) if c.complete]
-        msg = f"{run_dir} is free"
-        if cks:
-            details.append(
-                f"info: it holds checkpoints up to step {cks[-1].step}; resume with --resume latest"
+        hist = rundir.run_history(run_dir) if run_dir.is_dir() else None
+        if hist is not None and not new_branch:
+            other = rundir.suggest_run_dir(run_dir)
+            return CheckResult(
+                name,
+                FAIL,
+                clean(rundir.fresh_start_refusal(run_dir, hist), 1000),
+                f"nal-tui resume --run-dir {run_dir}; or start with --run-dir {other}; or "
+                f"start with --new-branch",
             )
+        if hist is not None:
+            msg = (
+                f"a new branch from step 0 in {run_dir}: its {hist.n_checkpoints} checkpoint(s) "
+                f"(last step {hist.last_step}) are moved aside to "
+                f"{rundir.CHECKPOINTS_DIR}/{rundir.ABANDONED_DIR}/, nothing is deleted"
+            )
+        else:
+            msg = f"{run_dir} is free"
     if warn:
         return CheckResult(name, WARN, warn[0], warn[1], details + [msg])
     return CheckResult(name, PASS, msg, details=details)

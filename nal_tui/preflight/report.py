@@ -29,11 +29,9 @@ BYTES_CKPT_PER_PARAM = 12  # fp32 weight + Adam m + Adam v (grads are not saved)
 FRAMEWORK_OVERHEAD = 512 << 20  # interpreter, torch runtime, allocator slack
 SAMPLE_SECONDS = 10.0  # a validation sample's length, at most (LJSpeech clips are <= 10 s)
 EVENT_LINE_BYTES = 400
-WAV_FORMATS = {1: "PCM", 3: "float", 6: "A-law", 7: "mu-law"}
-MEL_FRAME_TOLERANCE = 2  # as trainer.data: centred STFTs may differ by a frame or two
-DETAILS_MAX = 5
 TRAINER_TIMEOUT_S = 60.0
 SUMMARY_TIMEOUT_S = 300.0
+VERIFY_TIMEOUT_S = 300.0  # nal-train verify: imports torch, hashes and loads a checkpoint
 
 
 @dataclass

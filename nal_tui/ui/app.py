@@ -10,6 +10,7 @@ the state current (the log, the checkpoints, system figures) in ``feeds.FeedsMix
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +91,7 @@ class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
         self.draw_count = 0
         self._draw_pending = False
         self._last_ckpt_event: object = None
+        self._welcome_report: tuple[object, object] | None = None  # (key, PreflightReport)
         self.init_notices()
 
     @property
@@ -197,15 +199,35 @@ class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
         )
         show("running preflight checks…")
         try:
+            key = self._preflight_key(rd)
             report = preflight.run_checks(
                 cfg, rd, build_models=self.build_models, logs_dir=self.session.logs_dir
             )
+            if key is not None and key == self._preflight_key(rd):
+                self._welcome_report = (key, report)
             text = preflight_text(report)
             text.append(report.summary(), style="bold green" if report.ok else "bold red")
         except Exception as e:  # noqa: BLE001 - shown in place of the report
             text = f"preflight could not run: {e}"
         if not get_current_worker().is_cancelled:
             show(text)
+
+    def _preflight_key(self, rd: Path | None) -> tuple | None:
+        """What a preflight result depends on that can change under it: the config's
+        bytes, the run dir, whether the models are built."""
+        try:
+            data = self.config_path.read_bytes()
+        except OSError:
+            return None
+        return (str(self.config_path), hashlib.sha256(data).digest(), str(rd), self.build_models)
+
+    def welcome_report(self, rd: Path | None):
+        """The welcome screen's preflight report when it still holds for a start in ``rd``
+        (same config bytes, same run dir), else None: the start dialog reuses it."""
+        got = self._welcome_report
+        if got is None or got[0] != self._preflight_key(rd):
+            return None
+        return got[1]
 
     def _welcome_show(self, text) -> None:
         self.query_one("#welcome", Static).update(text)

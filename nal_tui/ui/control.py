@@ -1,7 +1,9 @@
 """The app's control keys: start, resume, stop (and SIGKILL when asked), open another run.
 
 Each key confirms in a dialog, then calls the ``RunSession`` in a Textual worker (the
-session waits on processes; the UI must not). Results come back as toasts.
+session waits on processes; the UI must not). Results come back as toasts. ``s`` on a run
+dir that already holds a run asks first: resume it, a new run in a fresh directory, or a
+new branch there (its checkpoints moved aside, nothing deleted).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from nal_tui.core.defaults import default_run_dir
 from nal_tui.core.runs import find_runs
 from nal_tui.core.session import RunSession, StartResult, StopResult
 from nal_tui.core.vocab import STOP_TIMEOUT
+from nal_tui.ui.screens.holds import NEW_BRANCH, NEW_RUN, RESUME, RunHoldsRunScreen
 from nal_tui.ui.screens.launch import LaunchRequest, ResumeScreen, StartScreen
 from nal_tui.ui.screens.runs import RunPickerScreen
 from nal_tui.ui.screens.stop import KillScreen, StopScreen
@@ -26,6 +29,8 @@ from trainer import rundir
 class ControlMixin:
     """Actions of ``NalTuiApp`` that change the run (mixed into the app: ``self`` is it)."""
 
+    # ---- start (s)
+
     def action_start(self) -> None:
         if self.session.trainer().live:
             self.toast(
@@ -33,17 +38,40 @@ class ControlMixin:
             )
             return
         rd = self._new_run_dir()
+        hist = rundir.run_history(rd) if rd is not None and rd.is_dir() else None
+        if hist is not None:  # the trainer would refuse a fresh start there: ask instead
+            holds = RunHoldsRunScreen(rd, hist, rundir.suggest_run_dir(rd))
+            self.push_screen(holds, lambda choice: self._holds_answer(choice, rd, hist))
+            return
+        self._confirm_start(rd)
+
+    def _holds_answer(self, choice: str | None, rd: Path, hist: rundir.RunHistory) -> None:
+        if choice == RESUME:
+            if self.run_dir is None or rd.resolve() != self.run_dir.resolve():
+                self.open_run(rd)
+            self.action_resume()
+        elif choice == NEW_RUN:
+            self._confirm_start(rundir.suggest_run_dir(rd))
+        elif choice == NEW_BRANCH:
+            self._confirm_start(rd, hist)
+
+    def _confirm_start(self, rd: Path | None, branch_of: rundir.RunHistory | None = None) -> None:
+        """The start confirmation, with the welcome screen's preflight when it still holds."""
+        new_branch = branch_of is not None
         check = lambda: preflight.run_checks(  # noqa: E731
-            self.config_path, rd, build_models=self.build_models, logs_dir=self.session.logs_dir
-        )
-        screen = StartScreen(self.config_path, rd, check=check)
+            self.config_path, rd, build_models=self.build_models,
+            logs_dir=self.session.logs_dir, new_branch=new_branch,
+        )  # fmt: skip
+        report = self.welcome_report(rd) if not new_branch else None
+        screen = StartScreen(self.config_path, rd, branch_of, check=check, report=report)
         self.push_screen(screen, self._start_confirmed)
 
     def _new_run_dir(self) -> Path | None:
-        """Where a start from here puts the run: a --run-dir that does not exist yet, else
-        ``<logs>/<config name>`` (None when the config cannot be read; preflight says why)."""
+        """Where a start from here puts the run: the run shown (or a --run-dir that does
+        not exist yet), else ``<logs>/<config name>`` (None when the config cannot be read;
+        preflight says why)."""
         rd = self.run_dir
-        if rd is not None and not rd.exists():
+        if rd is not None and (not rd.exists() or self.session.problem() is None):
             return rd
         try:
             return default_run_dir(self.config_path, self.session.logs_dir)
@@ -52,8 +80,11 @@ class ControlMixin:
 
     def _start_confirmed(self, req: LaunchRequest | None) -> None:
         if req is not None:
-            self.toast(f"starting the trainer with {req.nproc} process(es)…")
+            what = "starting over as a new branch" if req.new_branch else "starting the trainer"
+            self.toast(f"{what} with {req.nproc} process(es)…")
             self._launch(None, req)
+
+    # ---- resume (r, Enter in the table)
 
     def action_resume(self, checkpoint: str | None = None) -> None:
         rd = self.run_dir
@@ -65,18 +96,24 @@ class ControlMixin:
             return
         table = self.query_one(CheckpointTable)
         if checkpoint is None:
-            ok = [r for r in self.rows if r.verified and not r.abandoned]
-            checkpoint = ok[0].path if ok else None
+            # "latest" by the one definition (the checkpoint service marks it); before the
+            # service has verified the table, the session resolves "latest" at launch.
+            latest = next((r for r in self.rows if r.latest), None)
+            checkpoint = latest.path if latest is not None else None
         row = table.row_for(checkpoint) if checkpoint is not None else None
         verified = verified_cell(row).plain if row is not None else "verified when it starts"
         target = str(rd / checkpoint) if checkpoint is not None else "latest"
+        later: tuple[int, ...] = ()
+        if row is not None and not row.abandoned:
+            later = tuple(r.step for r in self.rows if not r.abandoned and r.step > row.step)
         check = lambda: preflight.run_checks(  # noqa: E731
             rd / rundir.CONFIG_FILE, run_dir=rd, resume=target, build_models=False,
             logs_dir=self.session.logs_dir,
         )  # fmt: skip
         screen = ResumeScreen(
             rd, target, row.step if row else None, verified, check=check,
-            target_step=self.state.target_step,
+            target_step=self.state.target_step, later=later,
+            abandoned=row is not None and row.abandoned,
         )  # fmt: skip
         self.push_screen(screen, self._resume_confirmed)
 
@@ -94,9 +131,12 @@ class ControlMixin:
     def _launch(self, checkpoint: str | None, req: LaunchRequest) -> None:
         s = self.session
         if checkpoint is None:
-            fresh = RunSession(self._new_run_dir(), logs_dir=s.logs_dir,
-                               trainer_base=s.trainer_base, env=s.env)  # fmt: skip
-            res = fresh.start(self.config_path, target_step=req.target_step, nproc=req.nproc)
+            rd = req.run_dir if req.run_dir is not None else self._new_run_dir()
+            fresh = RunSession(rd, logs_dir=s.logs_dir, trainer_base=s.trainer_base, env=s.env)
+            res = fresh.start(
+                self.config_path, target_step=req.target_step, nproc=req.nproc,
+                new_branch=req.new_branch,
+            )  # fmt: skip
         else:
             res = s.resume(checkpoint, target_step=req.target_step, nproc=req.nproc,
                            verify=self.verifier)  # fmt: skip
@@ -104,7 +144,10 @@ class ControlMixin:
 
     def _launched(self, res: StartResult) -> None:
         if not res.ok:
-            self.toast(res.message, "trainer did not start", "error", timeout=20)
+            title = (
+                "not started: the run dir holds a run" if res.refused else "trainer did not start"
+            )
+            self.toast(res.message, title, "error", timeout=20)
             return
         self.toast(res.message, "trainer started")
         rd = Path(res.run_dir)

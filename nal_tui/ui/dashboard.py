@@ -82,6 +82,7 @@ class Dashboard(Horizontal):
         now: float,
     ) -> None:
         """Every panel but the charts (cheap: called on every change)."""
+        rows = st.table_rows(rows)
         self.query_one(ProgressPanel).show(st.progress_view())
         self.query_one(LossesPanel).show(st.losses_view(), LOSS_KEYS[selected])
         self.query_one(ValidationPanel).show(st.val)

@@ -11,7 +11,8 @@ BINDINGS = [
     Binding("ctrl+c", "quit", "Quit", show=False, priority=True,
             tooltip="quit cleanly; the trainer keeps running"),
     Binding("question_mark", "help", "Keys", key_display="?", tooltip="show every key"),
-    Binding("s", "start", "Start", tooltip="start training from the config (confirm)"),
+    Binding("s", "start", "Start", tooltip="start training from the config (confirm); on a "
+            "run dir that holds a run: resume it, a new run elsewhere, or a new branch"),
     Binding("x", "stop", "Stop", tooltip="stop the trainer: SIGTERM, it saves a checkpoint"),
     Binding("r", "resume", "Resume",
             tooltip="resume from the latest verified checkpoint (confirm, new target)"),
@@ -33,7 +34,11 @@ BINDINGS = [
 # Keys of focused widgets, shown by `?` too.
 EXTRA_KEYS = [
     ("↑ / ↓", "move in the checkpoint table"),
-    ("Enter", "resume from the checkpoint selected in the table"),
+    (
+        "Enter",
+        "resume from the checkpoint selected in the table (an older or abandoned one: "
+        "the dialog says what is moved aside; nothing is deleted)",
+    ),
 ]
 
 _NAMES = {"question_mark": "?", "ctrl+c": "Ctrl+C", "shift+tab": "Shift+Tab", "tab": "Tab"}

@@ -51,13 +51,15 @@ def facts_lines(
         v.append(Part("none yet", "dim"))
     else:
         v.append(Part(f"step {val.step:,}"))
-        v += [Part(f"  {k} {fmt_value(x)}", drop=1 + i) for i, (k, x) in enumerate(val.losses)]
+        shown = val.metrics[0][1] if val.metrics else val.losses
+        v += [Part(f"  {k} {fmt_value(x)}", drop=1 + i) for i, (k, x) in enumerate(shown)]
         v.append(Part(f"  {len(val.samples)} samples", "dim", drop=9))
-    ok = [r for r in rows if r.verified and not r.abandoned]
+    latest = next((r for r in rows if r.latest), None)
+    checking = latest is None and any(r.verified is None for r in rows)
     c = [
         Part("ckpt ", "bold"),
         Part(f"{len(rows)} on disk, ", drop=2),
-        Part("latest verified " + (f"@{ok[0].step:,}" if ok else "none")),
+        Part("latest verified " + (f"@{latest.step:,}" if latest else "…" if checking else "none")),
     ]
     nxt = next((m for m in ms.rows if m.t is None), None)
     if nxt is not None:

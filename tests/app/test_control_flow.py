@@ -137,7 +137,8 @@ def test_start_from_the_dashboard_launches_and_follows_the_trainer(tmp_path, mon
             await pilot.press("s")
             assert await until(pilot, lambda: isinstance(app.screen, StartScreen))
             assert await until(pilot, lambda: not app.screen.checking, 120)
-            assert "checks passed" in screen_text(pilot)
+            shown = screen_text(pilot)
+            assert "checks passed" in shown, shown
             app.screen.query_one("#target").value = "400"
             await pilot.press("enter")
             assert await until(pilot, lambda: app.run_dir == logs / "dash", 60)

@@ -16,11 +16,23 @@ import pytest
 
 from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
 from nal_tui.ui.screens.help import HelpScreen
-from nal_tui.ui.screens.launch import StartScreen
+from nal_tui.ui.screens.holds import RunHoldsRunScreen
+from nal_tui.ui.screens.launch import ResumeScreen, StartScreen
 from nal_tui.ui.screens.stop import KillScreen
 from nal_tui.ui.widgets.checkpoints import CheckpointTable
 from tests.app.apphelp import make_app, svg_text, until
-from tests.factory import T0, write_run
+from tests.factory import (
+    T0,
+    checkpoint_record,
+    run_start,
+    step_event,
+    val_record,
+    write_checkpoint,
+    write_events,
+    write_run,
+)
+from trainer import events as ev
+from trainer import rundir
 
 SIZES = [(80, 24), (100, 30), (120, 40), (160, 45)]
 IDS = [f"{w}x{h}" for w, h in SIZES]
@@ -44,9 +56,9 @@ def _run(tmp_path):
     return rd
 
 
-async def _settled(pilot) -> None:
+async def _settled(pilot, rows: int = 4) -> None:
     app = pilot.app
-    assert await until(pilot, lambda: app.settled and len(app.rows) == 4, 120)
+    assert await until(pilot, lambda: app.settled and len(app.rows) == rows, 120)
     await pilot.wait_for_scheduled_animations()
     assert await until(pilot, lambda: app.settled, 30)
 
@@ -91,8 +103,19 @@ def test_dashboard_layout(snap_compare, tmp_path, size):
         lambda app: KillScreen(
             4242, 120.0, "trainer pid 4242 is still running 120 s after SIGTERM"
         ),
+        lambda app: RunHoldsRunScreen(  # relative paths: see "start"
+            Path("logs/demo"), rundir.run_history(app.run_dir), Path("logs/demo-2")
+        ),
+        lambda app: ResumeScreen(
+            Path("logs/demo"),
+            f"checkpoints/abandoned/{ASIDE}/ckpt_00000500.pt",
+            500,
+            "✔ sha256 ok · abandoned",
+            check=None,
+            abandoned=True,
+        ),  # fmt: skip
     ],
-    ids=["help", "start", "kill"],
+    ids=["help", "start", "kill", "holds", "resume-abandoned"],
 )
 def test_dialogs_fit_a_small_terminal(snap_compare, tmp_path, screen):
     app = make_app(_run(tmp_path), tmp_path / "logs", frozen=True)
@@ -105,3 +128,42 @@ def test_dialogs_fit_a_small_terminal(snap_compare, tmp_path, screen):
 
     text, _ = _snapshot(snap_compare, app, (80, 24), before)
     assert not CUT_WORD.search(text), text
+
+
+ASIDE = "20231114-230000_steps-400-500"
+
+
+def _branched_run(tmp_path):
+    """A run rolled back from 500 to 300 (checkpoint 500 moved aside), with validation
+    metrics of two sets and a best-checkpoint ledger."""
+    rd = _run(tmp_path)
+    write_checkpoint(rd, 500, aside=ASIDE, created=1700000000.0)
+    aside = rd / rundir.CHECKPOINTS_DIR / rundir.ABANDONED_DIR / ASIDE
+    for p in rundir.checkpoint_paths(rd, 400):  # moved aside by the resume from 300
+        p.rename(aside / p.name)
+    log = rd / rundir.EVENTS
+    write_events(log, [step_event(s) for s in range(451, 501)], T0 + 460, 1.0)
+    rs = run_start(300, 1000, moved_aside=f"checkpoints/abandoned/{ASIDE}", parent_step=300)
+    write_events(log, [rs, *[step_event(s) for s in range(301, 320)]], T0 + 600, 1.0)
+    mets = {"mel_l1": 0.412, "mstft": 1.23, "pesq": 3.1, "stoi": 0.93, "composite": 1.9}
+    recs = [
+        val_record(300, set="unseen", metrics={**mets, "mel_l1": 0.5, "pesq": "nan"}),
+        val_record(300, set="val", metrics=mets),
+        checkpoint_record(300, best=True, best_steps=[300, 200]),
+    ]
+    with open(log, "ab") as f:
+        for r in recs:
+            f.write(ev.encode({**r, "t": T0 + 620}))
+    return rd
+
+
+def test_dashboard_after_a_rollback_with_metrics(snap_compare, tmp_path):
+    app = make_app(_branched_run(tmp_path), tmp_path / "logs", frozen=True)
+
+    async def before(pilot):
+        await _settled(pilot, rows=5)
+
+    text, _ = _snapshot(snap_compare, app, (160, 45), before)
+    assert not CUT_WORD.search(text), text
+    assert "step 319/1,000" in text and "branch" in text and "abandoned" in text
+    assert re.search(r"mel_l1 +0\.412 +0\.5", text), text

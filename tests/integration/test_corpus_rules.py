@@ -4,8 +4,10 @@ short training clips train, with a log line and an alert event."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,16 @@ def _train(cfg: Path, run: Path, steps: int = 1) -> subprocess.CompletedProcess[
         timeout=600,
         cwd=ROOT,
     )
+
+
+def _preflight_data(cfg: Path, run: Path) -> dict:
+    """Preflight's Data check on the same corpus (it calls the trainer's check_corpus)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "nal_tui", "--preflight", "--json", "--skip-models",
+         "--config", str(cfg), "--run-dir", str(run)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    return {c["name"]: c for c in json.loads(p.stdout)["checks"]}["Data"]
 
 
 def _truncate(p: Path) -> None:
@@ -101,6 +113,9 @@ def test_bad_training_file_is_refused_before_training(
     assert [r["event"] for r in recs] == ["run_end"]
     assert recs[0]["status"] == ev.STATUS_FAILED and recs[0]["exit_code"] == ev.EXIT_USAGE
     assert read_pid_file(run) is None
+    data = _preflight_data(cfg_path, tmp_path / "other")  # preflight: the same verdict
+    assert data["status"] == "fail" and data["message"].startswith(f"[{rule}]")
+    assert str(bad) in data["message"]
 
 
 def test_validation_clip_too_short_for_the_stft_is_refused_up_front(
@@ -120,6 +135,9 @@ def test_validation_clip_too_short_for_the_stft_is_refused_up_front(
     assert f"[{C.RULE_VAL_TOO_SHORT}]" in line and str(short) in line
     assert f"largest STFT window ({C.min_validation_samples(cfg)}" in line
     assert not [r for r in read_events(tmp_path / "run") if r["event"] == "step"]
+    data = _preflight_data(cfg_path, tmp_path / "other")
+    assert data["status"] == "fail" and f"[{C.RULE_VAL_TOO_SHORT}]" in data["message"]
+    assert str(short) in data["message"]
 
 
 def test_short_training_clips_train_with_a_warning_and_an_alert(
@@ -138,6 +156,9 @@ def test_short_training_clips_train_with_a_warning_and_an_alert(
     alerts = [r for r in read_events(run) if r["event"] == "alert"]
     [a] = [a for a in alerts if a["kind"] == ev.ALERT_SHORT_CLIPS]
     assert f"{train_ids[0]}.wav (2000)" in a["message"] and a["step"] == 0
+    data = _preflight_data(cfg_path, tmp_path / "other")
+    assert data["status"] == "warn"
+    assert any(f"[{C.RULE_SHORT_CLIPS}] 2 of" in d for d in data["details"]), data
 
 
 def test_val_size_at_or_above_the_corpus_size_names_key_and_files(
@@ -152,3 +173,5 @@ def test_val_size_at_or_above_the_corpus_size_names_key_and_files(
     [line] = [ln for ln in out.splitlines() if "data error" in ln]
     assert f"[{C.RULE_VAL_SIZE}]" in line and f"data.val_size is {n}" in line
     assert "metadata.csv" in line and str(cfg_path) in line
+    data = _preflight_data(cfg_path, tmp_path / "other")
+    assert data["status"] == "fail" and data["message"].startswith(f"[{C.RULE_VAL_SIZE}]")

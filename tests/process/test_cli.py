@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from nal_tui import cli
-from tests.factory import ROOT, fake_base, kill_started, write_checkpoint, write_run
+from tests.factory import ROOT, corrupt, fake_base, kill_started, write_checkpoint, write_run
 from trainer import rundir
 
 
@@ -105,6 +105,27 @@ def test_resume_from_the_cli(fake, tmp_path, capsys):
     assert "resuming from step 20" in d["message"]
 
 
+def test_start_in_a_run_dir_that_holds_a_run_is_refused_like_the_trainer(fake, tmp_path, capsys):
+    """issue 8 §1: exit 2 with the trainer's own refusal and the choices; nothing starts,
+    nothing is appended to the run; --new-branch goes through to the trainer."""
+    rd = write_run(tmp_path / "run", 30, checkpoints=(10, 20, 30), end="completed")
+    before = (rd / rundir.EVENTS).read_bytes()
+    for extra in ([], ["--no-preflight"]):
+        code = cli.main(["start", "--config", str(rd / rundir.CONFIG_FILE),
+                         "--run-dir", str(rd), *extra])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert rundir.fresh_start_refusal(rd, rundir.run_history(rd)) in err
+        assert "last step 30" in err and f"nal-tui resume --run-dir {rd}" in err
+        assert f"--run-dir {tmp_path / 'run-2'}" in err and "--new-branch" in err
+    assert (rd / rundir.EVENTS).read_bytes() == before and not (rd / rundir.TRAIN_LOG).exists()
+    code, d = run_json(capsys, "start", "--config", str(rd / rundir.CONFIG_FILE), "--run-dir",
+                       str(rd), "--new-branch", "--no-preflight", "--json")  # fmt: skip
+    assert code == 0 and d["ok"] and d["new_branch"], d
+    assert "--new-branch" in d["command"]
+    assert cli.main(["stop", "--run-dir", str(rd)]) == 0
+
+
 def test_start_refused_by_preflight(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntrain: {batch_sise: 4}\n")
@@ -130,7 +151,7 @@ def test_resume_without_checkpoint_exits_1(tmp_path, capsys):
 def test_status_with_a_corrupt_newest_checkpoint_names_the_verified_one(tmp_path, capsys):
     rd = write_run(tmp_path / "run", 30, checkpoints=(10, 20), end="stopped")
     pt = write_checkpoint(rd, 30)
-    pt.write_bytes(b"X" + pt.read_bytes()[1:])
+    corrupt(pt)  # same size, another hash
     assert cli.main(["status", "--run-dir", str(rd)]) == 0
     out = capsys.readouterr().out
     assert "stopped" in out and "latest checkpoint: ckpt_00000020.pt (step 20)" in out

@@ -17,6 +17,7 @@ from nal_tui.core.command import trainer_command
 from nal_tui.core.session import RunSession
 from tests.factory import (
     ROOT,
+    corrupt,
     fake_session,
     kill_started,
     read_events,
@@ -123,7 +124,7 @@ def test_resume_from_the_latest_verified_with_a_new_target(tmp_path):
     write_checkpoint(rd, 100)
     good = write_checkpoint(rd, 200)
     bad = write_checkpoint(rd, 300)
-    bad.write_bytes(b"X" + bad.read_bytes()[1:])  # same size, different hash: corrupt
+    corrupt(bad)  # same size, another hash
     res = fake_session(rd, tmp_path).resume(target_step=250)
     assert res.ok, res.message
     assert res.resume == str(good) and "step 200" in res.message

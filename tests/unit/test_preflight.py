@@ -105,8 +105,8 @@ def test_data_missing_wav(tmp_path):
     make_corpus(tmp_path / "c")
     (tmp_path / "c" / "wavs" / "utt004.wav").unlink()
     res = pf.check_data(cfg_for(tmp_path / "c"))
-    assert res.status == pf.FAIL and "1 of 10 WAV files" in res.message
-    assert "utt004.wav" in res.message and res.fix
+    assert res.status == pf.FAIL and res.message.startswith("[missing_files]")
+    assert "1 of 10 wav files" in res.message and "utt004.wav" in res.message and res.fix
 
 
 def test_data_wrong_sample_rate_fails_without_resample(tmp_path):
@@ -121,7 +121,10 @@ def test_data_wrong_sample_rate_warns_with_resample(tmp_path):
     make_corpus(tmp_path / "c")
     write_wav(tmp_path / "c" / "wavs" / "utt001.wav", sr=22050)
     res = pf.check_data(cfg_for(tmp_path / "c", resample=True))
-    assert res.status == pf.WARN and any("will be resampled" in d for d in res.details)
+    assert res.status == pf.WARN and "utt001.wav" in res.details[0]
+    assert (
+        res.details[0].startswith("warning [sample_rate]") and "resampled on load" in res.details[0]
+    )
 
 
 def test_data_stereo_and_garbage_files_fail(tmp_path):
@@ -131,7 +134,8 @@ def test_data_stereo_and_garbage_files_fail(tmp_path):
     res = pf.check_data(cfg_for(tmp_path / "c"))
     assert res.status == pf.FAIL
     text = " ".join([res.message, *res.details])
-    assert "utt002.wav (2 channels)" in text and "utt003.wav (not a RIFF/WAVE file)" in text
+    assert "[mono]" in text and "utt002.wav: has 2 channels" in text
+    assert "[not_wav]" in text and "utt003.wav: is a MP3 file" in text
 
 
 def test_data_too_few_clips_for_batch(tmp_path):
@@ -143,6 +147,40 @@ def test_data_too_few_clips_for_batch(tmp_path):
 def test_data_missing_corpus(tmp_path):
     res = pf.check_data(cfg_for(tmp_path / "nowhere"))
     assert res.status == pf.FAIL and "corpus directory not found" in res.message
+
+
+def _cut(path: Path, keep: int) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_data_uses_the_trainers_corpus_rules(tmp_path):
+    """One set of rules: a truncated WAV and a header-only WAV are refused, as the trainer
+    refuses them (preflight's own header reading passed both)."""
+    make_corpus(tmp_path / "c")
+    _cut(tmp_path / "c" / "wavs" / "utt005.wav", 44 + 1000)  # the header claims 0.5 s
+    _cut(tmp_path / "c" / "wavs" / "utt006.wav", 44)
+    res = pf.check_data(cfg_for(tmp_path / "c"))
+    assert res.status == pf.FAIL
+    text = " ".join([res.message, *res.details])
+    assert "[truncated_wav]" in text and "utt005.wav" in text
+    assert "[header_only]" in text and "utt006.wav" in text
+
+
+def test_short_training_clips_warn_and_short_validation_clips_fail(tmp_path):
+    from trainer import corpus as C
+
+    ids = make_corpus(tmp_path / "c", n=12)
+    cfg = cfg_for(tmp_path / "c")
+    _, val = C.split_ids(ids, cfg.data.val_size, cfg.data.split_seed)
+    train = [i for i in ids if i not in val]
+    write_wav(tmp_path / "c" / "wavs" / f"{train[0]}.wav", seconds=0.1)  # < segment_size
+    res = pf.check_data(cfg)
+    assert res.status == pf.WARN and res.details[0].startswith("warning [short_clips]")
+    assert f"{train[0]}.wav" in res.details[0] and "zero-padded" in res.details[0]
+    write_wav(tmp_path / "c" / "wavs" / f"{val[0]}.wav", seconds=0.02)  # < the largest STFT
+    res = pf.check_data(cfg)
+    assert res.status == pf.FAIL and res.message.startswith("[val_too_short]")
+    assert f"{val[0]}.wav" in res.message
 
 
 def test_demo_corpus_missing_will_be_generated(tmp_path):
@@ -162,31 +200,8 @@ def test_mels_pass_and_mismatch(tmp_path):
     bad = pf.check_data(cfg_for(tmp_path / "c", mels_dir=str(tmp_path / "mels")))
     assert bad.status == pf.FAIL
     text = " ".join([bad.message, *bad.details])
-    assert "utt001.npy" in text and "utt000.npy (shape (80, 62), expected [64, frames])" in text
-
-
-def test_wav_header_extensible_float(tmp_path):
-    fmt = struct.pack("<HHIIHH", 0xFFFE, 2, 48000, 48000 * 8, 8, 32)
-    ext = struct.pack("<HHI", 22, 32, 3) + struct.pack("<H", 3) + b"\x00\x00\x00\x00\x10\x00"
-    ext += b"\x80\x00\x00\xaa\x00\x38\x9b\x71"
-    fmt += ext
-    data = b"\x00" * 8 * 100
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-    body += b"LIST" + struct.pack("<I", 3) + b"abc\x00"  # odd-sized chunk with pad byte
-    body += b"data" + struct.pack("<I", len(data)) + data
-    p = tmp_path / "x.wav"
-    p.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-    h = pf.read_wav_header(p)
-    assert (h.format_tag, h.channels, h.sample_rate, h.bits, h.frames) == (3, 2, 48000, 32, 100)
-
-
-def test_wav_header_float_written_by_soundfile(tmp_path):
-    sf = pytest.importorskip("soundfile")
-    np = pytest.importorskip("numpy")
-    p = tmp_path / "f.wav"
-    sf.write(p, np.zeros(1234, dtype="float32"), 22050, subtype="FLOAT")
-    h = pf.read_wav_header(p)
-    assert (h.format_tag, h.channels, h.sample_rate, h.frames) == (3, 1, 22050, 1234)
+    assert "[mels]" in text and "also utt001.npy" in text
+    assert "utt000.npy: mel shape (80, 62) must be [n_mels=64, frames]" in text
 
 
 # ----------------------------------------------------------- 3. output dirs
@@ -399,15 +414,47 @@ def _checkpoint(rd: Path, step: int, payload: bytes = b"weights") -> Path:
     return pt
 
 
-def test_run_state_resume_target(tmp_path):
-    res = pf.check_run_state(tmp_path, resume="latest")
-    assert res.status == pf.FAIL and "no complete, verified checkpoint" in res.message
-    pt = _checkpoint(tmp_path, 400)
-    res = pf.check_run_state(tmp_path, resume="latest")
-    assert res.status == pf.PASS and "step 400" in res.message
-    pt.write_bytes(b"weightZ")  # corrupt, same size
-    res = pf.check_run_state(tmp_path, resume=str(pt))
-    assert res.status == pf.FAIL and "sha256 mismatch" in res.message
+class _Answer:
+    """Stands in for the ``nal-train verify --json`` subprocess (the process tier runs it)."""
+
+    def __init__(self, rc, out, err=""):
+        self.cmd, self.answer = ["nal-train", "verify"], (rc, out, err)
+
+    def result(self, timeout):
+        return self.answer
+
+
+def test_run_state_resume_uses_the_trainers_load_test(tmp_path):
+    ok = json.dumps({"ok": True, "checkpoint": "x/ckpt_00000400.pt", "step": 400,
+                     "message": "usable: x/ckpt_00000400.pt (step 400)",
+                     "skipped": [{"path": "x/ckpt_00000500.pt", "reason": "pickled code"}]})  # fmt: skip
+    res = pf.check_run_state(tmp_path, resume="latest", verify=_Answer(0, ok))
+    assert res.status == pf.PASS and "resume from step 400" in res.message
+    assert res.details == ["skipped ckpt_00000500.pt: pickled code"]
+    bad = json.dumps({"ok": False, "checkpoint": None, "step": None, "skipped": [],
+                      "message": "cannot resume: another model config: \x1b[31mgen.x"})  # fmt: skip
+    res = pf.check_run_state(tmp_path, resume="x.pt", verify=_Answer(5, bad))
+    assert res.status == pf.FAIL and "another model config" in res.message
+    assert "\x1b" not in res.message
+    res = pf.check_run_state(tmp_path, resume="x.pt", verify=_Answer(None, "", "no answer"))
+    assert res.status == pf.FAIL and "did not answer" in res.message
+
+
+def test_run_state_a_fresh_start_in_a_run_dir_that_holds_a_run_fails(tmp_path):
+    """The trainer refuses such a start (exit 2); preflight gives the same verdict, and
+    passes a start that says it is a new branch."""
+    _checkpoint(tmp_path, 400)
+    res = pf.check_run_state(tmp_path)
+    assert res.status == pf.FAIL and res.message == rundir.fresh_start_refusal(
+        tmp_path, rundir.run_history(tmp_path)
+    )
+    assert f"--run-dir {tmp_path.with_name(tmp_path.name + '-2')}" in res.fix
+    res = pf.check_run_state(tmp_path, new_branch=True)
+    assert (
+        res.status == pf.PASS
+        and "moved aside" in res.message
+        and "nothing is deleted" in res.message
+    )
 
 
 # ------------------------------------------------------------ the runner

@@ -325,17 +325,66 @@ def test_milestone_default_and_from_run_start():
     assert [r.step for r in v.rows] == [500] and v.pending == 1
 
 
-def test_resume_markers_keep_every_step():
-    s = RunState()
+def test_resume_below_the_last_step_drops_the_abandoned_branch():
+    """docs/events.md "Branches": steps after the run_start's start_step leave the live view
+    (charts, averages, validation, milestones); the branch is named in an alert."""
+    s = RunState(milestone_every=100)
+    val = record(ev.Val(step=450, losses={"mel_l1": 9.0}, samples=["a.wav"]), T0 + 300)
+    ck = record(ev.Checkpoint(step=450, path="c.pt", bytes=1, sha256="-"), T0 + 301)
+    s.feed([start()] + steps(1, 450, T0, g=1.0) + [val, ck])
+    s.feed(steps(451, 500, T0 + 302, g=50.0))  # the diverging part, abandoned below
+    assert s.progress.max_step == 500 and 500 in s.progress.reached
+    moved = "checkpoints/abandoned/20261130-101500_steps-450-450"
+    rs = start(T0 + 400, start_step=420, moved_aside=moved, branch="b2", parent_step=420)
+    s.feed([rs])
+    assert s.step == 420 and s.progress.max_step == 420
+    assert 500 not in s.progress.reached and 400 in s.progress.reached
+    assert s.losses["g"].moving_avg == 1.0  # the window kept only steps <= 420
+    assert list(s.losses["g"].window_steps) == list(range(401, 421))
+    assert s.losses["g"].series.last_step == 420
+    assert max(s.losses["g"].series.buckets(50)[2]) == 1.0  # the 50.0 spike left the chart
+    assert s.val is None and not s.checkpoint_events
+    assert s.resume_steps == [420] and s.losses_view().resume_steps == (420,)
+    (branch,) = kinds(s, V.ALERT_BRANCH)
+    assert branch.level == V.LEVEL_INFO and branch.step == 420
+    assert "421–500" in branch.message and moved in branch.message
+    assert s.abandoned[-1] == (420, 500, moved)
+    s.feed(steps(421, 600, T0 + 401, g=2.0))
+    st, mins, maxs, _ = s.losses["g"].series.buckets(600)
+    assert len(s.losses["g"].series) == 600  # 1..420 and the new 421..600, once each
+    assert [(mn, mx) for x, mn, mx in zip(st, mins, maxs, strict=True) if x > 420] == [
+        (2.0, 2.0)
+    ] * 180
+    assert not kinds(s, V.ALERT_BACKWARDS)  # a rollback with a run_start is not "backwards"
+    assert s.progress_view().eta_s == pytest.approx(400 * 0.5)  # rates stay: same machine
+
+
+def test_a_deep_rollback_empties_the_averages_until_new_steps_come():
+    s = RunState(avg_window=8)
     s.feed([start()] + steps(1, 500, T0, g=1.0))
-    s.feed([start(T0 + 400, start_step=400)] + steps(401, 600, T0 + 401, g=2.0))
-    assert s.resume_steps == [400]
-    assert s.step == 600 and s.progress.max_step == 600
-    st, mins, maxs, _ = s.losses["g"].series.buckets(6)
-    # The abandoned steps 401..500 and their replay are both visible.
-    k = max(i for i, x in enumerate(st) if x <= 401)
-    assert (mins[k], maxs[k]) == (1.0, 2.0)
-    assert s.losses_view().resume_steps == (400,)
+    s.feed([start(T0 + 400, start_step=100)])
+    assert s.losses["g"].moving_avg is None and s.losses["g"].current is None
+    s.feed(steps(101, 104, T0 + 401, g=3.0))
+    assert s.losses["g"].moving_avg == 3.0
+
+
+def test_a_new_branch_from_step_0_starts_over():
+    s = RunState(milestone_every=100)
+    s.feed([start()] + steps(1, 300, T0, g=7.0))
+    s.feed([start(T0 + 500, start_step=0, moved_aside="checkpoints/abandoned/x_steps-100-300")])
+    assert s.step == 0 and len(s.losses["g"].series) == 0 and s.losses["g"].current is None
+    assert s.progress.reached == {} and s.resume_steps == []
+    assert "new branch from step 0" in kinds(s, V.ALERT_BRANCH)[0].message
+    s.feed(steps(1, 50, T0 + 501, g=3.0))
+    assert s.step == 50 and s.losses["g"].series.buckets(10)[2] == [3.0] * 10
+
+
+def test_a_plain_resume_of_the_newest_checkpoint_drops_nothing():
+    s = RunState()
+    s.feed([start()] + steps(1, 400, T0, g=1.0) + [end(400, T0 + 300, ev.STATUS_STOPPED)])
+    s.feed([start(T0 + 400, start_step=400)] + steps(401, 450, T0 + 401, g=2.0))
+    assert s.resume_steps == [400] and not kinds(s, V.ALERT_BRANCH)
+    assert len(s.losses["g"].series) == 450
 
 
 def test_checkpoint_events_are_kept_for_the_table_service():

@@ -203,3 +203,26 @@ def test_endless_restarts_stay_bounded_and_never_hang():
     assert len(s.segments) <= 8 and s.stored() <= 64 and len(s) == 15_000
     _steps, _mins, maxs, _mask = s.buckets(10)
     assert max(maxs) == 4999.0
+
+
+def test_truncate_forgets_later_points_in_every_segment():
+    s = MinMaxSeries()
+    s.extend(list(range(1, 101)), [1.0] * 100)
+    s.extend([50, 51, 52], [9.0, 9.0, 9.0])  # backwards without a run_start: a 2nd segment
+    s.truncate(40)
+    assert len(s.segments) == 1 and s.last_step == 40 and len(s) == 40
+    assert s.buckets(100)[2] == [1.0] * 40
+    s.extend([41, 42], [2.0, 3.0])  # the new branch continues the same segment
+    assert len(s.segments) == 1 and s.buckets(100)[2][-2:] == [2.0, 3.0]
+    s.truncate(0)
+    assert s.segments == [] and len(s) == 0 and s.buckets(10) == ([], [], [], [])
+
+
+def test_truncate_of_coarse_buckets_keeps_the_straddling_one_and_stays_bounded():
+    s = MinMaxSeries(cap=64)
+    for k in range(50):  # 50 rollbacks of a 10,000-step run: memory stays within the cap
+        s.extend(list(range(k * 100 + 1, 10_001)), [float(k)] * (10_000 - k * 100))
+        s.truncate(k * 100 + 50)
+        assert s.stored() <= 64 and s.last_step == k * 100 + 50
+    steps, lo, hi, _ = s.buckets(64)
+    assert steps[0] == 1 and s.segments[-1].x1[-1] == 4950

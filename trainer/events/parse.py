@@ -103,6 +103,10 @@ def _is_str_dict(v: Any) -> bool:
     return v.__class__ is dict
 
 
+def _is_int_list(v: Any) -> bool:
+    return v.__class__ is list and all(x.__class__ is int and 0 <= x <= MAX_STEP for x in v)
+
+
 def _is_loss_dict(v: Any) -> bool:
     # null: a non-finite value nested in an object, as writers before the fix encoded it.
     return v.__class__ is dict and all(x is None or _is_loss(x) for x in v.values())
@@ -115,6 +119,7 @@ _RULE_TEXT: dict[Any, str] = {
     _is_bool: "must be true or false",
     _is_str_list: "must be a list of strings",
     _is_str_dict: "must be an object",
+    _is_int_list: "must be a list of steps",
     _is_loss_dict: "must be an object of numbers (or 'nan', 'inf', '-inf', null)",
 }
 _STEP_ANY = _int_in(0, MAX_STEP)
@@ -166,6 +171,7 @@ _CHECKS: dict[str, tuple[tuple[str, Any], ...]] = {
         ("duration", _is_nonneg),
         ("metrics", _is_loss_dict),
         ("set", _is_str),
+        ("utterances", _COUNT),
     ),
     "checkpoint": (
         ("step", _STEP_ANY),
@@ -175,6 +181,9 @@ _CHECKS: dict[str, tuple[tuple[str, Any], ...]] = {
         ("milestone", _is_bool),
         ("duration", _is_nonneg),
         ("best", _is_bool),
+        ("metric", _opt(_is_str)),
+        ("score", _opt(_is_loss)),
+        ("best_steps", _is_int_list),
     ),
     "milestone": (("step", _STEP_ANY), ("name", _is_str), ("message", _is_str)),
     "alert": (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 
 from ..series import MinMaxSeries
 
@@ -13,7 +14,26 @@ class LossTrack:
         self.key = key
         self.series = MinMaxSeries()
         self.window: deque[float] = deque(maxlen=window)
+        self.window_steps: deque[int] = deque(maxlen=window)  # the step of each value
         self.trend_threshold_pct = trend_threshold_pct
+
+    def add_window(self, steps: Sequence[int], values: Sequence[float]) -> None:
+        """The newest logged values (and their steps) into the averaging window."""
+        n = self.window.maxlen or 0
+        self.window.extend(values[-n:])
+        self.window_steps.extend(steps[-n:])
+
+    def clear_window(self) -> None:
+        """The window no longer holds the newest values (a block applied from its summary)."""
+        self.window.clear()
+        self.window_steps.clear()
+
+    def truncate(self, after: int) -> None:
+        """Forget every value logged after step ``after`` (an abandoned branch)."""
+        self.series.truncate(after)
+        while self.window_steps and self.window_steps[-1] > after:
+            self.window_steps.pop()
+            self.window.pop()
 
     @property
     def current(self) -> float | None:

@@ -5,10 +5,13 @@ Reading only: nothing here changes the state.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from trainer import events as ev
 
 from ..views import (
     AlertsView,
+    CheckpointRow,
     HeaderView,
     LossesView,
     LossRowView,
@@ -52,7 +55,20 @@ class Presenter:
 
     @property
     def val(self) -> ValidationView | None:
-        return self.vals[-1] if self.vals else None
+        """The newest validation of each set (val, unseen, ...) side by side."""
+        from .summary import merge_sets
+
+        return merge_sets(list(self.vals)[-16:]) if self.vals else None
+
+    def table_rows(self, rows: list[CheckpointRow]) -> list[CheckpointRow]:
+        """The checkpoint table's rows (from the disk) with the live branch's best marked."""
+        best = self.best_steps
+        if not best:
+            return rows
+        return [
+            replace(r, best=True) if r.step in best and not r.abandoned and not r.best else r
+            for r in rows
+        ]
 
     def since_last_event(self, now: float) -> float | None:
         return None if self.last_event_t is None else max(0.0, now - self.last_event_t)

@@ -61,6 +61,16 @@ class Progress:
         for i in range(max(lo, 1), n):
             self._interval(steps[i - 1], ts[i - 1], steps[i], ts[i])
 
+    def truncate(self, step: int) -> None:
+        """Back at ``step``: the steps after it (an abandoned branch) are forgotten, and so
+        are the milestones reached there. Rates stay: they measure the machine."""
+        self.step = step
+        if self.max_step is not None and self.max_step > step:
+            self.max_step = step
+        self.reached = {s: t for s, t in self.reached.items() if s <= step}
+        self.names = {s: n for s, n in self.names.items() if s <= step}
+        self.ref = None
+
     def summary(self, first: int, last: int, t_first: float, t_last: float) -> None:
         """A pre-aggregated stretch of rows (no milestone inside; the caller checks)."""
         self.step = last

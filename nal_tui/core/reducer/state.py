@@ -21,10 +21,12 @@ from ..views import (
     ValidationView,
 )
 from ..vocab import (
+    ALERT_BRANCH,
     ALERT_CRASHED,
     ALERT_GARBLED,
     ALERT_RUN_FAILED,
     LEVEL_ERROR,
+    LEVEL_INFO,
     LEVEL_WARNING,
     LEVELS,
     PID_LIVE,
@@ -51,6 +53,7 @@ _E_RUN_START, _E_STEP, _E_VAL = ev.RunStart.EVENT, ev.Step.EVENT, ev.Val.EVENT
 _E_CKPT, _E_MILESTONE = ev.Checkpoint.EVENT, ev.Milestone.EVENT
 _E_ALERT, _E_RUN_END = ev.Alert.EVENT, ev.RunEnd.EVENT
 KEEP_EVENTS = 64  # recent checkpoint / validation events kept (the table lists the disk)
+MAX_BEST = 64  # steps of a best-checkpoint ledger kept
 
 
 class RunState(SummaryInput, Presenter):
@@ -126,7 +129,13 @@ class RunState(SummaryInput, Presenter):
         self.records = 0
         self.vals: deque[ValidationView] = deque(maxlen=KEEP_EVENTS)
         self.checkpoint_events: deque[dict[str, Any]] = deque(maxlen=KEEP_EVENTS)
+        # Steps of the live branch's best checkpoints (the ledger of the newest checkpoint
+        # event that carries one, else every checkpoint event marked best).
+        self.best_steps: frozenset[int] = frozenset()
         self.resume_steps: list[int] = []
+        # Branches left behind by a run_start below the last step (docs/events.md
+        # "Branches"): (resumed at step, last step dropped, moved_aside dir or "").
+        self.abandoned: deque[tuple[int, int, str]] = deque(maxlen=KEEP_EVENTS)
         self.garbled = 0
         self.garbled_sample: str | None = None
         self.ended = False
@@ -249,7 +258,7 @@ class RunState(SummaryInput, Presenter):
         for k, col in cols.items():
             tr = self.losses[k]
             tr.series.extend(steps, col, rising=rising)
-            tr.window.extend(col[-(tr.window.maxlen or 0) :])
+            tr.add_window(steps, col)
         self.nonfinite.rows(steps, ts, cols, finite)
         self.collapse.rows(steps, ts, cols["d"], finite)
         self.imbalance.rows(steps, ts, cols["adv"], cols["d"])
@@ -275,6 +284,11 @@ class RunState(SummaryInput, Presenter):
         elif kind == _E_CKPT:
             p.pause(float(rec.get("duration", 0.0)))
             self.checkpoint_events.append(rec)
+            ledger = rec.get("best_steps")
+            if ledger:
+                self.best_steps = frozenset(ledger[:MAX_BEST])
+            elif rec.get("best") is True:
+                self.best_steps = self.best_steps | {rec["step"]}
         elif kind == _E_MILESTONE:
             p.reached.setdefault(step, t)
             p.names[step] = clean(rec.get("name", ""), 60)
@@ -331,7 +345,10 @@ class RunState(SummaryInput, Presenter):
         if rec["target_step"]:
             p.target_step = rec["target_step"]
         start = rec["start_step"]
-        if start > 0 or (p.step is not None and start <= p.step):
+        last = max(x for x in (p.step, p.max_step, 0) if x is not None)
+        if start < last:
+            self._abandon(start, last, rec, float(rec[ev.K_TIME]))
+        elif start > 0 or (p.step is not None and start <= p.step):
             self._mark_resume(start)
         p.step = start
         self._after_start = True
@@ -341,6 +358,39 @@ class RunState(SummaryInput, Presenter):
         self.end_t = None
         self._stopping = False
         self._crash_alerted = False
+
+    def _abandon(self, start: int, last: int, rec: dict[str, Any], t: float) -> None:
+        """A run_start below the last step: the steps after ``start`` belong to an abandoned
+        branch (or were lost in a crash) and leave the live view; ``start`` 0 starts over."""
+        p = self.progress
+        p.truncate(start)
+        for tr in self.losses.values():
+            tr.truncate(start)
+        kept = [v for v in self.vals if v.step <= start]
+        self.vals.clear()
+        self.vals.extend(kept)
+        ck = [c for c in self.checkpoint_events if c.get("step", 0) <= start]
+        self.checkpoint_events.clear()
+        self.checkpoint_events.extend(ck)
+        self.resume_steps = [s for s in self.resume_steps if s < start]
+        self.best_steps = frozenset(s for s in self.best_steps if s <= start)
+        if start > 0:
+            self._mark_resume(start)
+        self.nonfinite.open = False
+        self.collapse.summary()
+        self.imbalance.reset_window()
+        if start == 0:
+            self.imbalance.ref = None
+        aside = clean(rec.get("moved_aside") or "", 200)
+        self.abandoned.append((start, last, aside))
+        where = f"; its checkpoints were moved aside to {aside}/ (nothing deleted)" if aside else ""
+        what = (
+            f"a new branch from step 0: the previous {last:,} steps are no longer shown"
+            if start == 0
+            else f"resumed from step {start:,}: steps {start + 1:,}–{last:,} (an abandoned branch) "
+            "are no longer shown"
+        )
+        self._alert(ALERT_BRANCH, LEVEL_INFO, start, what + where, t)
 
     def _mark_resume(self, step: int) -> None:
         if not self.resume_steps or self.resume_steps[-1] != step:

@@ -19,13 +19,20 @@ from ..text import clean
 from ..views import ValidationView
 from .present import LOSS_KEYS
 
+MAX_METRICS = 32  # per validation set; a hostile record cannot grow the panel without end
+
 
 def validation_view(rec: dict[str, Any]) -> ValidationView:
-    """A ``val`` record as the validation panel shows it (strings cleaned, sizes capped)."""
-    losses = tuple((clean(k, 40), as_float(v)) for k, v in list(rec["losses"].items())[:32])
+    """A ``val`` record as the validation panel shows it (strings cleaned, sizes capped).
+
+    Every numeric metric is kept, known or not (non-finite ones as NaN/inf, null as NaN).
+    """
+    losses = tuple(
+        (clean(k, 40), as_float(v)) for k, v in list(rec["losses"].items())[:MAX_METRICS]
+    )
     metrics = rec.get("metrics") or {}
-    group = clean(rec.get("set", "val"), 20)
-    mets = tuple((clean(k, 40), as_float(v)) for k, v in list(metrics.items())[:32])
+    group = clean(rec.get("set") or "val", 20) or "val"
+    mets = tuple((clean(k, 40), as_float(v)) for k, v in list(metrics.items())[:MAX_METRICS])
     samples = tuple(clean(s, 200) for s in rec["samples"][:64])
     return ValidationView(
         rec["step"],
@@ -33,6 +40,32 @@ def validation_view(rec: dict[str, Any]) -> ValidationView:
         losses,
         ((group, mets),) if mets else (),
         samples,
+        group,
+    )
+
+
+def merge_sets(views: Sequence[ValidationView]) -> ValidationView | None:
+    """The newest validation of each set, side by side ("val" first, then by name)."""
+    if not views:
+        return None
+    newest: dict[str, ValidationView] = {}
+    for v in views:
+        newest[v.set] = v
+    step = max(v.step for v in newest.values())
+    order = sorted(newest, key=lambda k: (k != "val", k))
+    main = newest.get("val") or views[-1]
+    groups = []
+    for name in order:
+        v = newest[name]
+        label = name if v.step == step else f"{name} @{v.step:,}"
+        groups.append((label, v.metrics[0][1] if v.metrics else v.losses))
+    return ValidationView(
+        step,
+        sum(v.duration for v in newest.values() if v.step == step),
+        main.losses,
+        tuple(groups) if any(v.metrics for v in newest.values()) else (),
+        main.samples,
+        main.set,
     )
 
 
@@ -62,6 +95,7 @@ class SummaryInput:
         if b.n_steps:
             self._after_start = False
             for k, tr in zip(LOSS_KEYS, self.losses.values(), strict=True):
+                tr.clear_window()  # the newest values are in the summary, not the window
                 i = LOSS_KEYS.index(k)
                 bad = b.counts[i] < b.n_steps
                 tr.series.add_bucket(b.first_step, b.last_step, b.lo[i], b.hi[i], bad, b.n_steps)

@@ -15,6 +15,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from nal_tui.core.text import clean
+from trainer import rundir
+
 CHECK_STYLES = {
     "pass": ("✔", "green"),
     "warn": ("!", "yellow"),
@@ -25,11 +28,14 @@ CHECK_STYLES = {
 
 @dataclass(frozen=True)
 class LaunchRequest:
-    """What the user confirmed: processes, target step and (for resume) the checkpoint."""
+    """What the user confirmed: processes, target step, (for resume) the checkpoint, and (for
+    a start) the run dir and whether it starts over there as a new branch."""
 
     nproc: int
     target_step: int | None
     checkpoint: str | None = None
+    run_dir: Path | None = None
+    new_branch: bool = False
 
 
 def preflight_text(report: Any) -> Text:
@@ -76,14 +82,16 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         nproc: int = 1,
         target_step: int | None = None,
         min_target: int = 0,
+        report: Any = None,
     ) -> None:
         super().__init__()
-        self.check = check
+        self.check = check if report is None else None
         self.nproc = nproc
         self.target_step = target_step
         self.min_target = min_target
         self.report: Any = None
-        self.checking = check is not None
+        self._given = report  # a preflight report that is still current (not run again)
+        self.checking = self.check is not None
         self._confirm_pending = False
 
     def describe(self) -> Text:
@@ -112,11 +120,16 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
                 )
             yield Static("", id="launch-error")
             yield Static("[b]Preflight[/b]", classes="section")
-            yield Static("running preflight checks…" if self.check else "skipped", id="preflight")
+            yield Static(
+                "running preflight checks…" if self.check or self._given else "skipped",
+                id="preflight",
+            )
 
     def on_mount(self) -> None:
         self.query_one("#target", Input).focus()
-        if self.check is not None:
+        if self._given is not None:
+            self._show_report(self._given)
+        elif self.check is not None:
             self._run_check()
 
     @work(thread=True, exclusive=True, group="preflight")
@@ -159,14 +172,7 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         self.query_one("#launch-error", Static).update(Text(msg, style="bold red"))
 
     def action_confirm(self) -> None:
-        if self.checking:
-            # Confirmed early: launch as soon as the checks pass (not if they fail).
-            self._confirm_pending = True
-            self._error(f"preflight is still running; will {self.VERB} once it passes")
-            return
-        if self.report is not None and failures(self.report):
-            self._error(f"preflight failed; fix the failures listed below before you {self.VERB}")
-            return
+        # The fields first: a mistyped number is said at once, not after the checks.
         nv = self.query_one("#nproc", Input).value.strip()
         if not nv.isdigit() or int(nv) < 1:
             self._error("processes must be a whole number >= 1")
@@ -179,6 +185,14 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         if target is not None and target <= self.min_target:
             self._error(f"target step must be beyond {self.min_target:,}")
             return
+        if self.checking:
+            # Confirmed early: launch as soon as the checks pass (not if they fail).
+            self._confirm_pending = True
+            self._error(f"preflight is still running; will {self.VERB} once it passes")
+            return
+        if self.report is not None and failures(self.report):
+            self._error(f"preflight failed; fix the failures listed below before you {self.VERB}")
+            return
         self.dismiss(self.request(int(nv), target))
 
     def request(self, nproc: int, target: int | None) -> LaunchRequest:
@@ -189,50 +203,110 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
 
 
 class StartScreen(LaunchScreen):
-    """Confirm starting a new run from a config."""
+    """Confirm starting a new run from a config (or, ``new_branch``, starting over from step
+    0 in a run dir that holds a run: its checkpoints are moved aside)."""
 
     TITLE = "Start training"
     VERB = "start"
 
-    def __init__(self, config_path: Path, run_dir: Path | None, **kw: Any) -> None:
-        self.config_path, self.run_dir = config_path, run_dir
+    def __init__(
+        self,
+        config_path: Path,
+        run_dir: Path | None,
+        new_branch: rundir.RunHistory | None = None,
+        **kw: Any,
+    ) -> None:
+        self.config_path, self.run_dir, self.branch_of = config_path, run_dir, new_branch
+        if new_branch is not None:
+            self.TITLE = "Start over as a new branch"
         super().__init__(**kw)
 
     def describe(self) -> Text:
         t = Text()
         t.append("config   ", style="bold")
-        t.append(f"{self.config_path}\n")
+        t.append(f"{clean(self.config_path)}\n")
         t.append("run dir  ", style="bold")
-        t.append(f"{self.run_dir if self.run_dir else '(logs/<config name>)'}\n")
+        t.append(f"{clean(self.run_dir) if self.run_dir else '(logs/<config name>)'}\n")
+        h = self.branch_of
+        if h is not None:
+            t.append("A new branch from step 0: ", style="bold yellow")
+            t.append(
+                f"the run's {h.n_checkpoints} checkpoint(s) (last step {h.last_step:,}) are "
+                f"moved aside to {rundir.CHECKPOINTS_DIR}/{rundir.ABANDONED_DIR}/, not "
+                "deleted; they stay in the table and can be resumed.\n"
+            )
         t.append(
             "The trainer runs detached: quitting the dashboard leaves it running.", style="dim"
         )
         return t
 
+    def request(self, nproc: int, target: int | None) -> LaunchRequest:
+        return LaunchRequest(
+            nproc, target, run_dir=self.run_dir, new_branch=self.branch_of is not None
+        )
+
 
 class ResumeScreen(LaunchScreen):
-    """Confirm resuming a run from a checkpoint, maybe with a new target step."""
+    """Confirm resuming a run from a checkpoint, maybe with a new target step.
+
+    ``later``: steps of the live branch's checkpoints after this one (a resume from it starts
+    a new branch and moves them aside); ``abandoned``: the checkpoint lies on an abandoned
+    branch (resuming brings it back and moves the live branch aside).
+    """
 
     TITLE = "Resume training"
     VERB = "resume"
 
     def __init__(
-        self, run_dir: Path, checkpoint: str, checkpoint_step: int | None, verified: str, **kw: Any
+        self,
+        run_dir: Path,
+        checkpoint: str,
+        checkpoint_step: int | None,
+        verified: str,
+        *,
+        later: tuple[int, ...] = (),
+        abandoned: bool = False,
+        **kw: Any,
     ) -> None:
         self.run_dir, self.checkpoint = run_dir, checkpoint
         self.checkpoint_step, self.verified = checkpoint_step, verified
+        self.later, self.abandoned = later, abandoned
+        if abandoned:
+            self.TITLE = "Resume from an abandoned branch"
+        elif later:
+            self.TITLE = "Resume from an older checkpoint (new branch)"
         super().__init__(min_target=checkpoint_step or 0, **kw)
 
     def describe(self) -> Text:
         t = Text()
         t.append("run dir     ", style="bold")
-        t.append(f"{self.run_dir}\n")
+        t.append(f"{clean(self.run_dir)}\n")
         t.append("checkpoint  ", style="bold")
-        name = Path(self.checkpoint).name if self.checkpoint != "latest" else "latest verified"
+        cp = self.checkpoint
+        name = clean(cp if self.abandoned else Path(cp).name) if cp != "latest" else "latest"
         step = f" (step {self.checkpoint_step:,})" if self.checkpoint_step is not None else ""
         t.append(f"{name}{step}  ")
         t.append(self.verified, style="green" if self.verified.startswith("✔") else "yellow")
-        t.append("\nIts sha256 is checked again before the trainer loads it.", style="dim")
+        aside = f"{rundir.CHECKPOINTS_DIR}/{rundir.ABANDONED_DIR}/"
+        if self.abandoned:
+            t.append("\nThis checkpoint is on an abandoned branch. ", style="bold yellow")
+            t.append(
+                "Resuming moves it (and the checkpoints it descends from) back onto the live "
+                f"branch; the live branch's checkpoints after step {self.checkpoint_step or 0:,} "
+                f"are moved aside to {aside}, not deleted."
+            )
+        elif self.later:
+            steps = ", ".join(f"{s:,}" for s in self.later[:6])
+            more = f" and {len(self.later) - 6} more" if len(self.later) > 6 else ""
+            t.append("\nThis starts a new branch: ", style="bold yellow")
+            t.append(
+                f"the live checkpoints after it (step {steps}{more}) are moved aside to "
+                f"{aside}, not deleted; they stay in the table and can be resumed."
+            )
+        t.append(
+            "\nThe trainer checks the checkpoint again (hash and load test) before it starts.",
+            style="dim",
+        )
         return t
 
     def request(self, nproc: int, target: int | None) -> LaunchRequest:

@@ -1,4 +1,8 @@
-"""Checkpoints table (step, verified, size, saved: what is on disk) and the milestones list."""
+"""Checkpoints table (step, verified, size, saved: what is on disk) and the milestones list.
+
+The live branch comes first (newest first), then the checkpoints of abandoned branches
+(dimmed, tagged "abandoned"); the row ``r`` resumes from is tagged "latest", the best
+checkpoints of the live branch "best"."""
 
 from __future__ import annotations
 
@@ -18,19 +22,36 @@ PAD = 1  # DataTable's cell padding, each side
 REASON_LONG, REASON_SHORT = 30, 20  # cells of a failed check's reason in the table
 
 
+def row_tags(r: CheckpointRow) -> list[str]:
+    return [
+        t for t, on in (("latest", r.latest), ("best", r.best), ("abandoned", r.abandoned)) if on
+    ]
+
+
 def verified_cell(r: CheckpointRow, short: bool = False, limit: int | None = None) -> Text:
-    """✔ verified, ✘ failed (with why, shortened to ``limit`` cells), … still hashing."""
+    """✔ verified, ✘ failed (with why, shortened to ``limit`` cells), … still hashing; then
+    the row's tags (latest, best, abandoned)."""
+    tags = row_tags(r)
+    sep = " " if short else " · "
+    tail = "".join(sep + t for t in tags)
     if r.verified is None:
-        return Text("… checking", style="dim")
+        return Text("… checking" + tail, style="dim")
     if r.verified:
-        ok = "✔ ok" if short else "✔ sha256 ok"
-        return Text(ok + (" (branch)" if r.abandoned else ""), style="green")
+        t = Text("✔ ok" if short else "✔ sha256 ok", style="dim green" if r.abandoned else "green")
+        for tag in tags:
+            style = {"latest": "bold cyan", "best": "bold magenta"}.get(tag, "dim")
+            t.append(sep + tag, style=style)
+        return t
     why = f"✘ {r.reason}"
-    return Text(why if limit is None else shorten(why, limit), style="bold red")
+    why = why if limit is None else shorten(why, max(4, limit - len(tail)))
+    t = Text(why, style="bold red")
+    if tail:
+        t.append(tail, style="dim")
+    return t
 
 
 def _step_cell(r: CheckpointRow) -> Text:
-    step = Text(f"{r.step:,}", style="bold" if r.milestone else ("dim" if r.abandoned else ""))
+    step = Text(f"{r.step:,}", style="dim" if r.abandoned else ("bold" if r.milestone else ""))
     if r.milestone:
         step.append(" ★", style="yellow")
     return step
@@ -74,9 +95,10 @@ def _cell(key: str, fmt: str | None, r: CheckpointRow, now: float | None) -> Tex
     if key == "verified":
         short = fmt == "short"
         return verified_cell(r, short, limit=REASON_SHORT if short else REASON_LONG)
+    dim = "dim" if r.abandoned else ""
     if key == "size":
-        return Text(fmt_bytes(r.bytes))
-    return Text(saved_cell(r.t, now, fmt or "full"))
+        return Text(fmt_bytes(r.bytes), style=dim)
+    return Text(saved_cell(r.t, now, fmt or "full"), style=dim)
 
 
 def plan_table(
