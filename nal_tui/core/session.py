@@ -204,8 +204,12 @@ class RunSession:
         if not cfg.is_file():
             fail.message = f"{cfg}: no config to resume with (is {rd} a run directory?)"
             return fail
+        found: rundir.CheckpointInfo | None = None
+        skipped: list[tuple[rundir.CheckpointInfo, str]] = []
+        if checkpoint == "latest":  # also name the newer ones that failed, as the trainer does
+            found, skipped = rundir.latest_checkpoint(rd, verify=verify)
         try:
-            info = rundir.resolve_checkpoint(rd, checkpoint, verify=verify)
+            info = found or rundir.resolve_checkpoint(rd, checkpoint, verify=verify)
         except rundir.CheckpointError as e:
             fail.message = clean(e, 600)
             return fail
@@ -220,6 +224,9 @@ class RunSession:
         )
         if res.ok:
             res.message = f"resuming from step {info.step} ({info.path.name}): {res.message}"
+            if skipped:
+                why = clean(rundir.describe_skipped(skipped), 400)
+                res.message += f"; skipped newer checkpoint(s) that fail the check: {why}"
         return res
 
     # ---- stopping

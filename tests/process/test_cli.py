@@ -190,3 +190,19 @@ def test_no_argument_opens_latest_run_or_demo(tmp_path, monkeypatch):
         "run_dir": new, "logs_dir": logs, "config_path": new / rundir.CONFIG_FILE,
         "polling": True, "bell": True,
     }  # fmt: skip
+
+
+def test_status_into_a_closed_pipe_prints_no_traceback(tmp_path):
+    # `nal-tui status | head -1`: the reader leaves early; no BrokenPipeError traceback.
+    import subprocess
+    import sys
+
+    from tests.factory import ROOT, write_run
+
+    rd = write_run(tmp_path / "run", 20, checkpoints=(10,), end="stopped")
+    cmd = [sys.executable, "-m", "nal_tui", "status", "--run-dir", str(rd)]
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader is gone before anything is written
+    err = p.stderr.read().decode()
+    p.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err

@@ -154,3 +154,19 @@ def test_a_mistyped_run_dir_names_the_run_it_probably_meant(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == cli.EXIT_FAIL and "does not exist" in err
     assert f"did you mean {logs / 'demo'}?" in err
+
+
+def test_resume_latest_names_the_newer_checkpoints_it_skipped(tmp_path, capsys):
+    # A corrupt newest checkpoint: `nal-tui resume` starts from the one before and says why
+    # (the trainer is handed that path, so its own resume_fallback alert never fires).
+    rd = write_run(tmp_path / "run", 30, checkpoints=(10, 20), end="stopped")
+    write_checkpoint(rd, 30)
+    pt = rundir.checkpoint_paths(rd, 30)[0]
+    pt.write_bytes(b"corrupt" + pt.read_bytes()[7:])  # same size, wrong hash
+    s = fake_session(rd, tmp_path)
+    res = s.resume("latest", target_step=100_000)
+    assert res.ok, res.message
+    assert "resuming from step 20" in res.message
+    assert "skipped newer checkpoint(s)" in res.message and "step 30" in res.message
+    assert "sha256" in res.message
+    assert s.stop(grace_s=30).ok
