@@ -17,7 +17,7 @@ from trainer import events as ev
 from trainer import rundir
 
 from .proc import PidState, trainer_state
-from .status import DEFAULT_STALE_AFTER_S, StatusInputs, derive_status
+from .status import DEFAULT_STALE_AFTER_S, StatusInputs, derive_status, refused_start
 from .text import clean
 from .vocab import PID_GARBLED, PID_STALE
 
@@ -106,17 +106,22 @@ def read_status(
     recs = _tail_records(run_dir / rundir.EVENTS)
     pid = trainer_state(run_dir)
     step = target = None
-    lifecycle: dict[str, Any] | None = None
+    lifecycles: list[dict[str, Any]] = []  # run_start/run_end records of the tail, newest first
     for rec in reversed(recs):
         name = rec[ev.K_EVENT]
         if step is None and isinstance(rec.get("step"), int):
             step = rec["step"]
         if target is None and name == "run_start":
             target = rec["target_step"]
-        if lifecycle is None and name in ("run_start", "run_end"):
-            lifecycle = rec
-        if step is not None and lifecycle is not None and target is not None:
-            break
+        if name in ("run_start", "run_end"):
+            lifecycles.append(rec)
+    refused = None  # the newest start refused after the run's end: the run_end before says more
+    while len(lifecycles) > 1 and refused_start(
+        lifecycles[1][ev.K_EVENT], lifecycles[0].get("status", "")
+    ):
+        refused = refused or lifecycles[0]
+        lifecycles.pop(0)
+    lifecycle = lifecycles[0] if lifecycles else None
     if target is None and recs:
         target = _target_backwards(run_dir / rundir.EVENTS)
     last = recs[-1] if recs else None
@@ -136,6 +141,11 @@ def read_status(
     )
     if pid.state in (PID_STALE, PID_GARBLED):
         reason = f"{reason}; {pid.message}"
+    if refused is not None:
+        reason = (
+            f"{reason}; a later start was refused ({clean(refused['reason'], 200)}, "
+            f"exit code {refused['exit_code']}): the run is unchanged"
+        )
     if run_end is not None:
         run_end = {k: clean(v) if isinstance(v, str) else v for k, v in run_end.items()}
     return RunStatus(

@@ -47,6 +47,17 @@ class StatusInputs:
     stale_after_s: float = DEFAULT_STALE_AFTER_S
 
 
+def refused_start(previous_lifecycle: str | None, end_status: str) -> bool:
+    """Whether a ``run_end`` is a start that was refused before it trained anything.
+
+    A ``failed`` run_end right after another run_end (no run_start between: a mistyped
+    ``--resume``, a corpus error at start-up) changed nothing in the run, so the run keeps
+    the status of the earlier run_end and readers show the refusal as an alert. A failed
+    first start (no earlier run_end) is the run's end.
+    """
+    return previous_lifecycle == "run_end" and end_status == ev.STATUS_FAILED
+
+
 def derive_status(i: StatusInputs) -> tuple[str, str]:
     """``(status, reason)`` for a run.
 

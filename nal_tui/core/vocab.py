@@ -40,6 +40,7 @@ ALERT_IMBALANCE = "gd_imbalance"
 ALERT_STALLED = "stalled"
 ALERT_CRASHED = "crashed"
 ALERT_RUN_FAILED = "run_failed"
+ALERT_START_REFUSED = "start_refused"  # a failed run_end right after a run_end: nothing ran
 ALERT_GARBLED = "garbled"
 ALERT_BACKWARDS = "steps_backwards"
 ALERT_BRANCH = "branch"  # a run_start below the last step: the later steps were abandoned

@@ -188,3 +188,14 @@ def test_find_runs_newest_first_and_latest(tmp_path):
 def test_no_runs(tmp_path):
     assert runs.find_runs(tmp_path / "missing") == []
     assert runs.latest_run(tmp_path) is None
+
+
+def test_a_refused_start_after_the_run_ended_keeps_the_earlier_status(tmp_path):
+    refused = rec(ev.RunEnd(step=5, status="failed", reason="cannot resume from x.pt: file does "
+                            "not exist", exit_code=5), T + 60)  # fmt: skip
+    d = make_run(tmp_path, "a", run_start(), step(5), run_end(5, "stopped"), refused, refused)
+    st = runs.read_status(d)
+    assert (st.status, st.step) == ("stopped", 5) and st.run_end["status"] == "stopped"
+    assert "a later start was refused" in st.reason and "exit code 5" in st.reason
+    d = make_run(tmp_path, "b", refused)  # a first start that failed is the run's end
+    assert runs.read_status(d).status == "crashed"

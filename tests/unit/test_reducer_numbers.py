@@ -447,3 +447,19 @@ def test_alert_flood_is_capped_and_counted():
     v = s.alerts_view()
     assert len(v.rows) == MAX_ALERTS and v.dropped == 500 and s.alerts.total == n
     assert v.rows[-1].kind == f"k{n - 1}"  # the newest are kept
+
+
+def test_a_refused_start_after_the_run_ended_leaves_its_status_and_raises_an_alert():
+    # A mistyped --resume on a stopped run: the trainer writes run_end failed (exit 5) with
+    # no run_start before it. Nothing ran, so the run is still stopped at its step.
+    s = RunState(stale_after_s=300)
+    s.feed([start()] + steps(1, 10, T0) + [end(10, T0 + 10, ev.STATUS_STOPPED)])
+    s.feed([end(10, T0 + 60, ev.STATUS_FAILED, 5), end(10, T0 + 70, ev.STATUS_FAILED, 2)])
+    assert s.status == V.STATUS_STOPPED
+    assert not kinds(s, V.ALERT_RUN_FAILED)
+    refused = kinds(s, V.ALERT_START_REFUSED)
+    assert len(refused) == 2 and "exit code 5" in refused[0].message
+    # A failed first start is the run's end.
+    s = RunState(stale_after_s=300)
+    s.feed([end(0, T0, ev.STATUS_FAILED, 2)])
+    assert s.status == V.STATUS_CRASHED and kinds(s, V.ALERT_RUN_FAILED)

@@ -14,7 +14,7 @@ from trainer import events as ev
 
 from ..blocks import StepBlock, as_float, block_from_records
 from ..series import is_rising
-from ..status import DEFAULT_STALE_AFTER_S, StatusInputs, derive_status
+from ..status import DEFAULT_STALE_AFTER_S, StatusInputs, derive_status, refused_start
 from ..text import clean
 from ..views import (
     AlertRow,
@@ -25,6 +25,7 @@ from ..vocab import (
     ALERT_CRASHED,
     ALERT_GARBLED,
     ALERT_RUN_FAILED,
+    ALERT_START_REFUSED,
     LEVEL_ERROR,
     LEVEL_INFO,
     LEVEL_WARNING,
@@ -307,6 +308,16 @@ class RunState(SummaryInput, Presenter):
                 )
         elif kind == _E_RUN_END:
             p.pause()
+            if refused_start("run_end" if self.ended else None, rec["status"]):
+                self._alert(
+                    ALERT_START_REFUSED,
+                    LEVEL_WARNING,
+                    step,
+                    f"a start was refused, the run is unchanged: {clean(rec['reason'])} "
+                    f"(exit code {rec['exit_code']})",
+                    t,
+                )
+                return
             self.ended = True
             self.end_status = clean(rec["status"], 40)
             self.end_reason = clean(rec["reason"])
