@@ -22,6 +22,7 @@ from nal_tui.core.defaults import (
     START_WAIT_S,
     config_for_run,
 )
+from nal_tui.core.vocab import PID_LIVE
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -245,7 +246,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     session = _session(args)
-    if not args.json and session.problem() is None:
+    if not args.json and session.problem() is None and session.trainer().state == PID_LIVE:
         wait = args.kill_after if args.kill_after is not None else args.grace
         print(
             f"stopping the trainer in {session.run_dir} (SIGTERM; up to {wait:.0f} s)...",
@@ -260,7 +261,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     st = _session(args).status()
     if not st.ok:
         return _emit(args, st.to_dict(), f"nal-tui status: {st.message}", False)
-    age = f", last event {time.time() - st.last_event_t:.0f} s ago" if st.last_event_t else ""
+    age = ""
+    if st.last_event_t:
+        ago = time.time() - st.last_event_t
+        age = (
+            f", last event {ago:.0f} s ago"
+            if ago > -1
+            else f", last event {-ago:.0f} s in the future (check the clocks)"
+        )
     step = "no steps yet" if st.step is None else f"step {st.step}"
     if st.step is not None and st.target_step:
         step += f"/{st.target_step}"

@@ -86,7 +86,12 @@ def stop(
     else:
         res.status = STOP_STOPPED
         end = res.run_end
-        if end is not None:
+        if end is not None and str(end.get("reason", "")).endswith("during start-up"):
+            res.message = (
+                f"trainer pid {info.pid} stopped during start-up, before training began: "
+                f"nothing was trained (run_end: {end['status']}, after {res.waited_s:.1f} s)"
+            )
+        elif end is not None:
             res.message = (
                 f"trainer pid {info.pid} stopped at step {end['step']} (run_end: "
                 f"{end['status']}) after {res.waited_s:.1f} s"
