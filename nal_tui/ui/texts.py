@@ -21,20 +21,21 @@ def welcome_text(
     # Capitalise a sentence, never a path ("logs/x does not exist").
     first = p.split(" ", 1)[0]
     t.append(f"{p if '/' in first else p[:1].upper() + p[1:]}.", style="bold")
-    t.append("\n\nConfig  ", style="bold")
+    # The keys first, so they stay in view on a small terminal above a long preflight.
+    t.append("\nPress ")
+    t.append(" s ", style="bold reverse")
+    t.append(" to start training with this config (you confirm first), ")
+    t.append(" o ", style="bold reverse")
+    t.append(" to open another run, ")
+    t.append(" ? ", style="bold reverse")
+    t.append(" for every key.\n")
+    t.append("\nConfig  ", style="bold")
     t.append(f"{clean(config)}\n")
     if run_dir is not None:
         t.append("Run dir ", style="bold")
         t.append(f"{clean(run_dir)} (a start creates it)\n")
     t.append("\nPreflight\n", style="bold")
     t.append_text(checks if isinstance(checks, Text) else Text(str(checks), style="dim"))
-    t.append("\n\nPress ")
-    t.append(" s ", style="bold reverse")
-    t.append(" to start training with this config (you confirm first), ")
-    t.append(" o ", style="bold reverse")
-    t.append(" to open another run, ")
-    t.append(" ? ", style="bold reverse")
-    t.append(" for every key.")
     return t
 
 
