@@ -10,7 +10,7 @@ import pytest
 from nal_tui.core import vocab as V
 from nal_tui.core.reducer import RunState
 from nal_tui.core.status import StatusInputs, derive_status
-from tests.factory import T0, record, run_end, run_start, step_event
+from tests.factory import T0, checkpoint_record, record, run_end, run_start, step_event
 from trainer import events as ev
 
 
@@ -377,6 +377,35 @@ def test_a_new_branch_from_step_0_starts_over():
     assert "new branch from step 0" in kinds(s, V.ALERT_BRANCH)[0].message
     s.feed(steps(1, 50, T0 + 501, g=3.0))
     assert s.step == 50 and s.losses["g"].series.buckets(10)[2] == [3.0] * 10
+
+
+def test_resuming_an_abandoned_checkpoint_above_the_live_view_drops_the_live_branch():
+    """Rolled back from 565 to a new branch from 0, trained to 50, then resumed the abandoned
+    565: the trainer moved the 0-50 branch's checkpoints aside; they leave the view."""
+    s = RunState(milestone_every=0)
+    s.feed([start(branch="b1")] + steps(1, 565, T0, g=1.0))
+    b2 = start(T0 + 600, start_step=0, branch="b2", moved_aside="c/abandoned/a_steps-50-565")
+    s.feed([b2])
+    val = record(ev.Val(step=50, losses={"mel_l1": 9.0}, samples=["a.wav"]), T0 + 650)
+    s.feed(steps(1, 50, T0 + 601, g=5.0) + [val, checkpoint_record(50, t=T0 + 651)])
+    moved = "checkpoints/abandoned/20261130-101500_step-50"
+    s.feed([start(T0 + 700, start_step=565, moved_aside=moved, parent_step=565, branch="b3")])
+    assert s.step == 565 and s.val is None and not s.checkpoint_events
+    assert len(s.losses["g"].series) == 0 and s.resume_steps == [565]
+    msg = kinds(s, V.ALERT_BRANCH)[-1].message
+    assert "abandoned branch at step 565" in msg and "1–50" in msg and moved in msg
+    s.feed(steps(566, 570, T0 + 701, g=2.0))
+    assert s.losses["g"].series.buckets(10)[2] == [2.0] * 5
+    # Rolled back to 300 (branch b2), trained to 310, then resumed the abandoned 565 of b1:
+    # the steps up to b2's start (the common ancestor) stay.
+    s = RunState(milestone_every=0)
+    s.feed([start(branch="b1")] + steps(1, 565, T0, g=1.0))
+    b2 = start(T0 + 600, start_step=300, branch="b2", moved_aside="c/abandoned/a_steps-350-565")
+    s.feed([b2] + steps(301, 310, T0 + 601, g=4.0) + [checkpoint_record(310, t=T0 + 620)])
+    b3 = start(T0 + 700, start_step=565, branch="b3", moved_aside="c/abandoned/b_step-310_2")
+    s.feed([b3] + steps(566, 570, T0 + 701, g=2.0))
+    assert len(s.losses["g"].series) == 305 and not s.checkpoint_events
+    assert s.resume_steps == [300, 565]
 
 
 def test_a_plain_resume_of_the_newest_checkpoint_drops_nothing():

@@ -6,6 +6,7 @@ dashboard). ``version`` goes up on every visible change.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -137,6 +138,9 @@ class RunState(SummaryInput, Presenter):
         # Branches left behind by a run_start below the last step (docs/events.md
         # "Branches"): (resumed at step, last step dropped, moved_aside dir or "").
         self.abandoned: deque[tuple[int, int, str]] = deque(maxlen=KEEP_EVENTS)
+        # The live branch (run_start ``branch``) and the step it started from.
+        self.branch: str | None = None
+        self.branch_start = 0
         self.garbled = 0
         self.garbled_sample: str | None = None
         self.ended = False
@@ -357,10 +361,21 @@ class RunState(SummaryInput, Presenter):
             p.target_step = rec["target_step"]
         start = rec["start_step"]
         last = max(x for x in (p.step, p.max_step, 0) if x is not None)
+        aside_from = _aside_from(rec.get("moved_aside"))
         if start < last:
             self._abandon(start, last, rec, float(rec[ev.K_TIME]))
+        elif start > last and aside_from is not None and aside_from <= last:
+            # An abandoned branch's checkpoint resumed above the live view: the live
+            # checkpoints from ``aside_from`` on were moved aside. Their common ancestor is at
+            # most where the live branch began (the usual case: the resumed checkpoint is
+            # of the branch it left), so the view keeps the steps up to there.
+            keep = min(self.branch_start, aside_from - 1)
+            self._abandon(keep, last, rec, float(rec[ev.K_TIME]), resumed=start)
         elif start > 0 or (p.step is not None and start <= p.step):
             self._mark_resume(start)
+        branch = rec.get("branch")
+        if branch != self.branch or start < last:
+            self.branch, self.branch_start = branch, start
         p.step = start
         self._after_start = True
         self.imbalance.reset_window()
@@ -370,9 +385,12 @@ class RunState(SummaryInput, Presenter):
         self._stopping = False
         self._crash_alerted = False
 
-    def _abandon(self, start: int, last: int, rec: dict[str, Any], t: float) -> None:
+    def _abandon(
+        self, start: int, last: int, rec: dict[str, Any], t: float, resumed: int | None = None
+    ) -> None:
         """A run_start below the last step: the steps after ``start`` belong to an abandoned
-        branch (or were lost in a crash) and leave the live view; ``start`` 0 starts over."""
+        branch (or were lost in a crash) and leave the live view; ``start`` 0 starts over.
+        ``resumed``: the step of an abandoned branch's checkpoint resumed above the view."""
         p = self.progress
         p.truncate(start)
         for tr in self.losses.values():
@@ -387,6 +405,8 @@ class RunState(SummaryInput, Presenter):
         self.best_steps = frozenset(s for s in self.best_steps if s <= start)
         if start > 0:
             self._mark_resume(start)
+        if resumed is not None:
+            self._mark_resume(resumed)
         self.nonfinite.open = False
         self.collapse.summary()
         self.imbalance.reset_window()
@@ -396,7 +416,10 @@ class RunState(SummaryInput, Presenter):
         self.abandoned.append((start, last, aside))
         where = f"; its checkpoints were moved aside to {aside}/ (nothing deleted)" if aside else ""
         what = (
-            f"a new branch from step 0: the previous {last:,} steps are no longer shown"
+            f"resumed an abandoned branch at step {resumed:,}: steps {start + 1:,}–{last:,} "
+            f"are no longer shown, nor the resumed branch's steps before {resumed:,}"
+            if resumed is not None
+            else f"a new branch from step 0: the previous {last:,} steps are no longer shown"
             if start == 0
             else f"resumed from step {start:,}: steps {start + 1:,}–{last:,} (an abandoned branch) "
             "are no longer shown"
@@ -430,3 +453,14 @@ class RunState(SummaryInput, Presenter):
             self._alert(
                 ALERT_CRASHED, LEVEL_ERROR, self.progress.step, self.status_reason, self._now
             )
+
+
+_ASIDE_STEPS = re.compile(r"_steps?-(\d+)(?:-\d+)?(?:_\d+)?/?$")
+
+
+def _aside_from(moved_aside: Any) -> int | None:
+    """The lowest step moved aside by a run_start, from its ``moved_aside`` directory name
+    (``checkpoints/abandoned/<time>_steps-A-B`` or ``..._step-A``, maybe with a ``_2``
+    suffix: trainer.lineage), or None."""
+    m = _ASIDE_STEPS.search(moved_aside) if isinstance(moved_aside, str) else None
+    return int(m.group(1)) if m else None
