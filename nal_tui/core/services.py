@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +62,29 @@ class CachedVerifier:
         return res
 
 
+SETTLE_S = 15.0  # an incomplete checkpoint touched this recently is being saved or deleted
+
+
+def in_flux(info: rundir.CheckpointInfo, now: float | None = None) -> bool:
+    """Whether an incomplete checkpoint is a save or a retention deletion under way: a file
+    of it (the .pt or a temp file; a rename counts, through ctime) changed within SETTLE_S,
+    or vanished while we looked. Retention renames the manifest to a temp file before it
+    unlinks the rest, so for a moment a doomed checkpoint reads as an interrupted save."""
+    now = time.time() if now is None else now
+    for p in (info.path, *info.temp_files):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            if p != info.path:
+                return True
+            continue
+        except OSError:
+            continue
+        if now - max(st.st_mtime, st.st_ctime) < SETTLE_S:
+            return True
+    return False
+
+
 def _rel(path: Path, run_dir: Path) -> str:
     try:
         return str(path.relative_to(run_dir))
@@ -101,6 +125,7 @@ class CheckpointService:
         self._thread = threading.Thread(target=self._loop, name="nal-checkpoints", daemon=True)
         self._last: list[CheckpointRow] | None = None
         self._latest: str | None = None  # path of the latest verified, from the last scan
+        self._flux = False  # the last scan saw a checkpoint being saved or deleted
 
     def start(self) -> None:
         self._thread.start()
@@ -123,7 +148,11 @@ class CheckpointService:
     def _row(self, info: rundir.CheckpointInfo, verified: tuple[bool, str] | None):
         ok, why = verified if verified is not None else (None, "")
         if not info.complete:
-            ok, why = False, info.reason
+            if in_flux(info):  # a save or a retention deletion under way: not a failure
+                self._flux = True
+                ok, why = None, ""
+            else:
+                ok, why = False, info.reason
         return CheckpointRow(
             step=info.step,
             path=_rel(info.path, self.run_dir),
@@ -145,6 +174,7 @@ class CheckpointService:
         """List, show what is known, verify the rest (newest first), mark the latest
         verified by the one definition, show again."""
         infos = self._infos()
+        self._flux = False
         known = {id(i): self.verifier.cached(i) for i in infos}
         self._emit([self._row(i, known[id(i)]) for i in infos])
         for i in infos:
@@ -164,7 +194,7 @@ class CheckpointService:
                 self.scan_once()
             except Exception:  # noqa: BLE001 - a failed scan must not end the service
                 pass
-            self._wake.wait(self.interval)
+            self._wake.wait(min(self.interval, 1.0) if self._flux else self.interval)
             self._wake.clear()
 
 

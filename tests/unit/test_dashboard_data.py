@@ -109,3 +109,25 @@ def test_validation_panel_is_tolerant_of_old_missing_and_hostile_records():
     assert "\x1b" not in text and "\x07" not in text
     assert "pwn" in text and "inf" in text and "NaN" in text
     assert "val @50" in text  # the older set is labelled with its step
+
+
+def test_a_checkpoint_being_deleted_by_retention_is_not_shown_as_a_failed_save(
+    tmp_path, monkeypatch
+):
+    # Retention renames the manifest to a hidden temp file, then unlinks the .pt, then the
+    # temp. Caught half-way, the checkpoint reads as an interrupted save: while its files
+    # are changing it is shown as not checked yet, and only once they settle as failed.
+    rd = tmp_path / "run"
+    for s in (10, 20):
+        write_checkpoint(rd, s)
+    pt, man = rundir.checkpoint_paths(rd, 10)
+    man.rename(rundir.temp_path_for(man))
+    assert not rundir.checkpoint_info(pt).complete
+    rows = _table(rd)
+    assert [(r.step, r.verified) for r in rows] == [(20, True), (10, None)]
+    assert not verified_cell(rows[1]).plain.startswith("✘")
+    pt.unlink()  # only the temp file is left: still a deletion under way
+    assert [(r.step, r.verified) for r in _table(rd)] == [(20, True), (10, None)]
+    monkeypatch.setattr("nal_tui.core.services.SETTLE_S", -1.0)  # long after: a real failure
+    rows = _table(rd)
+    assert rows[1].verified is False and verified_cell(rows[1]).plain.startswith("✘")
