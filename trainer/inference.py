@@ -48,10 +48,14 @@ def resolve_checkpoint(run_dir: str | os.PathLike[str], which: str = "latest") -
 
 
 def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path | None:
-    """The run directory holding ``checkpoint`` (``<run>/checkpoints/ckpt_*.pt``), if it is one."""
+    """The run directory holding ``checkpoint`` (``<run>/checkpoints/ckpt_*.pt``, or an
+    abandoned branch's ``<run>/checkpoints/abandoned/<dir>/ckpt_*.pt``), if it is one."""
     p = Path(checkpoint).expanduser().resolve()
-    run = p.parent.parent
-    if p.parent.name == rundir.CHECKPOINTS_DIR and (run / rundir.CONFIG_FILE).is_file():
+    ck = p.parent
+    if ck.parent.name == rundir.ABANDONED_DIR and ck.parent.parent.name == rundir.CHECKPOINTS_DIR:
+        ck = ck.parent.parent
+    run = ck.parent
+    if ck.name == rundir.CHECKPOINTS_DIR and (run / rundir.CONFIG_FILE).is_file():
         return run
     return None
 

@@ -366,3 +366,19 @@ def test_lock_of_killed_holder_is_free(tmp_path: Path) -> None:
     assert stale is not None and not process_matches(stale)  # left behind, but not alive
     with RunLock(tmp_path):
         assert read_pid_file(tmp_path).pid == os.getpid()
+
+
+def test_the_run_of_a_checkpoint_path_live_or_abandoned(tmp_path):
+    from tests.factory import write_checkpoint
+    from trainer.inference import run_dir_of
+
+    rd = tmp_path / "run"
+    live = write_checkpoint(rd, 10)
+    aside = write_checkpoint(rd, 50, aside="20260101-000000_steps-40-50")
+    assert run_dir_of(live) is None  # not a run yet: no config.yaml
+    (rd / rundir.CONFIG_FILE).write_text("name: x\n")
+    assert run_dir_of(live) == rd.resolve() and run_dir_of(aside) == rd.resolve()
+    stray = tmp_path / "elsewhere" / "ckpt_00000010.pt"
+    stray.parent.mkdir()
+    stray.write_bytes(b"x")
+    assert run_dir_of(stray) is None
