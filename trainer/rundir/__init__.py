@@ -14,8 +14,8 @@ rules; :mod:`trainer.lineage` carries out the moves.
 
 The parts: :mod:`.layout` (names, atomic writes, hashing, the checkpoint errors),
 :mod:`.manifest`, :mod:`.checkpoints` (describe, list, verify), :mod:`.resolve` ("latest",
-"best" and paths), :mod:`.history` (what a run directory holds), :mod:`.lock` (run lock and
-PID file). Every name is importable from ``trainer.rundir`` itself.
+"best" and paths), :mod:`.retention` (what may be deleted), :mod:`.history` (what a run
+directory holds), :mod:`.lock` (run lock and PID file). Every name is importable from ``trainer.rundir`` itself.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ from trainer.rundir.resolve import (
     rank_best,
     resolve_checkpoint,
 )
+from trainer.rundir.retention import apply_retention
 
 __all__ = [
     "ABANDONED_DIR",
@@ -130,6 +131,7 @@ __all__ = [
     "RunLock",
     "RunLocked",
     "Verifier",
+    "apply_retention",
     "atomic_write_bytes",
     "atomic_write_text",
     "best_checkpoint",
