@@ -28,7 +28,8 @@ OTHERS = ["nal_tui", "nal_tui.cli", "nal_tui.preflight", "nal_tui.ui.app", "trai
           "trainer.events.parse", "trainer.events.index", "trainer.events.indexwrite",
           "trainer.rundir", "trainer.rundir.layout", "trainer.rundir.manifest",
           "trainer.rundir.checkpoints", "trainer.rundir.resolve", "trainer.rundir.retention",
-          "trainer.rundir.history", "trainer.rundir.lock", "trainer.config", "trainer.corpus",
+          "trainer.rundir.history", "trainer.rundir.lock", "trainer.config",
+          "trainer.config.schema", "trainer.config.build", "trainer.config.yamlfile", "trainer.corpus",
           "trainer.signals", "trainer.lineage", "trainer.logsetup", "trainer.console"]  # fmt: skip
 
 
