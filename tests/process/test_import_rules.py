@@ -29,7 +29,9 @@ OTHERS = ["nal_tui", "nal_tui.cli", "nal_tui.preflight", "nal_tui.ui.app", "trai
           "trainer.rundir", "trainer.rundir.layout", "trainer.rundir.manifest",
           "trainer.rundir.checkpoints", "trainer.rundir.resolve", "trainer.rundir.retention",
           "trainer.rundir.history", "trainer.rundir.lock", "trainer.config",
-          "trainer.config.schema", "trainer.config.build", "trainer.config.yamlfile", "trainer.corpus",
+          "trainer.config.schema", "trainer.config.build", "trainer.config.yamlfile",
+          "trainer.corpus", "trainer.corpus.report", "trainer.corpus.headers",
+          "trainer.corpus.metadata", "trainer.corpus.check",
           "trainer.signals", "trainer.lineage", "trainer.logsetup", "trainer.console"]  # fmt: skip
 
 
