@@ -6,14 +6,14 @@ and scheduler states, AMP scaler, RNG states, sampler position) is checkpointed 
 
 The parts live in their own modules: start-up (phases, precision, data, networks, loader)
 in trainer.startup, where a run starts from in trainer.resume, the one training step in
-trainer.step, the event log and the run's storage failure in trainer.runlog. None of them
-holds a reference to the Trainer (see trainer.startup).
+trainer.step, validation and its reports in trainer.evaluation, checkpoint saves in
+trainer.saving, the event log and the run's storage failure in trainer.runlog. None of
+them holds a reference to the Trainer (see trainer.startup).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import platform
 import time
@@ -32,19 +32,20 @@ from trainer import config as config_mod
 from trainer import distributed as dist_mod
 from trainer import events as ev
 from trainer import lineage, rundir, startup
-from trainer import metrics as metrics_mod
 from trainer import resume as resume_mod
 from trainer.config import Config
 from trainer.data import ResumableBatchSampler
 from trainer.errors import StorageError, TrainerError, storage
+from trainer.evaluation import Evaluation
 from trainer.ledger import BestTracker, Verdict
 from trainer.losses import ReconstructionLoss
 from trainer.models import Discriminators, Generator
 from trainer.runlog import EventLog
+from trainer.saving import Checkpointer
 from trainer.signals import StopFlag, StopRequested, signal_name
 from trainer.startup import HOLD_ENV
 from trainer.step import StepResult, StepTotals, TrainStep
-from trainer.validation import SetResult, Validator
+from trainer.validation import Validator
 
 __all__ = ["HOLD_ENV", "StopFlag", "StorageError", "Trainer", "TrainerError", "train"]
 
@@ -67,16 +68,6 @@ def _versions() -> dict[str, str]:
         "numpy": np.__version__,
         "schema": str(ev.SCHEMA_VERSION),
     }
-
-
-def _finite(d: dict[str, float]) -> dict[str, float]:
-    """The finite entries (a manifest records numbers only)."""
-    return {k: float(v) for k, v in d.items() if math.isfinite(v)}
-
-
-def _json_floats(d: dict[str, float]) -> dict[str, Any]:
-    """Non-finite values as the strings events.float_field maps back (JSON has no NaN)."""
-    return {k: (v if math.isfinite(v) else str(v).lower()) for k, v in d.items()}
 
 
 def _unwrap(m: nn.Module) -> nn.Module:
@@ -113,8 +104,6 @@ class Trainer:
         self.lock: rundir.RunLock | None = None
         self.dist = dist_mod.DistInfo()
         self.is_main = True
-        self._last_val_step = -1
-        self._last_ckpt_step = -1
         self._start_step = 0
         self._run_started = False
         self._pending_alerts: list[startup.Alert] = []
@@ -135,13 +124,13 @@ class Trainer:
         self.init_optimizers = init_optimizers
         self._init_info: rundir.CheckpointInfo | None = None
         self._init_state: dict[str, Any] | None = None
-        # Validation: the last validation's metrics by set (for the manifest of a checkpoint
-        # saved at that step), and the best-checkpoint ledger's judge (None: no ledger).
-        self._last_val: dict[str, dict[str, float]] = {}
-        self._verdict: Verdict | None = None
-        self._metric_notes: set[str] = set()
+        # The best-checkpoint ledger's judge (None: no ledger), shared by the evaluation
+        # (set up with the data) and the checkpointer.
         best = cfg.checkpoint.best
         self._best = BestTracker(best, self.run_dir, self._verify) if best is not None else None
+        self.checkpointer = Checkpointer(
+            cfg, self.run_dir, self._model_cfg, self._verify, self._best, self.events
+        )
 
     # The parts built by setup(), under the names callers (tests, benches) use.
     @property
@@ -256,7 +245,7 @@ class Trainer:
             )
 
     def _setup_models(self) -> None:
-        """The networks and optimizers, the reconstruction loss, the validator, the step."""
+        """The networks and optimizers, the reconstruction loss, the evaluation, the step."""
         cfg, mel = self.cfg, self.data.mel
         self.nets, alert = startup.build_nets(cfg, self.device, self.precision, self.dist)
         if alert is not None:
@@ -266,9 +255,11 @@ class Trainer:
         # leave the Trainer (and its DDP reducer's threads) to be collected at interpreter
         # exit, where a torchrun rank then aborts ("terminate called without an active
         # exception").
-        self.validator = Validator(
+        validator = Validator(
             cfg, self.run_dir, mel, self.recon, self.device, self.precision.autocast, storage
         )
+        d = self.data
+        self.evaluation = Evaluation(validator, d.val_set, d.unseen_set, self._best, self.events)
         self._step = TrainStep(cfg, self.nets, self.precision, mel, self.recon, self.device)
 
     # ------------------------------------------------------------------ resume
@@ -294,7 +285,8 @@ class Trainer:
         with resume_mod.loads_into_model("resume", info.path, errors):
             self.load_state(state)
         self._resume_state = None  # the models hold it now
-        self._last_ckpt_step = self.pos.step  # it is on disk already: no re-save at the end
+        # It is on disk already: no re-save at the end.
+        self.checkpointer.last_step = self.pos.step
         # Every rank has read the file before rank 0 may move it (see resume.start_branch).
         dist_mod.gather_strings("loaded", self.dist)
         log.info("resumed from %s (step %d, epoch %d)", info.path, self.pos.step, self.pos.epoch)
@@ -399,142 +391,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> Verdict | None:
-        """Validate the current weights on the unseen set (if any), then the validation set.
-
-        The unseen set's ``val`` event comes first, so a reader that keeps only the latest
-        record per step shows the validation set's. Returns the ledger's verdict on the
-        validation set's score (None without ``checkpoint.best``).
-        """
-        g = _unwrap(self.nets.g_raw)
-        g.eval()
-        try:
-            results = []
-            if self.data.unseen_set is not None:
-                results.append(
-                    self.validator.run(g, self.data.unseen_set, self.pos.step, ev.UNSEEN_SET)
-                )
-            results.append(self.validator.run(g, self.data.val_set, self.pos.step, ev.VAL_SET))
-        finally:
-            g.train()
-        self._note_skipped_metrics()
-        self._last_val_step = self.pos.step
-        self._last_val = {r.set_name: _finite(r.metrics) for r in results}
-        for r in results:
-            self._emit_val(r)
-        self._verdict = None
-        if self._best is not None:
-            self._verdict = self._best.judge(self.pos.step, results[-1].metrics)
-            if self._verdict.alert:
-                log.warning("overtraining: %s", self._verdict.alert)
-                self.events.emit(
-                    ev.Alert(
-                        kind=ev.ALERT_OVERTRAINING, step=self.pos.step, message=self._verdict.alert
-                    )
-                )
-        return self._verdict
-
-    def _emit_val(self, r: SetResult) -> None:
-        self.events.emit(
-            ev.Val(
-                step=r.step,
-                losses=_json_floats(r.losses),
-                samples=r.samples,
-                duration=r.duration,
-                metrics=_json_floats(r.metrics),
-                set=r.set_name,
-                utterances=r.utterances,
-            )
-        )
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in r.metrics.items())
-        log.info(
-            "step %d validation (%s, %d utterances, %.2f s): %s",
-            r.step,
-            r.set_name,
-            r.utterances,
-            r.duration,
-            shown or f"mel L1 {r.losses[metrics_mod.MEL_L1]:.4f}",
-        )
-
-    def _note_skipped_metrics(self) -> None:
-        """A metric whose package is missing: one alert per process (the log says it too)."""
-        for metric, why in self.validator.skipped.items():
-            if metric not in self._metric_notes:
-                self._metric_notes.add(metric)
-                self.events.emit(
-                    ev.Alert(kind=ev.ALERT_METRIC_UNAVAILABLE, step=self.pos.step, message=why)
-                )
+        """Validate the current weights (see trainer.evaluation); returns the ledger's
+        verdict on the validation set's score (None without ``checkpoint.best``)."""
+        return self.evaluation.run(_unwrap(self.nets.g_raw), self.pos.step)
 
     # ------------------------------------------------------------------ checkpoint
-    def _weights_finite(self) -> bool:
-        n = self.nets
-        flags = [torch.isfinite(p).all() for m in (n.g_raw, n.d_raw) for p in m.parameters()]
-        return bool(torch.stack(flags).all().item())
-
     def save(self) -> None:
-        started = time.perf_counter()
-        step = self.pos.step
-        if not self._weights_finite():
-            raise TrainerError(
-                f"step {step}: weights are not finite; refusing to save them", ev.EXIT_NONFINITE
-            )
-        me = self.cfg.checkpoint.milestone_every
-        milestone = bool(me) and step % me == 0
-        plan = self._plan
-        validated = self._last_val_step == step
-        note = None
-        if self._best is not None:
-            verdict = self._verdict if validated else None
-            note = self._best.note(
-                verdict if verdict is not None and verdict.step == step else None
-            )
-        info = ckpt.save_checkpoint(
-            self.run_dir,
-            step,
+        """Checkpoint the current state (see trainer.saving), with this step's validation."""
+        validation, verdict = self.evaluation.at(self.pos.step)
+        self.checkpointer.save(
+            self.pos.step,
             self.pos.epoch,
-            self.state_dict(),
-            milestone=milestone,
-            config_sha256=lineage.config_digest(self._model_cfg),
-            branch=plan.branch if plan is not None else None,
-            parent=plan.parent if plan is not None else None,
-            model_config=self._model_cfg,
-            validation=self._last_val if validated and self._last_val else None,
-            best=note,
+            self.nets,
+            self.state_dict,
+            self._plan,
+            validation=validation,
+            verdict=verdict,
         )
-        self._verify.trust(info)
-        self._last_ckpt_step = step
-        # The ledger after this save, from disk: its checkpoints are kept by retention.
-        ledger = [i.step for i in self._best.ledger()] if self._best is not None else []
-        self.events.emit(
-            ev.Checkpoint(
-                step=step,
-                path=str(info.path.relative_to(self.run_dir)),
-                bytes=info.bytes,
-                sha256=info.sha256 or "",
-                milestone=milestone,
-                duration=round(time.perf_counter() - started, 4),
-                best=step in ledger,
-                metric=note.metric if note is not None else None,
-                score=note.score if note is not None else None,
-                best_steps=ledger,
-            )
-        )
-        if step in ledger:
-            log.info(
-                "step %d: among the best %d by %s (best steps: %s)",
-                step,
-                len(ledger),
-                note.metric if note is not None else "?",
-                ", ".join(map(str, ledger)),
-            )
-        for old in ckpt.apply_retention(
-            self.run_dir,
-            self.cfg.checkpoint.keep_last,
-            protect_steps=(step, *ledger),
-            verify=self._verify,
-        ):
-            log.info("retention: removed %s", old.path.name)
-        self.events.sync()
-        log.info("step %d: checkpoint %s (%d bytes)", step, info.path.name, info.bytes)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> int:
@@ -616,7 +489,7 @@ class Trainer:
             status = ev.STATUS_STOPPED
             reason = f"stopped by {signal_name(self.stop.signum)}"
             log.info("stopping at step %d (%s)", self.pos.step, reason)
-        if self.is_main and code == ev.EXIT_OK and self._last_ckpt_step != self.pos.step:
+        if self.is_main and code == ev.EXIT_OK and self.checkpointer.last_step != self.pos.step:
             self._save()
         self._end(status, reason, code)
         log.info("run end at step %d: %s (%s)", self.pos.step, status, reason)
@@ -639,7 +512,7 @@ class Trainer:
             not self.is_main
             or failure.during_save
             or self.pos.step <= self._start_step
-            or self._last_ckpt_step == self.pos.step
+            or self.checkpointer.last_step == self.pos.step
         ):
             return
         try:
