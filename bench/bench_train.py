@@ -76,7 +76,7 @@ def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
             _sync(t.device)
             t0 = time.perf_counter()
             out = t.train_step(batch)
-            out.tolist()  # the loop's per-logging-step sync
+            torch.stack(out).tolist()  # the loop's per-logging-step sync (StepTotals.means)
             _sync(t.device)
             if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
@@ -110,7 +110,7 @@ def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
         return {
             "config": config_path,
             "device": str(t.device),
-            "precision": t.precision,
+            "precision": t.precision.name,
             "compile": cfg.train.compile,
             "batch": cfg.train.batch_size,
             "segment": cfg.audio.segment_size,

@@ -261,7 +261,7 @@ def measure_step_time(device: torch.device, work: Path, steps: int) -> float:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            t.train_step(batch).tolist()
+            torch.stack(t.train_step(batch)).tolist()
             if i:  # the first step is warm-up
                 times.append(time.perf_counter() - t0)
         return statistics.median(times)

@@ -14,6 +14,7 @@ import torch
 from tests.conftest import demo_config_dict
 from trainer import config as config_mod
 from trainer import loop
+from trainer import step as step_mod
 
 
 def _state(t: loop.Trainer) -> dict:
@@ -72,13 +73,13 @@ def _batches(t: loop.Trainer):
 
 
 def _poison(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    real = getattr(loop, name)
+    real = getattr(step_mod, name)
 
     def poisoned(*args, **kw):
         out = real(*args, **kw)
         return out._replace(total=out.total * math.nan)
 
-    monkeypatch.setattr(loop, name, poisoned)
+    monkeypatch.setattr(step_mod, name, poisoned)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from tests.conftest import demo_config_dict, read_events
 from trainer import config as config_mod
 from trainer import events as ev
 from trainer import loop
+from trainer import step as step_mod
 from trainer.checkpoint import load_checkpoint
 from trainer.rundir import list_checkpoints
 
@@ -79,7 +80,7 @@ def test_nonfinite_steps_are_skipped_then_stop(
     demo_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = _cfg(demo_corpus, train={"max_nonfinite_steps": 3}, checkpoint={"every": 2})
-    real = loop.hifigan_generator_loss
+    real = step_mod.hifigan_generator_loss
     calls = {"n": 0}
     snapshots: list[dict[str, torch.Tensor]] = []
 
@@ -97,7 +98,7 @@ def test_nonfinite_steps_are_skipped_then_stop(
             snapshots.append({k: v.clone() for k, v in self.g_raw.state_dict().items()})
         return orig_step(self, batch)
 
-    monkeypatch.setattr(loop, "hifigan_generator_loss", poisoned)
+    monkeypatch.setattr(step_mod, "hifigan_generator_loss", poisoned)
     monkeypatch.setattr(loop.Trainer, "train_step", spy)
     code = _train(cfg, tmp_path / "run", target_step=50)
     assert code == ev.EXIT_NONFINITE

@@ -26,8 +26,13 @@ CORE = sorted(
 )
 OTHERS = ["nal_tui", "nal_tui.cli", "nal_tui.preflight", "nal_tui.ui.app", "trainer.events",
           "trainer.events.parse", "trainer.events.index", "trainer.events.indexwrite",
-          "trainer.rundir", "trainer.config", "trainer.corpus", "trainer.signals",
-          "trainer.lineage", "trainer.logsetup", "trainer.console"]  # fmt: skip
+          "trainer.rundir", "trainer.rundir.layout", "trainer.rundir.manifest",
+          "trainer.rundir.checkpoints", "trainer.rundir.resolve", "trainer.rundir.retention",
+          "trainer.rundir.history", "trainer.rundir.lock", "trainer.config",
+          "trainer.config.schema", "trainer.config.build", "trainer.config.yamlfile",
+          "trainer.corpus", "trainer.corpus.report", "trainer.corpus.headers",
+          "trainer.corpus.metadata", "trainer.corpus.check",
+          "trainer.signals", "trainer.lineage", "trainer.logsetup", "trainer.console"]  # fmt: skip
 
 
 def _loaded_after_import(module: str, heavy: tuple[str, ...]) -> list[str]:

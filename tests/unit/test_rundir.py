@@ -14,7 +14,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trainer import rundir
 from trainer.rundir import (
     LOCK_FILE,
     PID_FILE,
@@ -89,7 +88,7 @@ def test_atomic_write_failure_keeps_old_file(tmp_path: Path, monkeypatch) -> Non
     def boom(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rundir.os, "replace", boom)
+    monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="No space"):
         atomic_write_bytes(target, b"new\n")
     assert target.read_text() == "old\n"

@@ -1,0 +1,178 @@
+"""Where a run starts from: the checkpoint it resumes (chosen by the full load test before
+the corpus and the models are built), the ``--init-from`` source of a fine-tune, and the
+branch plan that keeps ``checkpoints/`` one linear chain.
+
+Plain functions over the run directory, the config and the networks: nothing here holds
+the Trainer (see trainer.startup on why no part may).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from trainer import checkpoint as ckpt
+from trainer import events as ev
+from trainer import lineage, rundir
+from trainer.config import Config
+from trainer.errors import TrainerError
+from trainer.startup import Nets
+
+log = logging.getLogger("nal-train")
+
+Skipped = list[tuple[rundir.CheckpointInfo, str]]  # better candidates that failed, and why
+
+
+def choose_resume(
+    cfg: Config, run_dir: Path, resume: str, verify: ckpt.VerifyCache
+) -> tuple[rundir.CheckpointInfo, dict[str, Any], Skipped]:
+    """Pick the checkpoint (full load test; --resume latest falls back past failures)."""
+    test = ckpt.LoadTest(cfg)
+    skipped: Skipped = []
+    try:
+        if str(resume) in ("latest", "best"):
+            # Better candidates that fail the load test are skipped, each with an alert.
+            info, skipped = ckpt.find_resume_checkpoint(run_dir, resume, test)
+        else:
+            path = rundir.checkpoint_path_arg(run_dir, resume)
+            if path.exists() and not rundir.is_run_checkpoint(run_dir, path):
+                raise TrainerError(
+                    f"cannot resume from {path}: it is not a checkpoint of {run_dir} "
+                    f"(resume from its own run directory instead)",
+                    ev.EXIT_NO_CHECKPOINT,
+                )
+            info = rundir.resolve_checkpoint(run_dir, path, test)
+    except rundir.CheckpointError as e:
+        msg = str(e) if str(e).startswith("cannot resume") else f"cannot resume: {e}"
+        raise TrainerError(msg, ev.EXIT_NO_CHECKPOINT) from None
+    assert test.passed is not None and test.passed[0] == info
+    for bad, reason in skipped:
+        log.warning("skipping checkpoint %s: %s", bad.path, reason)
+    verify.trust(info)  # just hashed: retention need not hash it again
+    return test.passed[0], test.passed[1], skipped
+
+
+def resolve_on_rank(
+    cfg: Config, run_dir: Path, path: str
+) -> tuple[rundir.CheckpointInfo, dict[str, Any]]:
+    """A rank > 0 resumes from the checkpoint rank 0 chose (same path; a shared filesystem)."""
+    test = ckpt.LoadTest(cfg)
+    try:
+        info = rundir.resolve_checkpoint(run_dir, path, test)
+    except rundir.CheckpointError as e:
+        raise TrainerError(f"cannot resume: {e}", ev.EXIT_NO_CHECKPOINT) from None
+    assert test.passed is not None
+    return info, test.passed[1]
+
+
+@contextlib.contextmanager
+def loads_into_model(
+    what: str, path: Path, errors: tuple[type[BaseException], ...]
+) -> Iterator[None]:
+    """A state that does not fit this config's model: one TrainerError naming the file."""
+    try:
+        yield
+    except errors as e:
+        detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise TrainerError(
+            f"cannot {what} from {path}: it does not load into this config's model "
+            f"({lineage.clean_text(detail, 200)})",
+            ev.EXIT_NO_CHECKPOINT,
+        ) from None
+
+
+def start_branch(
+    run_dir: Path, resumed: rundir.CheckpointInfo | None
+) -> tuple[lineage.BranchPlan, str | None, rundir.CheckpointInfo | None]:
+    """Keep checkpoints/ one linear chain for this start (see lineage.plan_start).
+
+    Called after the resume state is loaded into the models, so nothing moves for a start
+    that fails. Returns the plan, where the abandoned checkpoints went (if anywhere), and
+    the resumed checkpoint when it moved back onto the live branch (resuming from an
+    abandoned checkpoint).
+    """
+    plan = lineage.plan_start(run_dir, resumed)
+    start, aside = lineage.apply_plan(run_dir, plan)
+    if aside is not None:
+        steps = ", ".join(str(c.step) for c in plan.abandon)
+        log.info(
+            "new branch %s: moved the live checkpoint(s) of step %s aside to %s/",
+            plan.branch,
+            steps,
+            aside,
+        )
+    if plan.restore:
+        log.info(
+            "moved checkpoint(s) of step %s back onto the live branch",
+            ", ".join(str(c.step) for c in plan.restore),
+        )
+    moved_back = start if start is not None and plan.restore else None
+    return plan, str(aside) if aside is not None else None, moved_back
+
+
+# ------------------------------------------------------------------------ --init-from
+
+
+def choose_init(
+    cfg: Config, init_from: str, generator_only: bool, optimizers: bool
+) -> tuple[rundir.CheckpointInfo, dict[str, Any]]:
+    """--init-from: the source checkpoint through the load test (hash, weights_only,
+    format, the weights taken and their shapes against this config)."""
+    parts = ("generator",) if generator_only else ("generator", "discriminators")
+    if optimizers:
+        parts += ("opt_g",) if generator_only else ("opt_g", "opt_d")
+    test = ckpt.LoadTest(cfg, parts=parts)
+    src = Path(init_from).expanduser()
+    try:
+        info = rundir.checkpoint_info(src)
+    except rundir.CheckpointError as e:
+        raise TrainerError(f"cannot initialise from {src}: {e}", ev.EXIT_NO_CHECKPOINT) from None
+    ok, reason = test(info)
+    if not ok or test.passed is None:
+        raise TrainerError(f"cannot initialise from {info.path}: {reason}", ev.EXIT_NO_CHECKPOINT)
+    for note in test.notes:
+        log.warning("fine-tuning across a model-config difference (same shapes): %s", note)
+    return test.passed
+
+
+def load_init(
+    cfg: Config,
+    nets: Nets,
+    info: rundir.CheckpointInfo,
+    state: dict[str, Any],
+    generator_only: bool,
+    optimizers: bool,
+) -> None:
+    """Load the source weights (and optimizer moments with --init-optimizers); the
+    learning rate, its schedule, the step count and the RNG stay this run's own."""
+    with loads_into_model("initialise", info.path, (KeyError, TypeError, ValueError, RuntimeError)):
+        nets.g_raw.load_state_dict(state["generator"])
+        if not generator_only:
+            nets.d_raw.load_state_dict(state["discriminators"])
+        if optimizers:
+            pairs = [(nets.opt_g, "opt_g", cfg.optim.lr_g)]
+            if not generator_only:
+                pairs.append((nets.opt_d, "opt_d", cfg.optim.lr_d))
+            for opt, key, lr in pairs:
+                opt.load_state_dict(state[key])
+                for group in opt.param_groups:  # never the source's decayed rate
+                    group.update(
+                        lr=lr,
+                        initial_lr=lr,
+                        betas=tuple(cfg.optim.betas),
+                        weight_decay=cfg.optim.weight_decay,
+                    )
+    what = "generator" if generator_only else "generator and discriminators"
+    opts = ", optimizer moments" if optimizers else ""
+    log.info(
+        "initialised the %s%s from %s (step %d, sha256 %s); fresh schedule from step 0 at lr_g %g",
+        what,
+        opts,
+        info.path,
+        info.step,
+        (info.sha256 or "")[:12],
+        cfg.optim.lr_g,
+    )
