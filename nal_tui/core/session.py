@@ -133,7 +133,7 @@ class RunSession:
         other = rundir.suggest_run_dir(rd)
         cfg = f" --config {config_path}"
         msg = (
-            f"{clean(rundir.fresh_start_refusal(rd, hist), 1000)}\n"
+            f"{clean(rundir.fresh_start_refusal(rd, hist, choices=False), 1000)} Choose:\n"
             f"  continue it:        nal-tui resume --run-dir {rd}\n"
             f"  a new run:          nal-tui start{cfg} --run-dir {other}\n"
             f"  start over there:   nal-tui start{cfg} --run-dir {rd} --new-branch"

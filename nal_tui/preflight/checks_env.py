@@ -376,7 +376,7 @@ def check_run_state(
             return CheckResult(
                 name,
                 FAIL,
-                clean(rundir.fresh_start_refusal(run_dir, hist), 1000),
+                clean(rundir.fresh_start_refusal(run_dir, hist, choices=False), 1000),
                 f"nal-tui resume --run-dir {run_dir}; or start with --run-dir {other}; or "
                 f"start with --new-branch",
             )

@@ -115,7 +115,8 @@ def test_start_in_a_run_dir_that_holds_a_run_is_refused_like_the_trainer(fake, t
                          "--run-dir", str(rd), *extra])  # fmt: skip
         err = capsys.readouterr().err
         assert code == 2, err
-        assert rundir.fresh_start_refusal(rd, rundir.run_history(rd)) in err
+        assert rundir.fresh_start_refusal(rd, rundir.run_history(rd), choices=False) in err
+        assert "--resume latest" not in err  # nal-tui commands, not nal-train flags
         assert "last step 30" in err and f"nal-tui resume --run-dir {rd}" in err
         assert f"--run-dir {tmp_path / 'run-2'}" in err and "--new-branch" in err
     assert (rd / rundir.EVENTS).read_bytes() == before and not (rd / rundir.TRAIN_LOG).exists()

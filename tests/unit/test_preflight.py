@@ -446,7 +446,7 @@ def test_run_state_a_fresh_start_in_a_run_dir_that_holds_a_run_fails(tmp_path):
     _checkpoint(tmp_path, 400)
     res = pf.check_run_state(tmp_path)
     assert res.status == pf.FAIL and res.message == rundir.fresh_start_refusal(
-        tmp_path, rundir.run_history(tmp_path)
+        tmp_path, rundir.run_history(tmp_path), choices=False
     )
     assert f"--run-dir {tmp_path.with_name(tmp_path.name + '-2')}" in res.fix
     res = pf.check_run_state(tmp_path, new_branch=True)

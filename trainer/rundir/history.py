@@ -133,16 +133,25 @@ def suggest_run_dir(run_dir: str | os.PathLike[str]) -> Path:
     return p.with_name(f"{base}-{secrets.token_hex(3)}")
 
 
-def fresh_start_refusal(run_dir: str | os.PathLike[str], hist: RunHistory) -> str:
-    """Why ``nal-train train`` without --resume refuses ``run_dir``, and the choices."""
+def fresh_start_refusal(
+    run_dir: str | os.PathLike[str], hist: RunHistory, choices: bool = True
+) -> str:
+    """Why ``nal-train train`` without --resume refuses ``run_dir``, and (``choices``) its
+    choices as nal-train flags; without them, only what the run dir holds, for a caller
+    that names its own commands (``nal-tui start``)."""
     newest = (
         f", newest checkpoint at step {hist.latest.step}"
         if hist.latest is not None
         else ", no complete checkpoint"
     )
-    return (
+    why = (
         f"{run_dir} already holds a run (last step {hist.last_step}{newest}); starting "
-        f"from step 0 there would mix two runs. Choose: --resume latest to continue it; "
+        f"from step 0 there would mix two runs"
+    )
+    if not choices:
+        return why + "."
+    return (
+        f"{why}. Choose: --resume latest to continue it; "
         f"--run-dir {suggest_run_dir(run_dir)} to start a new run elsewhere; or --new-branch "
         f"to start over from step 0 in {run_dir} (its checkpoints are moved aside to "
         f"{CHECKPOINTS_DIR}/{ABANDONED_DIR}/, nothing is deleted)"
