@@ -79,34 +79,11 @@ def read_pid_file(
 
 
 def parse_pid_file(data: bytes, where: str) -> rundir.PidInfo:
+    """The trainer's own PID file rule (``trainer.rundir.parse_pid_info``), refused here."""
     try:
-        d = json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise PidFileRefused(f"{where}: not valid JSON") from None
-    if not isinstance(d, dict):
-        raise PidFileRefused(f"{where}: not a JSON object")
-    spec = {
-        "pid": int,
-        "create_time": (int, float),
-        "cmdline": list,
-        "started": (int, float),
-        "run_dir": str,
-    }
-    for key, types in spec.items():
-        v = d.get(key)
-        if isinstance(v, bool) or not isinstance(v, types):
-            raise PidFileRefused(f"{where}: field {key!r} missing or mistyped")
-    if not all(isinstance(a, str) for a in d["cmdline"]) or not d["cmdline"]:
-        raise PidFileRefused(f"{where}: field 'cmdline' must be a list of strings")
-    if not 0 < d["pid"] < (1 << 31):
-        raise PidFileRefused(f"{where}: field 'pid' out of range")
-    return rundir.PidInfo(
-        pid=d["pid"],
-        create_time=float(d["create_time"]),
-        cmdline=list(d["cmdline"]),
-        started=float(d["started"]),
-        run_dir=d["run_dir"],
-    )
+        return rundir.parse_pid_info(data, where)
+    except rundir.PidFileError as e:
+        raise PidFileRefused(str(e)) from None
 
 
 def is_trainer_cmdline(cmd: list[str]) -> bool:

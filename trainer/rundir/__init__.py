@@ -72,6 +72,7 @@ from trainer.rundir.lock import (
     RunLock,
     RunLocked,
     own_pid_info,
+    parse_pid_info,
     process_matches,
     read_pid_file,
 )
@@ -156,6 +157,7 @@ __all__ = [
     "process_matches",
     "rank_best",
     "read_manifest",
+    "parse_pid_info",
     "read_pid_file",
     "resolve_checkpoint",
     "run_history",

@@ -48,12 +48,17 @@ def read_pid_file(run_dir: str | os.PathLike[str]) -> PidInfo | None:
         return None
     except OSError as e:
         raise PidFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    return parse_pid_info(data, str(path))
+
+
+def parse_pid_info(data: bytes, where: str) -> PidInfo:
+    """A PID file's content as PidInfo; PidFileError naming ``where`` and what is wrong."""
     try:
-        d = json.loads(data)
+        d = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise PidFileError(f"{path}: not valid JSON ({e})") from None
+        raise PidFileError(f"{where}: not valid JSON ({e})") from None
     if not isinstance(d, dict):
-        raise PidFileError(f"{path}: not a JSON object")
+        raise PidFileError(f"{where}: not a JSON object")
     spec = {
         "pid": int,
         "create_time": (int, float),
@@ -63,13 +68,13 @@ def read_pid_file(run_dir: str | os.PathLike[str]) -> PidInfo | None:
     }
     for key, types in spec.items():
         if key not in d:
-            raise PidFileError(f"{path}: missing field {key!r}")
+            raise PidFileError(f"{where}: missing field {key!r}")
         if isinstance(d[key], bool) or not isinstance(d[key], types):
-            raise PidFileError(f"{path}: field {key!r} has type {type(d[key]).__name__}")
-    if not all(isinstance(a, str) for a in d["cmdline"]):
-        raise PidFileError(f"{path}: field 'cmdline' must be a list of strings")
-    if d["pid"] <= 0:
-        raise PidFileError(f"{path}: field 'pid' must be positive, got {d['pid']}")
+            raise PidFileError(f"{where}: field {key!r} has type {type(d[key]).__name__}")
+    if not d["cmdline"] or not all(isinstance(a, str) for a in d["cmdline"]):
+        raise PidFileError(f"{where}: field 'cmdline' must be a non-empty list of strings")
+    if not 0 < d["pid"] < (1 << 31):
+        raise PidFileError(f"{where}: field 'pid' out of range, got {d['pid']}")
     return PidInfo(
         pid=d["pid"],
         create_time=float(d["create_time"]),
