@@ -8,6 +8,7 @@ new branch there (its checkpoints moved aside, nothing deleted).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from textual import work
@@ -92,6 +93,9 @@ class ControlMixin:
             self.toast("no run to resume; start one with s", severity="warning")
             return
         if self.session.trainer().live:
+            if self.state.ended:  # run_end is written; the process is still exiting
+                self._resume_after_exit(checkpoint)
+                return
             self.toast("the trainer is running; stop it (x) before resuming", severity="warning")
             return
         table = self.query_one(CheckpointTable)
@@ -116,6 +120,19 @@ class ControlMixin:
             abandoned=row is not None and row.abandoned,
         )  # fmt: skip
         self.push_screen(screen, self._resume_confirmed)
+
+    @work(thread=True, exclusive=True, group="resume-wait", exit_on_error=False)
+    def _resume_after_exit(self, checkpoint: str | None, wait_s: float = 60.0) -> None:
+        """``r`` right after a stop: the trainer has written run_end but not exited yet;
+        open the resume dialog once it has (it must not be resumed while it holds the run)."""
+        deadline = time.monotonic() + wait_s
+        while self.session.trainer().live and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.session.trainer().live:
+            msg = "the trainer wrote run_end but is still running; stop it (x) before resuming"
+            self.call_from_thread(self.toast, msg, severity="warning")
+        else:
+            self.call_from_thread(self.action_resume, checkpoint)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if isinstance(event.data_table, CheckpointTable):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import psutil
 import pytest
 
 from nal_tui.core.session import RunSession
-from nal_tui.ui.screens.launch import StartScreen
+from nal_tui.ui.screens.launch import ResumeScreen, StartScreen
 from nal_tui.ui.screens.stop import KillScreen, StopScreen
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import FAKE_TRAINER, ROOT, fake_base, kill_started, wait_for
@@ -120,6 +121,27 @@ def test_sigkill_is_offered_only_after_the_grace_period(tmp_path, fake_trainer):
 
     run(go())
     assert proc.returncode == -9
+
+
+def test_resume_right_after_a_stop_waits_for_the_trainer_to_exit(tmp_path, fake_trainer):
+    # The header says STOPPED as soon as run_end is written; the process may still be
+    # exiting. `r` then opens the resume dialog once it has gone, not a "still running" toast.
+    rd = tmp_path / "logs" / "run"
+    proc = fake_trainer(rd, mode="linger_exit")
+
+    async def go():
+        app = make_app(rd, tmp_path / "logs")
+        async with app.run_test(size=SIZE) as pilot:
+            assert await until_text(pilot, "RUNNING")
+            proc.send_signal(signal.SIGTERM)
+            assert await until_text(pilot, "STOPPED", 60)
+            assert RunSession(rd).trainer().live  # run_end written, still exiting
+            await pilot.press("r")
+            (rd / "release").touch()
+            assert await until(pilot, lambda: isinstance(app.screen, ResumeScreen), 60)
+
+    run(go())
+    assert proc.wait(timeout=60) == 0
 
 
 def test_start_from_the_dashboard_launches_and_follows_the_trainer(tmp_path, monkeypatch):
