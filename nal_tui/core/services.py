@@ -177,11 +177,12 @@ class CheckpointService:
         self._flux = False
         known = {id(i): self.verifier.cached(i) for i in infos}
         self._emit([self._row(i, known[id(i)]) for i in infos])
-        for i in infos:
+        todo = [i for i in infos if known[id(i)] is None and i.complete]
+        for n, i in enumerate(todo, 1):
             if self._stop.is_set():
                 return self._last or []
-            if known[id(i)] is None and i.complete:
-                known[id(i)] = self.verifier(i)
+            known[id(i)] = self.verifier(i)
+            if n < len(todo):  # the last result is shown below, with "latest" marked
                 self._emit([self._row(j, known[id(j)]) for j in infos])
         latest, _ = rundir.latest_checkpoint(self.run_dir, verify=self.verifier)
         self._latest = str(latest.path) if latest is not None else None
