@@ -13,11 +13,13 @@ from pathlib import Path
 
 from textual import work
 from textual.widgets import DataTable
+from textual.worker import Worker, WorkerState
 
 from nal_tui import preflight
 from nal_tui.core.defaults import default_run_dir
 from nal_tui.core.runs import find_runs
 from nal_tui.core.session import RunSession, StartResult, StopResult
+from nal_tui.core.text import clean
 from nal_tui.core.vocab import STOP_TIMEOUT
 from nal_tui.ui.screens.holds import NEW_BRANCH, NEW_RUN, RESUME, RunHoldsRunScreen
 from nal_tui.ui.screens.launch import LaunchRequest, ResumeScreen, StartScreen
@@ -133,6 +135,14 @@ class ControlMixin:
             self.call_from_thread(self.toast, msg, severity="warning")
         else:
             self.call_from_thread(self.action_resume, checkpoint)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A background action that raised is said, not swallowed (its workers run with
+        ``exit_on_error=False`` so the dashboard outlives it)."""
+        if event.state == WorkerState.ERROR:
+            what = event.worker.group or event.worker.name or "a background task"
+            self.toast(f"{what} failed: {clean(str(event.worker.error), 300)}", "error", "error",
+                       timeout=20)  # fmt: skip
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if isinstance(event.data_table, CheckpointTable):

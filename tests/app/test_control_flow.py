@@ -163,7 +163,8 @@ def test_start_from_the_dashboard_launches_and_follows_the_trainer(tmp_path, mon
             assert "checks passed" in shown, shown
             app.screen.query_one("#target").value = "400"
             await pilot.press("enter")
-            assert await until(pilot, lambda: app.run_dir == logs / "dash", 60)
+            launched = await until(pilot, lambda: app.run_dir == logs / "dash", 120)
+            assert launched, screen_text(pilot)
             assert await until_text(pilot, "RUNNING")
             assert await until(pilot, lambda: (app.state.step or 0) > 20, 60)
             assert app.state.target_step == 400
@@ -176,5 +177,28 @@ def test_start_from_the_dashboard_launches_and_follows_the_trainer(tmp_path, mon
             assert await until(pilot, lambda: isinstance(app.screen, StopScreen))
             await pilot.press("y")
             assert await until_text(pilot, "STOPPED")
+
+    run(go())
+
+
+def test_a_start_that_raises_is_said_not_swallowed(tmp_path, monkeypatch):
+    def boom(self, *a, **kw):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(RunSession, "start", boom)
+
+    async def go():
+        app = make_app(None, tmp_path / "logs")
+        async with app.run_test(size=SIZE) as pilot:
+            assert await until_text(pilot, "No training run yet")
+            await pilot.press("s")
+            assert await until(pilot, lambda: isinstance(app.screen, StartScreen))
+            assert await until(pilot, lambda: not app.screen.checking, 120)
+            await pilot.press("enter")
+            said = lambda: " ".join(str(n.message) for n in app._notifications)  # noqa: E731
+            assert await until(pilot, lambda: "disk on fire" in said(), 60), said() + screen_text(
+                pilot
+            )
+            assert app.is_running  # the dashboard outlives it
 
     run(go())
