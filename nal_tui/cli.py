@@ -281,6 +281,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     if st.run_end is not None:
         lines.append(f"  run_end: {st.run_end.get('status')} ({st.run_end.get('reason')})")
+    from nal_tui.core.runs import REFUSED_NOTE
+
+    refused = st.reason.find(REFUSED_NOTE)
+    if refused >= 0:
+        lines.append(f"  {st.reason[refused:]}")
     return _emit(args, st.to_dict(), "\n".join(lines), True)
 
 

@@ -94,6 +94,9 @@ def _target_backwards(path: Path, chunk: int = 1 << 20, limit: int = 64 << 20) -
     return None
 
 
+REFUSED_NOTE = "a later start was refused"  # read_status's reason names a refused start so
+
+
 def read_status(
     run_dir: str | os.PathLike[str],
     *,
@@ -143,7 +146,7 @@ def read_status(
         reason = f"{reason}; {pid.message}"
     if refused is not None:
         reason = (
-            f"{reason}; a later start was refused ({clean(refused['reason'], 200)}, "
+            f"{reason}; {REFUSED_NOTE} ({clean(refused['reason'], 200)}, "
             f"exit code {refused['exit_code']}): the run is unchanged"
         )
     if run_end is not None:
