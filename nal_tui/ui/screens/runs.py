@@ -13,18 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from nal_tui.core.runs import RunInfo
+from nal_tui.ui.widgets.fmt import fmt_duration
 from nal_tui.ui.widgets.header import STATUS_STYLES
-
-
-def _age(mtime: float, now: float) -> str:
-    d = max(0.0, now - mtime)
-    if d < 90:
-        return f"{d:.0f}s ago"
-    if d < 5400:
-        return f"{d / 60:.0f}m ago"
-    if d < 172800:
-        return f"{d / 3600:.0f}h ago"
-    return f"{d / 86400:.0f}d ago"
 
 
 class RunPickerScreen(ModalScreen[Path | None]):
@@ -58,7 +48,7 @@ class RunPickerScreen(ModalScreen[Path | None]):
                 f"[{style}]{r.status}[/]" if style else r.status,
                 "-" if r.step is None else f"{r.step:,}",
                 "-" if r.target_step is None else f"{r.target_step:,}",
-                _age(r.mtime, now),
+                f"{fmt_duration(max(0.0, now - r.mtime))} ago",
                 key=str(r.path),
             )
         table.focus()
