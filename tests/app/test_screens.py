@@ -16,7 +16,7 @@ from nal_tui.ui.widgets.checkpoints import CheckpointTable
 from nal_tui.ui.widgets.fit import fit_parts
 from nal_tui.ui.widgets.header import header_parts
 from tests.app.apphelp import make_app, screen_text, until
-from tests.factory import DEMO_CONFIG, T0, step_event, write_checkpoint, write_run
+from tests.factory import DEMO_CONFIG, T0, corrupt, step_event, write_checkpoint, write_run
 from trainer import events as ev
 
 SIZE = (160, 50)
@@ -336,3 +336,26 @@ def test_header_drops_whole_parts_on_a_narrow_terminal():
         line = fit_parts(header_parts(v, "loading history…"), width).plain
         assert len(line) <= width and "…" not in line, line
         assert "a-long-run-name" in line and "RUNNING" in line and "step 123,456" in line
+
+
+def test_a_failed_preflight_names_the_failure_in_view_at_80x24(tmp_path):
+    # The resume check comes last in the report: at 80x24 it is below the dialog's fold, so
+    # the refusal itself names it.
+    rd = write_run(tmp_path / "run", 200, checkpoints=(200,), end="stopped")
+    corrupt(rd / "checkpoints" / "ckpt_00000200.pt")
+
+    async def go():
+        app = make_app(
+            rd,
+            tmp_path,
+        )
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("r")
+            assert await until(pilot, lambda: isinstance(app.screen, ResumeScreen))
+            assert await until(pilot, lambda: not app.screen.checking, timeout=120)
+            await pilot.press("enter")
+            assert await until_text(pilot, "preflight failed")
+            bad = next(c for c in app.screen.report.checks if c.status == "fail")
+            assert f"{bad.name}: " in screen_text(pilot).replace("\n", " "), screen_text(pilot)
+
+    run(go())

@@ -39,9 +39,10 @@ class LaunchRequest:
 
 
 def preflight_text(report: Any) -> Text:
-    """One line per check (name, status, message) and the fix under each failure."""
+    """One line per check (name, status, message) and the fix under each failure; failures
+    first, so they are in view in a small terminal's dialog."""
     t = Text()
-    checks = list(getattr(report, "checks", report) or [])
+    checks = sorted(getattr(report, "checks", report) or [], key=lambda c: c.status != "fail")
     if not checks:
         return Text("no checks ran", style="dim")
     for c in checks:
@@ -191,7 +192,11 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
             self._error(f"preflight is still running; will {self.VERB} once it passes")
             return
         if self.report is not None and failures(self.report):
-            self._error(f"preflight failed; fix the failures listed below before you {self.VERB}")
+            bad = next(c for c in getattr(self.report, "checks", self.report) if c.status == "fail")
+            self._error(
+                f"preflight failed, fix it before you {self.VERB}: {bad.name}: "
+                f"{clean(bad.message, 200)}"
+            )
             return
         self.dismiss(self.request(int(nv), target))
 
