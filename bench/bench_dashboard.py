@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from synth_log import write_synthetic_run  # noqa: E402
 
-from trainer import events as ev  # noqa: E402
+from trainer.events import schema as ev  # noqa: E402
+from trainer.events.codec import encode, loads  # noqa: E402
 
 SESSION = "nal-bench"
 SOCKET = f"nal-bench-{os.getpid()}"  # our own tmux server, never the user's
@@ -86,7 +87,7 @@ def step_line(step: int) -> bytes:
         step_time=0.2,
         samples_per_s=80.0,
     ).to_record()
-    return ev.encode(rec)
+    return encode(rec)
 
 
 def bench_open_and_live(run_dir: Path, steps: int, n_events: int) -> None:
@@ -161,7 +162,7 @@ def _last_step(log: Path) -> int:
         f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
         for line in reversed(f.read().splitlines()):
             try:
-                rec = ev.loads(line)
+                rec = loads(line)
             except ev.EventError:
                 continue
             if rec.get(ev.K_EVENT) == "step":

@@ -23,9 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from trainer import config as config_mod  # noqa: E402
-from trainer import events as ev  # noqa: E402
+from trainer.config.build import replace
+from trainer.config.schema import DEVICES, PRECISIONS, RECON_LOSSES  # noqa: E402
+from trainer.config.yamlfile import load
 from trainer.demo_corpus import ensure_demo_corpus  # noqa: E402
+from trainer.events import schema as ev
+from trainer.events.writer import EventWriter  # noqa: E402
 from trainer.loop import Trainer  # noqa: E402
 
 
@@ -35,7 +38,7 @@ def _sync(device: torch.device) -> None:
 
 
 def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
-    cfg = config_mod.load(config_path)
+    cfg = load(config_path)
     sr = cfg.audio.sample_rate
     corpus = ensure_demo_corpus(
         work / f"corpus_{sr}", sr, n_utterances=max(48, 2 * (args.batch or 16) + 8)
@@ -57,7 +60,7 @@ def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
         over["audio"] = {"segment_size": args.segment}
     if args.recon:
         over["loss"] = {"recon": args.recon}
-    cfg = config_mod.replace(cfg, **over)
+    cfg = replace(cfg, **over)
     run = work / f"run_{cfg.name}"
     t = Trainer(cfg, run, config_path, target_step=10**9)
     t.setup()
@@ -81,7 +84,7 @@ def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
             if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
         # Event logging cost: write the same step record the loop writes, many times.
-        writer = ev.EventWriter(work / "bench_events.jsonl")
+        writer = EventWriter(work / "bench_events.jsonl")
         rec = ev.Step(
             step=1,
             epoch=0,
@@ -125,7 +128,7 @@ def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
             "event_write_s": round(log_s, 7),
             "event_overhead_pct_log_every_1": round(100 * log_s / med, 4),
             "event_overhead_pct_at_config_log_every": round(
-                100 * log_s / (med * config_mod.load(config_path).log.log_every), 5
+                100 * log_s / (med * load(config_path).log.log_every), 5
             ),
             "gpu_mem_gib": round(mem, 2) if mem is not None else None,
             "threads": torch.get_num_threads(),
@@ -141,11 +144,11 @@ def main() -> None:
     )
     p.add_argument("--batch", type=int, help="batch size (default: the config's)")
     p.add_argument("--segment", type=int, help="segment size in samples (default: the config's)")
-    p.add_argument("--recon", choices=config_mod.RECON_LOSSES, help="reconstruction loss override")
+    p.add_argument("--recon", choices=RECON_LOSSES, help="reconstruction loss override")
     p.add_argument("--steps", type=int, default=20, help="timed steps")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    p.add_argument("--device", default="auto", choices=config_mod.DEVICES)
-    p.add_argument("--precision", default="fp32", choices=config_mod.PRECISIONS)
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     args = p.parse_args()

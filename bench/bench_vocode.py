@@ -41,9 +41,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from trainer import config as config_mod  # noqa: E402
+from trainer.config.build import replace  # noqa: E402
+from trainer.config.schema import Config  # noqa: E402
+from trainer.config.yamlfile import load  # noqa: E402
 from trainer.inference import MelExtractor, prepare_for_inference, set_threads  # noqa: E402
-from trainer.models import Generator  # noqa: E402
+from trainer.models.generator import Generator  # noqa: E402
 
 CONFIGS = {
     "v1": "config/hifigan_v1.yaml",
@@ -140,7 +142,7 @@ def ours_exported(g: Generator, fmt: str, mel: torch.Tensor, work: Path, threads
     return lambda m: s.run(None, {"mel": m.numpy()})[0]
 
 
-def speech_mel(cfg: config_mod.Config, seconds: float) -> torch.Tensor:
+def speech_mel(cfg: Config, seconds: float) -> torch.Tensor:
     from trainer.demo_corpus import synthesize_utterance
 
     sr = cfg.audio.sample_rate
@@ -178,7 +180,7 @@ def bench_rtf(args: argparse.Namespace, device: torch.device, threads: int) -> N
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in names:
-            cfg = config_mod.load(ROOT / CONFIGS[name])
+            cfg = load(ROOT / CONFIGS[name])
             torch.manual_seed(0)
             g = prepare_for_inference(Generator(cfg.generator, cfg.audio.n_mels)).to(device)
             mel = speech_mel(cfg, args.seconds)
@@ -241,10 +243,10 @@ def measure_step_time(device: torch.device, work: Path, steps: int) -> float:
     from trainer.demo_corpus import ensure_demo_corpus
     from trainer.loop import Trainer
 
-    cfg = config_mod.load(ROOT / CONFIGS["v1"])
+    cfg = load(ROOT / CONFIGS["v1"])
     n = cfg.train.batch_size * (steps + 1) + 8  # one epoch covers every timed step
     corpus = ensure_demo_corpus(work / "corpus_22050", cfg.audio.sample_rate, n_utterances=n)
-    cfg = config_mod.replace(
+    cfg = replace(
         cfg,
         data={"corpus_dir": str(corpus), "val_size": 4},
         train={"device": device.type},
@@ -269,7 +271,7 @@ def measure_step_time(device: torch.device, work: Path, steps: int) -> float:
         t.close()
 
 
-def _v1_items(cfg: config_mod.Config, n_utts: int) -> list:
+def _v1_items(cfg: Config, n_utts: int) -> list:
     """``n_utts`` speech-like validation items (whole hops), as ValidationSet holds them."""
     from trainer.data import ValItem
     from trainer.demo_corpus import synthesize_utterance
@@ -293,7 +295,7 @@ def measure_validation(
     from trainer.losses import ReconstructionLoss
     from trainer.validation import Validator
 
-    cfg = config_mod.load(ROOT / CONFIGS["v1"])
+    cfg = load(ROOT / CONFIGS["v1"])
     torch.manual_seed(0)
     g = Generator(cfg.generator, cfg.audio.n_mels).to(device).eval()  # as validation runs it
     mel_fn = MelSpectrogram(cfg.audio).to(device)
@@ -307,7 +309,7 @@ def measure_validation(
 
 
 def bench_validation(args: argparse.Namespace, device: torch.device) -> None:
-    cfg = config_mod.load(ROOT / CONFIGS["v1"])
+    cfg = load(ROOT / CONFIGS["v1"])
     val_every, val_size = cfg.log.val_every, cfg.data.val_size
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -24,10 +24,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 
-from trainer import config as config_mod  # noqa: E402
-from trainer import events as ev  # noqa: E402
 from trainer import loop  # noqa: E402
+from trainer.config.build import replace  # noqa: E402
+from trainer.config.yamlfile import load  # noqa: E402
 from trainer.demo_corpus import ensure_demo_corpus  # noqa: E402
+from trainer.events import schema as ev  # noqa: E402
 
 CONFIGS = {
     "v1": "config/hifigan_v1.yaml",
@@ -51,7 +52,7 @@ def _events(run_dir: Path) -> list[dict]:
 
 
 def train_one(name: str, mode: str, args: argparse.Namespace, corpus: Path, work: Path) -> dict:
-    cfg = config_mod.load(ROOT / CONFIGS[name])
+    cfg = load(ROOT / CONFIGS[name])
     steps = args.steps
     over: dict = {
         "data": {"corpus_dir": str(corpus), "demo": False, "val_size": 4, "num_workers": 2},
@@ -63,7 +64,7 @@ def train_one(name: str, mode: str, args: argparse.Namespace, corpus: Path, work
         over["train"]["batch_size"] = args.batch
     if args.segment:
         over["audio"] = {"segment_size": args.segment}
-    cfg = config_mod.replace(cfg, **over)
+    cfg = replace(cfg, **over)
     run_dir = work / f"run_{name}_{mode}"
     cuda = args.device == "cuda"
     if cuda:
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     results, skipped = [], []
     corpora: dict[int, Path] = {}
     for name in args.configs.split(","):
-        sr = config_mod.load(ROOT / CONFIGS[name]).audio.sample_rate
+        sr = load(ROOT / CONFIGS[name]).audio.sample_rate
         if sr not in corpora:
             corpora[sr] = ensure_demo_corpus(work / f"corpus_{sr}", sr, n_utterances=48)
         for mode in args.modes.split(","):
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     extra: dict = {}
     first = next((r for r in results if r["mode"] == "fp32" and r["exit"] == 0), None)
     if first is not None:
-        sr = config_mod.load(ROOT / CONFIGS[first["config"]]).audio.sample_rate
+        sr = load(ROOT / CONFIGS[first["config"]]).audio.sample_rate
         extra["vocode"] = vocode_check(Path(first["run_dir"]), corpora[sr], args.device, 8)
         from bench_vocode import LJSPEECH_MEAN_SECONDS, measure_validation
 
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         total, audio_s, parts, skipped = measure_validation(
             torch.device(args.device), work, args.val_utts
         )
-        val_size = config_mod.load(ROOT / CONFIGS["v1"]).data.val_size
+        val_size = load(ROOT / CONFIGS["v1"]).data.val_size
         val_s = total / audio_s * val_size * LJSPEECH_MEAN_SECONDS
         extra["validation"] = {
             "utterances": args.val_utts,
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             **{k: v for k, v in parts.items()},
         }
         if v1 and v1["steps_per_s"]:
-            between = config_mod.load(ROOT / CONFIGS["v1"]).log.val_every / v1["steps_per_s"]
+            between = load(ROOT / CONFIGS["v1"]).log.val_every / v1["steps_per_s"]
             extra["validation"]["ratio"] = val_s / between
     print()
     print(

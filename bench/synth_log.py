@@ -16,7 +16,8 @@ import random
 from dataclasses import fields
 from pathlib import Path
 
-from trainer import events as ev
+from trainer.events import schema as ev
+from trainer.events.codec import encode
 
 _STEP_KEYS = [f.name for f in fields(ev.Step)]
 
@@ -80,7 +81,7 @@ def write_synthetic_run(
     every = (val_every, checkpoint_every, milestone_every)
     path = Path(run_dir) / ev.EVENTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    enc = ev.encode
+    enc = encode
     t = t0
     with open(path, "wb", buffering=1 << 20) as f:
         f.write(enc(_run_start(0, target, "synthetic", every, None).to_record(t)))

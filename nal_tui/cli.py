@@ -184,7 +184,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     from nal_tui.core.defaults import default_run_dir
     from nal_tui.core.session import RunSession
-    from trainer.config import ConfigError
+    from trainer.config.schema import ConfigError
 
     config = args.config or DEFAULT_CONFIG
     run_dir = args.run_dir
@@ -199,7 +199,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         _emit(args, refused.to_dict(), f"nal-tui start: {refused.message}", False)
         return EXIT_USAGE
     if not args.no_preflight:
-        from nal_tui.preflight import FAIL, run_checks
+        from nal_tui.preflight import run_checks
+        from nal_tui.preflight.report import FAIL
 
         report = run_checks(
             config, run_dir, build_models=False, nproc=args.nproc, logs_dir=args.logs_dir,

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import DEMO_CONFIG
+from trainer.config.build import replace, to_dict
+from trainer.config.yamlfile import load
 
 
 def demo_cfg(**sections: dict[str, Any]):
-    from trainer import config as config_mod
-
-    cfg = config_mod.load(DEMO_CONFIG)
-    return config_mod.replace(cfg, **sections) if sections else cfg
+    cfg = load(DEMO_CONFIG)
+    return replace(cfg, **sections) if sections else cfg
 
 
 def other_model_cfg():
@@ -25,15 +25,14 @@ def train_state(cfg, step: int) -> dict[str, Any]:
     """The layout trainer.loop.Trainer.state_dict saves, for ``cfg``'s models."""
     import torch
 
-    from trainer import config as config_mod
-    from trainer.checkpoint import capture_rng_state
     from trainer.models import build_models
+    from trainer.rng import capture_rng_state
 
     g, d = build_models(cfg)
     og, od = torch.optim.AdamW(g.parameters()), torch.optim.AdamW(d.parameters())
     return {
         "format": 1,
-        "config": config_mod.to_dict(cfg),
+        "config": to_dict(cfg),
         "generator": g.state_dict(),
         "discriminators": d.state_dict(),
         "opt_g": og.state_dict(),
@@ -69,7 +68,6 @@ HOSTILE_KINDS = {
 
 def save_hostile(run_dir: Path, step: int, kind: str, marker: Path) -> None:
     """Replace checkpoint ``step`` with one whose hash verifies but which cannot be used."""
-    from trainer import config as config_mod
     from trainer.checkpoint import save_checkpoint
     from trainer.lineage import model_config
 
@@ -81,4 +79,4 @@ def save_hostile(run_dir: Path, step: int, kind: str, marker: Path) -> None:
         state["format"] = 2
     elif kind == "keys":
         del state["opt_d"]
-    save_checkpoint(run_dir, step, 0, state, model_config=model_config(config_mod.to_dict(cfg)))
+    save_checkpoint(run_dir, step, 0, state, model_config=model_config(to_dict(cfg)))

@@ -12,8 +12,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from trainer import events as ev
-from trainer import rundir
+from trainer.events import schema as ev
+from trainer.events.codec import encode
+from trainer.events.parse import parse_line, parse_lines
+from trainer.events.writer import EventWriter
+from trainer.rundir.layout import (
+    ABANDONED_DIR,
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    EVENTS,
+    checkpoint_paths,
+)
+from trainer.rundir.manifest import Manifest, ManifestFile
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "config" / "demo.yaml"
@@ -50,7 +60,7 @@ def run_end(step: int, status: str = ev.STATUS_COMPLETED, code: int = 0) -> ev.R
 
 def record(event: ev.Event, t: float = T0) -> dict[str, Any]:
     """A record as a reader gets it (encoded, parsed and validated)."""
-    return ev.parse_line(ev.encode(event.to_record(t)))
+    return parse_line(encode(event.to_record(t)))
 
 
 def _with(event: ev.Event, t: float, fields: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +68,7 @@ def _with(event: ev.Event, t: float, fields: dict[str, Any]) -> dict[str, Any]:
     encoded and parsed back as a reader gets it."""
     rec = event.to_record(t)
     rec.update({k: v for k, v in fields.items() if v is not None})
-    return ev.parse_line(ev.encode(rec))
+    return parse_line(encode(rec))
 
 
 def val_record(
@@ -103,7 +113,7 @@ def write_events(
 ) -> Path:
     """Append events through the trainer's own EventWriter (JSONL + events.idx)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with ev.EventWriter(path, index=index) as w:
+    with EventWriter(path, index=index) as w:
         for i, e in enumerate(events):
             w.write(e, t=t0 + i * dt)
     return path
@@ -120,19 +130,19 @@ def write_checkpoint(
 ) -> Path:
     """A checkpoint file plus its manifest, as the trainer leaves them; ``aside``: moved
     to ``checkpoints/abandoned/<aside>/`` (an abandoned branch)."""
-    pt, mp = rundir.checkpoint_paths(run_dir, step)
+    pt, mp = checkpoint_paths(run_dir, step)
     if aside is not None:
-        d = run_dir / rundir.CHECKPOINTS_DIR / rundir.ABANDONED_DIR / aside
+        d = run_dir / CHECKPOINTS_DIR / ABANDONED_DIR / aside
         pt, mp = d / pt.name, d / mp.name
     pt.parent.mkdir(parents=True, exist_ok=True)
     data = os.urandom(size)
     pt.write_bytes(data)
-    m = rundir.Manifest(
+    m = Manifest(
         step=step,
         epoch=0,
         created=man.pop("created", time.time()),
         milestone=man.pop("milestone", False),
-        files=(rundir.ManifestFile(pt.name, size, hashlib.sha256(data).hexdigest()),),
+        files=(ManifestFile(pt.name, size, hashlib.sha256(data).hexdigest()),),
     )
     mp.write_text(m.to_json())
     return pt
@@ -160,7 +170,7 @@ def write_run(
 ) -> Path:
     """A run directory: config.yaml, events.jsonl (+ events.idx), checkpoints."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / rundir.CONFIG_FILE).write_text(DEMO_CONFIG.read_text())
+    (run_dir / CONFIG_FILE).write_text(DEMO_CONFIG.read_text())
     evs: list[ev.Event] = [run_start(target=target, run_name=name)]
     for s in range(1, n_steps + 1):
         g = float("nan") if s in nan_at else 50.0 - s * 0.01
@@ -173,13 +183,13 @@ def write_run(
             )  # fmt: skip
     if end is not None:
         evs.append(run_end(n_steps, end))
-    write_events(run_dir / rundir.EVENTS, evs, t0, dt, index=index)
+    write_events(run_dir / EVENTS, evs, t0, dt, index=index)
     return run_dir
 
 
 def append_steps(run_dir: Path, first: int, last: int, t0: float | None = None) -> None:
     t0 = time.time() if t0 is None else t0
-    write_events(run_dir / rundir.EVENTS, steps(first, last), t0, 0.01)
+    write_events(run_dir / EVENTS, steps(first, last), t0, 0.01)
 
 
 # ---------------------------------------------------------------------------- processes
@@ -223,7 +233,7 @@ def wait_for(pred: Callable[[], Any], timeout: float = 60.0, interval: float = 0
 
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:
-    p = run_dir / rundir.EVENTS
+    p = run_dir / EVENTS
     if not p.exists():
         return []
-    return ev.parse_lines(p.read_bytes().split(b"\n")[:-1])[0]
+    return parse_lines(p.read_bytes().split(b"\n")[:-1])[0]

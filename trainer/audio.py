@@ -20,8 +20,8 @@ import soxr
 import torch
 from torch import nn
 
-from trainer.config import AudioConfig
-from trainer.rundir import open_exclusive, temp_path_for
+from trainer.config.schema import AudioConfig
+from trainer.rundir.layout import open_exclusive, temp_path_for
 
 LOG_FLOOR = 1e-5  # clamp before log: the log-mel of silence is log(1e-5) ~ -11.51
 MAG_EPS = 1e-9  # inside the sqrt so the gradient of |X| is finite at X = 0

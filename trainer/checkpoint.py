@@ -37,30 +37,29 @@ from trainer.loadtest import (
     safe_load,
 )
 from trainer.rng import capture_rng_state, restore_rng_state
-from trainer.rundir import (
+from trainer.rundir.checkpoints import (
+    CheckpointInfo,
+    Verifier,
+    checkpoint_info,
+    list_checkpoints,
+    verify_checkpoint,
+)
+from trainer.rundir.layout import (
     CHECKPOINTS_DIR,
     HASH_CHUNK,
     SAMPLES_DIR,
     TMP_SUFFIX,
-    BestRecord,
     CheckpointError,
-    CheckpointInfo,
-    Manifest,
-    ManifestFile,
     NoValidCheckpoint,
-    ParentRef,
-    Verifier,
-    apply_retention,
-    checkpoint_info,
     checkpoint_paths,
-    find_resume_checkpoint,
     fsync_dir,
-    list_checkpoints,
     open_exclusive,
     temp_path_for,
     unlink_quiet,
-    verify_checkpoint,
 )
+from trainer.rundir.manifest import BestRecord, Manifest, ManifestFile, ParentRef
+from trainer.rundir.resolve import find_resume_checkpoint
+from trainer.rundir.retention import apply_retention
 
 __all__ = [
     "CHECKPOINT_FORMAT",

@@ -11,9 +11,14 @@ import os
 import sys
 from pathlib import Path
 
-from trainer import console, logsetup, rundir
-from trainer import events as ev
-from trainer.config import Config, ConfigError, load
+from trainer import console, logsetup
+from trainer.config.schema import Config, ConfigError
+from trainer.config.yamlfile import load
+from trainer.events import schema as ev
+from trainer.rundir.checkpoints import CheckpointInfo
+from trainer.rundir.history import fresh_start_refusal, run_history
+from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, CONFIG_FILE, CheckpointError
+from trainer.rundir.lock import PidFileError, process_matches, read_pid_file
 from trainer.signals import StopFlag, ignore_stop_signals, signal_name
 
 
@@ -102,7 +107,7 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
     config_path = args.config
     if config_path is None:
         if args.resume and args.run_dir:
-            config_path = args.run_dir / rundir.CONFIG_FILE
+            config_path = args.run_dir / CONFIG_FILE
         else:
             _say("--config is required (or --resume with --run-dir)")
             return ev.EXIT_USAGE
@@ -177,21 +182,21 @@ def _fresh_start_refusal(run_dir: Path) -> str | None:
     under the run lock. A run dir in use by a live trainer is left to the lock (exit 3).
     """
     try:
-        pid = rundir.read_pid_file(run_dir)
-    except rundir.PidFileError:
+        pid = read_pid_file(run_dir)
+    except PidFileError:
         pid = None
-    if pid is not None and rundir.process_matches(pid):
+    if pid is not None and process_matches(pid):
         return None
-    hist = rundir.run_history(run_dir)
-    return rundir.fresh_start_refusal(run_dir, hist) if hist is not None else None
+    hist = run_history(run_dir)
+    return fresh_start_refusal(run_dir, hist) if hist is not None else None
 
 
 def _run_dir_of(path: Path) -> Path | None:
     """The run dir of a checkpoint path (…/checkpoints/ckpt.pt or …/abandoned/<dir>/ckpt.pt)."""
     d = path.resolve().parent
-    if d.parent.name == rundir.ABANDONED_DIR:
+    if d.parent.name == ABANDONED_DIR:
         d = d.parent.parent
-    return d.parent if d.name == rundir.CHECKPOINTS_DIR else None
+    return d.parent if d.name == CHECKPOINTS_DIR else None
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -217,22 +222,23 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"nal-train verify: {_no_run_dir(run_dir)}", file=sys.stderr)
         return ev.EXIT_NO_CHECKPOINT
     note = ""
-    if cfg is None and (run_dir / rundir.CONFIG_FILE).is_file():
+    if cfg is None and (run_dir / CONFIG_FILE).is_file():
         try:
-            cfg = load(run_dir / rundir.CONFIG_FILE)
+            cfg = load(run_dir / CONFIG_FILE)
         except ConfigError as e:
             print(f"nal-train: {e}", file=sys.stderr)
             return ev.EXIT_USAGE
     if cfg is None:
         note = " (shapes not checked: no config)"
-    from trainer import checkpoint as ckpt  # torch is imported only here
+    from trainer.loadtest import LoadTest
+    from trainer.rundir.resolve import find_resume_checkpoint  # torch is imported only here
 
-    test = ckpt.LoadTest(cfg)
-    skipped: list[tuple[rundir.CheckpointInfo, str]] = []
+    test = LoadTest(cfg)
+    skipped: list[tuple[CheckpointInfo, str]] = []
     try:
-        info, skipped = ckpt.find_resume_checkpoint(run_dir, which, test)
+        info, skipped = find_resume_checkpoint(run_dir, which, test)
         ok, message = True, f"usable: {info.path} (step {info.step}){note}"
-    except rundir.CheckpointError as e:
+    except CheckpointError as e:
         info, ok, message = None, False, str(e)
     if args.json:
         print(

@@ -15,8 +15,9 @@ import time
 from collections import deque
 from typing import IO, Any
 
-from trainer import events as ev
 from trainer import logsetup
+from trainer.events import schema as ev
+from trainer.events.writer import add_observer
 
 LOG_EVERY_S = 30.0
 REDRAW_S = 0.2
@@ -164,5 +165,5 @@ def attach(rank: int = 0, stream: IO[str] | None = None) -> Console | None:
         for i, h in enumerate(root.handlers):
             if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is stream:
                 root.handlers[i] = _ClearingHandler(h, con)
-    ev.add_observer(con)
+    add_observer(con)
     return con

@@ -18,17 +18,10 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from trainer.audio import LOG_FLOOR, AudioError, read_wav
-from trainer.config import AudioConfig, Config
-from trainer.corpus import (
-    MEL_FRAME_TOLERANCE,
-    RULE_CORPUS_DIR,
-    CorpusReport,
-    DataError,
-    MetadataLine,
-    check_corpus,
-    parse_metadata,
-    split_ids,
-)
+from trainer.config.schema import AudioConfig, Config
+from trainer.corpus.check import MEL_FRAME_TOLERANCE, check_corpus
+from trainer.corpus.metadata import MetadataLine, parse_metadata, split_ids
+from trainer.corpus.report import RULE_CORPUS_DIR, CorpusReport, DataError
 
 __all__ = [
     "MEL_FRAME_TOLERANCE",

@@ -6,7 +6,8 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from trainer import events as ev
+from trainer.events import schema as ev
+from trainer.events.writer import EventWriteError
 
 
 class TrainerError(RuntimeError):
@@ -30,7 +31,7 @@ def storage(op: str, path: str | os.PathLike[str], during_save: bool = False) ->
     """Turn an OSError while writing ``path`` into one StorageError line naming both."""
     try:
         yield
-    except ev.EventWriteError as e:
+    except EventWriteError as e:
         raise StorageError(str(e), during_save) from None
     except OSError as e:
         raise StorageError(f"cannot {op} {path}: {e.strerror or e}", during_save) from None

@@ -14,9 +14,9 @@ from typing import Any
 
 from torch import nn
 
-from trainer import events as ev
 from trainer import metrics as metrics_mod
 from trainer.data import ValidationSet
+from trainer.events import schema as ev
 from trainer.ledger import BestTracker, Verdict
 from trainer.runlog import EventLog
 from trainer.validation import SetResult, Validator

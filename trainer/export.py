@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer import events as ev
+from trainer.events import schema as ev
 from trainer.vocode import CHECKPOINT_HELP, fail, resolve_run_dir
 
 FORMATS = ("torchscript", "onnx")
@@ -229,7 +229,7 @@ def sidecar(
 ) -> dict[str, Any]:
     import torch
 
-    from trainer.config import to_dict
+    from trainer.config.build import to_dict
 
     a = cfg.audio
     return {
@@ -295,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace, fmt: str, run_dir: Path, out: Path) -> int:
     from trainer import inference as inf
-    from trainer.rundir import CheckpointError, atomic_write_text, temp_path_for
+    from trainer.rundir.layout import CheckpointError, atomic_write_text, temp_path_for
 
     try:
         loaded = inf.load_generator(run_dir, args.checkpoint, "cpu")

@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer import rundir
 from trainer.audio import LOG_FLOOR, MelSpectrogram, read_wav
-from trainer.checkpoint import safe_load
-from trainer.config import Config, ConfigError, load
-from trainer.models import Generator
-from trainer.rundir import CheckpointError, CheckpointInfo
+from trainer.config.schema import Config, ConfigError
+from trainer.config.yamlfile import load
+from trainer.loadtest import safe_load
+from trainer.models.generator import Generator
+from trainer.rundir.checkpoints import CheckpointInfo, verify_checkpoint
+from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, CONFIG_FILE, CheckpointError
+from trainer.rundir.resolve import resolve_checkpoint as resolve_in_run
 
 SILENCE = math.log(LOG_FLOOR)  # the log-mel of silence: what batched mels are padded with
 
@@ -44,7 +46,7 @@ def resolve_checkpoint(run_dir: str | os.PathLike[str], which: str = "latest") -
     """
     if which not in ("latest", "best"):
         which = str(Path(which).expanduser())
-    return rundir.resolve_checkpoint(run_dir, which, rundir.verify_checkpoint)
+    return resolve_in_run(run_dir, which, verify_checkpoint)
 
 
 def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path | None:
@@ -52,17 +54,17 @@ def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path | None:
     abandoned branch's ``<run>/checkpoints/abandoned/<dir>/ckpt_*.pt``), if it is one."""
     p = Path(checkpoint).expanduser().resolve()
     ck = p.parent
-    if ck.parent.name == rundir.ABANDONED_DIR and ck.parent.parent.name == rundir.CHECKPOINTS_DIR:
+    if ck.parent.name == ABANDONED_DIR and ck.parent.parent.name == CHECKPOINTS_DIR:
         ck = ck.parent.parent
     run = ck.parent
-    if ck.name == rundir.CHECKPOINTS_DIR and (run / rundir.CONFIG_FILE).is_file():
+    if ck.name == CHECKPOINTS_DIR and (run / CONFIG_FILE).is_file():
         return run
     return None
 
 
 def load_run_config(run_dir: str | os.PathLike[str]) -> Config:
     """The run's resolved config (``<run>/config.yaml``), as the trainer wrote it."""
-    path = Path(run_dir) / rundir.CONFIG_FILE
+    path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise InferenceError(f"{path}: not found; is {run_dir} a run directory?")
     try:
@@ -146,7 +148,7 @@ def load_generator(
     except RuntimeError as e:
         detail = " ".join(str(e).split())[:400]
         raise CheckpointError(
-            f"checkpoint {info.path} does not fit the generator of {Path(run_dir) / rundir.CONFIG_FILE}: {detail}"
+            f"checkpoint {info.path} does not fit the generator of {Path(run_dir) / CONFIG_FILE}: {detail}"
         ) from None
     g = prepare_for_inference(g).to(device)
     return LoadedGenerator(g, cfg, info, int(state.get("step", info.step)))

@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.config import BestConfig
-from trainer.rundir import BestRecord, CheckpointInfo, Verifier, best_checkpoints, better
+from trainer.config.schema import BestConfig
+from trainer.rundir.checkpoints import CheckpointInfo, Verifier
+from trainer.rundir.manifest import BestRecord
+from trainer.rundir.resolve import best_checkpoints, better
 
 
 @dataclass(frozen=True)

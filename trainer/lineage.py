@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.rundir import (
+from trainer.rundir.checkpoints import (
+    CheckpointInfo,
+    checkpoint_info,
+    list_abandoned,
+    list_checkpoints,
+)
+from trainer.rundir.layout import (
     ABANDONED_DIR,
     CHECKPOINTS_DIR,
     CKPT_NAME_RE,
@@ -30,17 +36,12 @@ from trainer.rundir import (
     MOVE_JOURNAL,
     TMP_SUFFIX,
     CheckpointError,
-    CheckpointInfo,
     ManifestError,
-    ParentRef,
     atomic_write_text,
-    checkpoint_info,
     fsync_dir,
-    list_abandoned,
-    list_checkpoints,
-    read_manifest,
     sha256_file,
 )
+from trainer.rundir.manifest import ParentRef, read_manifest
 
 # --------------------------------------------------------------- lineage, branches
 

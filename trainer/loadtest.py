@@ -16,17 +16,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from trainer import lineage
-from trainer.rundir import (
-    CheckpointError,
-    CheckpointInfo,
-    ManifestError,
-    checkpoint_info,
-    read_manifest,
-    verify_checkpoint,
-)
+from trainer.rundir.checkpoints import CheckpointInfo, checkpoint_info, verify_checkpoint
+from trainer.rundir.layout import CheckpointError, ManifestError
+from trainer.rundir.manifest import read_manifest
 
 if TYPE_CHECKING:
-    from trainer.config import Config
+    from trainer.config.schema import Config
 
 # The training state's layout (see trainer.loop.Trainer.state_dict). A checkpoint with
 # another format is refused by name, never half-loaded.
@@ -188,10 +183,10 @@ class LoadTest:
     """
 
     def __init__(self, cfg: Config | None, parts: tuple[str, ...] | None = None) -> None:
-        from trainer import config as config_mod
+        from trainer.config.build import to_dict
 
         self.cfg = cfg
-        self.model_cfg = lineage.model_config(config_mod.to_dict(cfg)) if cfg else None
+        self.model_cfg = lineage.model_config(to_dict(cfg)) if cfg else None
         self.parts = parts
         self.notes: list[str] = []
         self._shapes: dict[str, dict[str, tuple[int, ...]]] | None = None

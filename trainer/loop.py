@@ -28,18 +28,35 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from trainer import checkpoint as ckpt
-from trainer import config as config_mod
 from trainer import distributed as dist_mod
-from trainer import events as ev
-from trainer import lineage, rundir, startup
+from trainer import lineage, startup
 from trainer import resume as resume_mod
-from trainer.config import Config
+from trainer.config.build import to_dict
+from trainer.config.schema import Config
+from trainer.config.yamlfile import dump
 from trainer.data import ResumableBatchSampler
 from trainer.errors import StorageError, TrainerError, storage
 from trainer.evaluation import Evaluation
+from trainer.events import schema as ev
+from trainer.events.writer import EventWriteError
 from trainer.ledger import BestTracker, Verdict
+from trainer.loadtest import CHECKPOINT_FORMAT
 from trainer.losses import ReconstructionLoss
-from trainer.models import Discriminators, Generator
+from trainer.models.discriminators import Discriminators
+from trainer.models.generator import Generator
+from trainer.rng import capture_rng_state, restore_rng_state
+from trainer.rundir.checkpoints import CheckpointInfo
+from trainer.rundir.history import RunHistory, fresh_start_refusal, run_history
+from trainer.rundir.layout import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    EVENTS,
+    SAMPLES_DIR,
+    CheckpointError,
+    atomic_write_text,
+    checkpoint_paths,
+)
+from trainer.rundir.lock import RunLock, RunLocked
 from trainer.runlog import EventLog
 from trainer.saving import Checkpointer
 from trainer.signals import StopFlag, StopRequested, signal_name
@@ -101,7 +118,7 @@ class Trainer:
         self.stop = stop if stop is not None else StopFlag()
         self.pos = Position()
         self.events = EventLog(self.stop)
-        self.lock: rundir.RunLock | None = None
+        self.lock: RunLock | None = None
         self.dist = dist_mod.DistInfo()
         self.is_main = True
         self._start_step = 0
@@ -109,20 +126,20 @@ class Trainer:
         self._pending_alerts: list[startup.Alert] = []
         # Lineage (see resume.start_branch): what this run directory held before this start,
         # the branch this process writes, and what it moved where.
-        self._history: rundir.RunHistory | None = None
+        self._history: RunHistory | None = None
         self._plan: lineage.BranchPlan | None = None
-        self._resume_info: rundir.CheckpointInfo | None = None
+        self._resume_info: CheckpointInfo | None = None
         self._resume_state: dict[str, Any] | None = None
         self._skipped: resume_mod.Skipped = []
         self._moved_aside: str | None = None
         self._verify = ckpt.VerifyCache()
-        self._cfg_dict = config_mod.to_dict(cfg)
+        self._cfg_dict = to_dict(cfg)
         self._model_cfg = lineage.model_config(self._cfg_dict)
         # Fine-tuning (--init-from): the source checkpoint, and its state until loaded.
         self.init_from = init_from
         self.init_generator_only = init_generator_only
         self.init_optimizers = init_optimizers
-        self._init_info: rundir.CheckpointInfo | None = None
+        self._init_info: CheckpointInfo | None = None
         self._init_state: dict[str, Any] | None = None
         # The best-checkpoint ledger's judge (None: no ledger), shared by the evaluation
         # (set up with the data) and the checkpointer.
@@ -207,9 +224,9 @@ class Trainer:
                 start_from = str(moved_back.path)
             if self._best is not None:
                 self._best.restore(self._resume_info)
-            config_file = self.run_dir / rundir.CONFIG_FILE
+            config_file = self.run_dir / CONFIG_FILE
             with storage("write the resolved config", config_file):
-                rundir.atomic_write_text(config_file, config_mod.dump(cfg))
+                atomic_write_text(config_file, dump(cfg))
         self._start_step = self.pos.step
         self.loader = startup.build_loader(cfg, self.data.train_set, self.data.sampler, self.device)
         self.agree = dist_mod.StopAgreement(self.dist)
@@ -220,22 +237,20 @@ class Trainer:
 
     def _open_run_dir(self) -> None:
         """Lock, PID file, fresh-start refusal, event log, leftovers of killed writes, resume choice."""
-        self.lock = rundir.RunLock(self.run_dir)
+        self.lock = RunLock(self.run_dir)
         try:
             with storage("lock the run directory and write trainer.pid in", self.run_dir):
                 self.lock.acquire()
-        except rundir.RunLocked as e:
+        except RunLocked as e:
             raise TrainerError(str(e), ev.EXIT_LOCKED) from None
-        self._history = rundir.run_history(self.run_dir)
+        self._history = run_history(self.run_dir)
         if self._history is not None and not self.resume and not self.new_branch:
             # Refused before anything is written: the existing run's log stays as it was.
-            raise TrainerError(
-                rundir.fresh_start_refusal(self.run_dir, self._history), ev.EXIT_USAGE
-            )
-        with storage("create", self.run_dir / rundir.CHECKPOINTS_DIR):
-            for sub in (rundir.CHECKPOINTS_DIR, rundir.SAMPLES_DIR):
+            raise TrainerError(fresh_start_refusal(self.run_dir, self._history), ev.EXIT_USAGE)
+        with storage("create", self.run_dir / CHECKPOINTS_DIR):
+            for sub in (CHECKPOINTS_DIR, SAMPLES_DIR):
                 (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        self.events.open(self.run_dir / rundir.EVENTS)
+        self.events.open(self.run_dir / EVENTS)
         with storage("clean leftovers of interrupted writes in", self.run_dir):
             self._pending_alerts += startup.report_leftovers(self.run_dir)
         if self.resume:
@@ -281,7 +296,7 @@ class Trainer:
             )
         info, state = self._resume_info, self._resume_state
         assert info is not None and state is not None
-        errors = (rundir.CheckpointError, KeyError, TypeError, ValueError, RuntimeError)
+        errors = (CheckpointError, KeyError, TypeError, ValueError, RuntimeError)
         with resume_mod.loads_into_model("resume", info.path, errors):
             self.load_state(state)
         self._resume_state = None  # the models hold it now
@@ -295,7 +310,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         n = self.nets
         return {
-            "format": ckpt.CHECKPOINT_FORMAT,
+            "format": CHECKPOINT_FORMAT,
             "config": self._cfg_dict,
             "generator": _unwrap(n.g_raw).state_dict(),
             "discriminators": _unwrap(n.d_raw).state_dict(),
@@ -309,7 +324,7 @@ class Trainer:
             "batch_in_epoch": self.pos.batch_in_epoch,
             "world_size": self.dist.world_size,
             "target_step": self.target_step,
-            "rng": ckpt.capture_rng_state(),
+            "rng": capture_rng_state(),
         }
 
     def load_state(self, s: dict[str, Any]) -> None:
@@ -331,7 +346,7 @@ class Trainer:
         if not self._target_given and "target_step" in s:
             # A resume without --target-step keeps the run's own target, not the config's.
             self.target_step = int(s["target_step"])
-        ckpt.restore_rng_state(s["rng"])
+        restore_rng_state(s["rng"])
 
     # ------------------------------------------------------------------ events
     def _end(self, status: str, reason: str, code: int) -> None:
@@ -497,7 +512,7 @@ class Trainer:
 
     def _save(self) -> None:
         """save(), with a failed write reported as one StorageError naming the checkpoint."""
-        path = rundir.checkpoint_paths(self.run_dir, self.pos.step)[0]
+        path = checkpoint_paths(self.run_dir, self.pos.step)[0]
         with storage("save checkpoint", path, during_save=True):
             self.save()
 
@@ -628,7 +643,7 @@ def train(
         log.error("%s", e)
         t._end(ev.STATUS_FAILED, str(e), e.exit_code)
         return e.exit_code
-    except ev.EventWriteError as e:  # the log refused run_start or an early record
+    except EventWriteError as e:  # the log refused run_start or an early record
         log.error("storage error: %s", e)
         t._end(ev.STATUS_FAILED, str(e), ev.EXIT_STORAGE)
         return ev.EXIT_STORAGE

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.config import RECON_LOSSES, LossConfig
+from trainer.config.schema import RECON_LOSSES, LossConfig
 
 Resolution = tuple[int, int, int]  # (n_fft, hop, win)
 DEFAULT_RESOLUTIONS: tuple[Resolution, ...] = (

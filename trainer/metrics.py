@@ -21,7 +21,7 @@ import numpy as np
 import soxr
 import torch
 
-from trainer import events as ev
+from trainer.events import schema as ev
 from trainer.losses import pwg_stft_loss
 
 log = logging.getLogger("nal-train")

@@ -15,37 +15,46 @@ from pathlib import Path
 from typing import Any
 
 from trainer import checkpoint as ckpt
-from trainer import events as ev
-from trainer import lineage, rundir
-from trainer.config import Config
+from trainer import lineage
+from trainer.config.schema import Config
 from trainer.errors import TrainerError
+from trainer.events import schema as ev
+from trainer.loadtest import LoadTest
+from trainer.rundir.checkpoints import CheckpointInfo, checkpoint_info
+from trainer.rundir.layout import CheckpointError
+from trainer.rundir.resolve import (
+    checkpoint_path_arg,
+    find_resume_checkpoint,
+    is_run_checkpoint,
+    resolve_checkpoint,
+)
 from trainer.startup import Nets
 
 log = logging.getLogger("nal-train")
 
-Skipped = list[tuple[rundir.CheckpointInfo, str]]  # better candidates that failed, and why
+Skipped = list[tuple[CheckpointInfo, str]]  # better candidates that failed, and why
 
 
 def choose_resume(
     cfg: Config, run_dir: Path, resume: str, verify: ckpt.VerifyCache
-) -> tuple[rundir.CheckpointInfo, dict[str, Any], Skipped]:
+) -> tuple[CheckpointInfo, dict[str, Any], Skipped]:
     """Pick the checkpoint (full load test; --resume latest falls back past failures)."""
-    test = ckpt.LoadTest(cfg)
+    test = LoadTest(cfg)
     skipped: Skipped = []
     try:
         if str(resume) in ("latest", "best"):
             # Better candidates that fail the load test are skipped, each with an alert.
-            info, skipped = ckpt.find_resume_checkpoint(run_dir, resume, test)
+            info, skipped = find_resume_checkpoint(run_dir, resume, test)
         else:
-            path = rundir.checkpoint_path_arg(run_dir, resume)
-            if path.exists() and not rundir.is_run_checkpoint(run_dir, path):
+            path = checkpoint_path_arg(run_dir, resume)
+            if path.exists() and not is_run_checkpoint(run_dir, path):
                 raise TrainerError(
                     f"cannot resume from {path}: it is not a checkpoint of {run_dir} "
                     f"(resume from its own run directory instead)",
                     ev.EXIT_NO_CHECKPOINT,
                 )
-            info = rundir.resolve_checkpoint(run_dir, path, test)
-    except rundir.CheckpointError as e:
+            info = resolve_checkpoint(run_dir, path, test)
+    except CheckpointError as e:
         msg = str(e) if str(e).startswith("cannot resume") else f"cannot resume: {e}"
         raise TrainerError(msg, ev.EXIT_NO_CHECKPOINT) from None
     assert test.passed is not None and test.passed[0] == info
@@ -55,14 +64,12 @@ def choose_resume(
     return test.passed[0], test.passed[1], skipped
 
 
-def resolve_on_rank(
-    cfg: Config, run_dir: Path, path: str
-) -> tuple[rundir.CheckpointInfo, dict[str, Any]]:
+def resolve_on_rank(cfg: Config, run_dir: Path, path: str) -> tuple[CheckpointInfo, dict[str, Any]]:
     """A rank > 0 resumes from the checkpoint rank 0 chose (same path; a shared filesystem)."""
-    test = ckpt.LoadTest(cfg)
+    test = LoadTest(cfg)
     try:
-        info = rundir.resolve_checkpoint(run_dir, path, test)
-    except rundir.CheckpointError as e:
+        info = resolve_checkpoint(run_dir, path, test)
+    except CheckpointError as e:
         raise TrainerError(f"cannot resume: {e}", ev.EXIT_NO_CHECKPOINT) from None
     assert test.passed is not None
     return info, test.passed[1]
@@ -85,8 +92,8 @@ def loads_into_model(
 
 
 def start_branch(
-    run_dir: Path, resumed: rundir.CheckpointInfo | None
-) -> tuple[lineage.BranchPlan, str | None, rundir.CheckpointInfo | None]:
+    run_dir: Path, resumed: CheckpointInfo | None
+) -> tuple[lineage.BranchPlan, str | None, CheckpointInfo | None]:
     """Keep checkpoints/ one linear chain for this start (see lineage.plan_start).
 
     Called after the resume state is loaded into the models, so nothing moves for a start
@@ -118,17 +125,17 @@ def start_branch(
 
 def choose_init(
     cfg: Config, init_from: str, generator_only: bool, optimizers: bool
-) -> tuple[rundir.CheckpointInfo, dict[str, Any]]:
+) -> tuple[CheckpointInfo, dict[str, Any]]:
     """--init-from: the source checkpoint through the load test (hash, weights_only,
     format, the weights taken and their shapes against this config)."""
     parts = ("generator",) if generator_only else ("generator", "discriminators")
     if optimizers:
         parts += ("opt_g",) if generator_only else ("opt_g", "opt_d")
-    test = ckpt.LoadTest(cfg, parts=parts)
+    test = LoadTest(cfg, parts=parts)
     src = Path(init_from).expanduser()
     try:
-        info = rundir.checkpoint_info(src)
-    except rundir.CheckpointError as e:
+        info = checkpoint_info(src)
+    except CheckpointError as e:
         raise TrainerError(f"cannot initialise from {src}: {e}", ev.EXIT_NO_CHECKPOINT) from None
     ok, reason = test(info)
     if not ok or test.passed is None:
@@ -141,7 +148,7 @@ def choose_init(
 def load_init(
     cfg: Config,
     nets: Nets,
-    info: rundir.CheckpointInfo,
+    info: CheckpointInfo,
     state: dict[str, Any],
     generator_only: bool,
     optimizers: bool,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.rundir import CheckpointError
+from trainer.rundir.layout import CheckpointError
 
 
 def capture_rng_state() -> dict[str, Any]:

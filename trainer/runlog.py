@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from trainer import events as ev
 from trainer.errors import StorageError, storage
+from trainer.events import schema as ev
+from trainer.events.writer import EventWriteError, EventWriter
 from trainer.signals import StopFlag
 
 log = logging.getLogger("nal-train")
@@ -22,13 +23,13 @@ class EventLog:
 
     def __init__(self, stop: StopFlag) -> None:
         self.stop = stop
-        self.writer: ev.EventWriter | None = None
+        self.writer: EventWriter | None = None
         self.failure: StorageError | None = None
         self._write_failed = False
 
     def open(self, path: Path) -> None:
         with storage("open the event log", path):
-            self.writer = ev.EventWriter(path)
+            self.writer = EventWriter(path)
 
     def emit(self, event: ev.Event) -> None:
         """Append an event; a failing log is a storage failure that stops the run."""
@@ -36,7 +37,7 @@ class EventLog:
             return
         try:
             self.writer.write(event)
-        except ev.EventWriteError as e:
+        except EventWriteError as e:
             self._write_failed = True
             self.fail(StorageError(str(e)))
 
@@ -53,7 +54,7 @@ class EventLog:
             return
         try:
             self.writer.write(ev.RunEnd(step=step, status=status, reason=reason, exit_code=code))
-        except ev.EventWriteError:
+        except EventWriteError:
             pass  # already reported; a torn line was cut back by the writer
 
     def sync(self) -> None:

@@ -16,11 +16,12 @@ from typing import Any
 import torch
 
 from trainer import checkpoint as ckpt
-from trainer import events as ev
 from trainer import lineage
-from trainer.config import Config
+from trainer.config.schema import Config
 from trainer.errors import TrainerError
+from trainer.events import schema as ev
 from trainer.ledger import BestTracker, Verdict
+from trainer.rundir.retention import apply_retention
 from trainer.runlog import EventLog
 from trainer.startup import Nets
 
@@ -116,7 +117,7 @@ class Checkpointer:
                 note.metric if note is not None else "?",
                 ", ".join(map(str, ledger)),
             )
-        for old in ckpt.apply_retention(
+        for old in apply_retention(
             self.run_dir,
             self.cfg.checkpoint.keep_last,
             protect_steps=(step, *ledger),

@@ -26,23 +26,18 @@ from torch.utils.data import DataLoader
 
 from trainer import checkpoint as ckpt
 from trainer import distributed as dist_mod
-from trainer import events as ev
 from trainer import metrics as metrics_mod
-from trainer import rundir
 from trainer.audio import AudioError, MelSpectrogram
-from trainer.config import Config
-from trainer.corpus import RULE_SHORT_CLIPS, RULE_UNREADABLE
-from trainer.data import (
-    Corpus,
-    DataError,
-    ResumableBatchSampler,
-    TrainDataset,
-    ValidationSet,
-    collate,
-)
+from trainer.config.schema import Config
+from trainer.corpus.report import RULE_SHORT_CLIPS, RULE_UNREADABLE, DataError
+from trainer.data import Corpus, ResumableBatchSampler, TrainDataset, ValidationSet, collate
 from trainer.demo_corpus import ensure_demo_corpus
 from trainer.errors import TrainerError
-from trainer.models import Discriminators, Generator, build_models
+from trainer.events import schema as ev
+from trainer.models import build_models
+from trainer.models.discriminators import Discriminators
+from trainer.models.generator import Generator
+from trainer.rundir.layout import CheckpointError
 from trainer.signals import StopFlag, StopRequested
 
 log = logging.getLogger("nal-train")
@@ -93,7 +88,7 @@ def report_leftovers(run_dir: Path) -> list[Alert]:
     and return the alerts for checkpoints kept aside."""
     try:
         left = ckpt.clean_leftovers(run_dir)
-    except rundir.CheckpointError as e:  # a garbled move journal: a person must look
+    except CheckpointError as e:  # a garbled move journal: a person must look
         raise TrainerError(str(e), ev.EXIT_FAILED) from None
     for src, dst in left.moved:
         log.info("finished an interrupted move: %s -> %s", src, dst)

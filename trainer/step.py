@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from trainer.audio import MelSpectrogram
-from trainer.config import Config
+from trainer.config.schema import Config
 from trainer.losses import ReconstructionLoss, hifigan_discriminator_loss, hifigan_generator_loss
 from trainer.rollback import StepRollback
 from trainer.startup import Nets, Precision

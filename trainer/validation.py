@@ -23,12 +23,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from trainer import events as ev
 from trainer import metrics as M
-from trainer import rundir
 from trainer.audio import write_wav
-from trainer.config import Config
+from trainer.config.schema import Config
 from trainer.data import ValItem
+from trainer.events import schema as ev
+from trainer.rundir.layout import SAMPLES_DIR
 
 GT_DIR = "gt"  # samples/gt/: ground-truth copies, written once per run
 UNSEEN_DIR = ev.UNSEEN_SET  # samples/step_*/unseen/, samples/gt/unseen/
@@ -55,12 +55,12 @@ class SetResult:
 
 
 def sample_dir(run_dir: Path, step: int, set_name: str) -> Path:
-    d = run_dir / rundir.SAMPLES_DIR / f"step_{step:08d}"
+    d = run_dir / SAMPLES_DIR / f"step_{step:08d}"
     return d / UNSEEN_DIR if set_name == ev.UNSEEN_SET else d
 
 
 def gt_dir(run_dir: Path, set_name: str) -> Path:
-    d = run_dir / rundir.SAMPLES_DIR / GT_DIR
+    d = run_dir / SAMPLES_DIR / GT_DIR
     return d / UNSEEN_DIR if set_name == ev.UNSEEN_SET else d
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from trainer import events as ev
+from trainer.events import schema as ev
 
 WAV_SUFFIXES = (".wav",)
 MEL_SUFFIXES = (".npy",)
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     from trainer import inference as inf
     from trainer.audio import write_wav
-    from trainer.rundir import CheckpointError
+    from trainer.rundir.layout import CheckpointError
 
     t_load = time.perf_counter()
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from trainer import events as ev
+from trainer.events import schema as ev
 
 TAIL = 20  # newest step records a block keeps whole (epoch, rates, recon name)
 _STEP = ev.Step.EVENT

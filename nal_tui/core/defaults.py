@@ -20,7 +20,7 @@ def default_run_dir(
     config_path: str | os.PathLike[str], logs_dir: str | os.PathLike[str] = DEFAULT_LOGS
 ) -> Path:
     """``<logs>/<config name>``, the trainer's own default; ConfigError for a bad config."""
-    from trainer.config import load
+    from trainer.config.yamlfile import load
 
     return Path(logs_dir) / load(config_path).name
 
@@ -28,7 +28,7 @@ def default_run_dir(
 def config_for_run(run_dir: Path | None, config: Path | None = None) -> Path:
     """The config to start or resume with: the given one, the run's resolved config.yaml,
     else the demo config."""
-    from trainer.rundir import CONFIG_FILE
+    from trainer.rundir.layout import CONFIG_FILE
 
     if config is not None:
         return config

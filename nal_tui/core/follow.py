@@ -34,7 +34,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from trainer.events import parse_lines
+from trainer.events.parse import parse_lines
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from trainer import rundir
+from trainer.rundir.layout import TRAIN_LOG
 
 from . import proc
 from .command import trainer_command
@@ -41,7 +41,7 @@ def start(
         base=base, new_branch=new_branch,
     )  # fmt: skip
     res = StartResult(
-        False, "", str(rd), cmd, launcher, nproc, log_path=str(rd / rundir.TRAIN_LOG),
+        False, "", str(rd), cmd, launcher, nproc, log_path=str(rd / TRAIN_LOG),
         config_path=str(config_path), resume=resume, target_step=target_step,
         new_branch=new_branch and resume is None,
     )  # fmt: skip
@@ -55,7 +55,7 @@ def start(
         return res
     try:
         rd.mkdir(parents=True, exist_ok=True)
-        log = open(rd / rundir.TRAIN_LOG, "ab")  # noqa: SIM115 - handed to the child
+        log = open(rd / TRAIN_LOG, "ab")  # noqa: SIM115 - handed to the child
     except OSError as e:
         res.message = f"{rd}: cannot create the run directory or train.log ({e.strerror})"
         return res
@@ -96,7 +96,7 @@ def _wait_started(
         if code is not None:
             proc.CHILDREN.reap()
             res.exit_code = code
-            tail = clean_lines(_log_tail(rd / rundir.TRAIN_LOG), 15)
+            tail = clean_lines(_log_tail(rd / TRAIN_LOG), 15)
             res.message = (
                 f"the trainer exited with code {code} ({exit_name(code)}) before it "
                 f"started; last lines of {res.log_path}:\n{tail}"

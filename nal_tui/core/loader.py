@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from trainer import events as ev
+from nal_tui.core.reducer.state import RunState
 from trainer.events import index as ix
+from trainer.events import schema as ev
+from trainer.events.parse import line_error, parse_line
 
 from .blocks import columns_block
-from .reducer import RunState
 
 # Step rows read from the JSONL itself at the end of the backlog. At least twice the
 # averaging window: a block summary leaves the window empty, and whatever a rollback in the
@@ -44,7 +45,7 @@ def _line(fd: int, e: ix.Entry) -> bytes:
 
 def _record(fd: int, e: ix.Entry) -> dict:
     try:
-        rec = ev.parse_line(_line(fd, e))
+        rec = parse_line(_line(fd, e))
     except ev.EventError:
         raise StaleIndex(f"line at byte {e.start} is not the indexed record") from None
     if ix.KIND_OF_EVENT.get(rec[ev.K_EVENT], ix.KIND_OTHER) != e.kind:
@@ -110,7 +111,7 @@ def apply_index(
             state.feed_block(blk)
         if garbled:
             text = _line(fd, garbled[-1])[:120].decode("utf-8", "replace")
-            why = ev.line_error(_line(fd, garbled[-1])) or "not a record"
+            why = line_error(_line(fd, garbled[-1])) or "not a record"
             state.note_garbled(
                 len(garbled), f"{name} line {lines + garbled[-1].pos + 1}: {why}: {text}"
             )

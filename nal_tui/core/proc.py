@@ -30,27 +30,25 @@ from pathlib import Path
 
 import psutil
 
-from trainer import rundir
+from trainer.rundir.layout import PID_FILE
+from trainer.rundir.lock import CREATE_TIME_TOLERANCE, PidFileError, PidInfo, parse_pid_info
 
 from .text import clean
 from .vocab import PID_GARBLED, PID_LIVE, PID_NONE, PID_STALE
 
 MAX_PID_FILE = 64 << 10  # a real one is a few hundred bytes
 LAUNCH_FILE = "launch.json"  # the process nal-tui launched, until the trainer's PID file
-CREATE_TIME_TOLERANCE = rundir.CREATE_TIME_TOLERANCE
 TRAINER_MODULE = "trainer"
 TRAINER_SCRIPT = "nal-train"
 _LAUNCHERS = ("torchrun",)
 _LAUNCHER_MODULE = "torch.distributed.run"
 
 
-class PidFileRefused(rundir.PidFileError):
+class PidFileRefused(PidFileError):
     """A PID file that is not a small regular file of the expected JSON."""
 
 
-def read_pid_file(
-    run_dir: str | os.PathLike[str], name: str = rundir.PID_FILE
-) -> rundir.PidInfo | None:
+def read_pid_file(run_dir: str | os.PathLike[str], name: str = PID_FILE) -> PidInfo | None:
     """The run's PID file (or ``name``: LAUNCH_FILE), or None when there is none. Never
     follows a symlink, never blocks on a FIFO or device, never reads more than MAX_PID_FILE
     bytes."""
@@ -78,11 +76,11 @@ def read_pid_file(
     return parse_pid_file(data, str(path))
 
 
-def parse_pid_file(data: bytes, where: str) -> rundir.PidInfo:
+def parse_pid_file(data: bytes, where: str) -> PidInfo:
     """The trainer's own PID file rule (``trainer.rundir.parse_pid_info``), refused here."""
     try:
-        return rundir.parse_pid_info(data, where)
-    except rundir.PidFileError as e:
+        return parse_pid_info(data, where)
+    except PidFileError as e:
         raise PidFileRefused(str(e)) from None
 
 
@@ -109,7 +107,7 @@ def is_launcher_cmdline(cmd: list[str]) -> bool:
     return any(os.path.basename(c) in _LAUNCHERS for c in cmd[:2]) or (_LAUNCHER_MODULE in cmd[:4])
 
 
-def matches(info: rundir.PidInfo) -> bool:
+def matches(info: PidInfo) -> bool:
     """A live, non-zombie process with this pid, start time and command line, which is
     our trainer."""
     if not is_trainer_cmdline(info.cmdline):
@@ -130,7 +128,7 @@ class PidState:
     """What the PID file says and whether it names our live trainer."""
 
     state: str  # vocab.PID_*
-    info: rundir.PidInfo | None
+    info: PidInfo | None
     message: str
     launched: bool = False  # from launch.json: started, no PID file yet
 
@@ -144,10 +142,10 @@ class PidState:
 
 
 def pid_state(run_dir: str | os.PathLike[str]) -> PidState:
-    path = Path(run_dir) / rundir.PID_FILE
+    path = Path(run_dir) / PID_FILE
     try:
         info = read_pid_file(run_dir)
-    except rundir.PidFileError as e:
+    except PidFileError as e:
         return PidState(PID_GARBLED, None, f"{clean(e)}; remove {path} if no trainer is running")
     if info is None:
         return PidState(PID_NONE, None, "no PID file")
@@ -161,7 +159,7 @@ def pid_state(run_dir: str | os.PathLike[str]) -> PidState:
     )
 
 
-def write_launch_file(run_dir: Path, pid: int) -> rundir.PidInfo | None:
+def write_launch_file(run_dir: Path, pid: int) -> PidInfo | None:
     """Record the process just launched for ``run_dir`` (None when it is already gone).
 
     Its command line is read back from the system (a script's interpreter shows there), so
@@ -169,7 +167,7 @@ def write_launch_file(run_dir: Path, pid: int) -> rundir.PidInfo | None:
     """
     try:
         p = psutil.Process(pid)
-        info = rundir.PidInfo(pid, p.create_time(), p.cmdline(), time.time(), str(run_dir))
+        info = PidInfo(pid, p.create_time(), p.cmdline(), time.time(), str(run_dir))
     except psutil.Error:
         return None
     path = run_dir / LAUNCH_FILE
@@ -183,11 +181,11 @@ def write_launch_file(run_dir: Path, pid: int) -> rundir.PidInfo | None:
     return info
 
 
-def remove_launch_file(run_dir: Path, info: rundir.PidInfo) -> None:
+def remove_launch_file(run_dir: Path, info: PidInfo) -> None:
     """Remove launch.json if it still names ``info``'s process (never another's)."""
     try:
         cur = read_pid_file(run_dir, LAUNCH_FILE)
-    except rundir.PidFileError:
+    except PidFileError:
         return
     if cur is not None and (cur.pid, cur.create_time) == (info.pid, info.create_time):
         (run_dir / LAUNCH_FILE).unlink(missing_ok=True)
@@ -197,7 +195,7 @@ def launched_state(run_dir: str | os.PathLike[str]) -> PidState:
     """What launch.json says: PID_LIVE only for our live launched process."""
     try:
         info = read_pid_file(run_dir, LAUNCH_FILE)
-    except rundir.PidFileError as e:
+    except PidFileError as e:
         return PidState(PID_GARBLED, None, clean(e), launched=True)
     if info is None:
         return PidState(PID_NONE, None, "no launch file", launched=True)
@@ -221,7 +219,7 @@ def trainer_state(run_dir: str | os.PathLike[str]) -> PidState:
 # ------------------------------------------------------------------------ signalling
 
 
-def family(info: rundir.PidInfo) -> tuple[psutil.Process | None, list[psutil.Process]]:
+def family(info: PidInfo) -> tuple[psutil.Process | None, list[psutil.Process]]:
     """(torchrun agent or None, the ranks): from the verified trainer, never by name.
 
     The agent counts only when its own command line runs our trainer; its ranks only

@@ -6,7 +6,7 @@ import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from trainer import events as ev
+from trainer.events import schema as ev
 
 from .vocab import PID_NONE
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer import events as ev
-from trainer import rundir
+from trainer.events import schema as ev
+from trainer.events.parse import parse_lines
+from trainer.rundir.layout import CONFIG_FILE, EVENTS, TRAIN_LOG
 
 from .proc import PidState, trainer_state
 from .status import DEFAULT_STALE_AFTER_S, StatusInputs, derive_status, refused_start
@@ -62,7 +63,7 @@ def _tail_records(path: Path, nbytes: int = TAIL_BYTES) -> list[dict[str, Any]]:
     lines = data.split(b"\n")[:-1]  # only complete lines
     if start > 0 and lines:
         lines = lines[1:]  # cut mid-line
-    return ev.parse_lines(lines)[0]
+    return parse_lines(lines)[0]
 
 
 def _target_backwards(path: Path, chunk: int = 1 << 20, limit: int = 64 << 20) -> int | None:
@@ -82,7 +83,7 @@ def _target_backwards(path: Path, chunk: int = 1 << 20, limit: int = 64 << 20) -
                     a = buf.rfind(b"\n", 0, i) + 1
                     b = buf.find(b"\n", i)
                     if a > 0 or start == 0:
-                        recs = ev.parse_lines([buf[a:] if b < 0 else buf[a:b]])[0]
+                        recs = parse_lines([buf[a:] if b < 0 else buf[a:b]])[0]
                         if recs and recs[0][ev.K_EVENT] == "run_start":
                             return recs[0]["target_step"]
                     i = buf.rfind(needle, 0, i)
@@ -106,7 +107,7 @@ def read_status(
     """Status from the last lifecycle event in the log tail and the PID file, by
     ``status.derive_status``: the rule the dashboard applies."""
     run_dir = Path(run_dir)
-    recs = _tail_records(run_dir / rundir.EVENTS)
+    recs = _tail_records(run_dir / EVENTS)
     pid = trainer_state(run_dir)
     step = target = None
     lifecycles: list[dict[str, Any]] = []  # run_start/run_end records of the tail, newest first
@@ -126,7 +127,7 @@ def read_status(
         lifecycles.pop(0)
     lifecycle = lifecycles[0] if lifecycles else None
     if target is None and recs:
-        target = _target_backwards(run_dir / rundir.EVENTS)
+        target = _target_backwards(run_dir / EVENTS)
     last = recs[-1] if recs else None
     run_end = lifecycle if lifecycle is not None and lifecycle[ev.K_EVENT] == "run_end" else None
     last_t = float(last[ev.K_TIME]) if last else None
@@ -166,11 +167,11 @@ def read_status(
 def is_run_dir(path: Path) -> bool:
     """A run is a directory holding an event log, a resolved config, or the trainer's
     output (a start that stopped before the trainer wrote anything else: "not started")."""
-    return any((path / f).is_file() for f in (rundir.EVENTS, rundir.CONFIG_FILE, rundir.TRAIN_LOG))
+    return any((path / f).is_file() for f in (EVENTS, CONFIG_FILE, TRAIN_LOG))
 
 
 def _mtime(path: Path) -> float:
-    for p in (path / rundir.EVENTS, path / rundir.CONFIG_FILE, path):
+    for p in (path / EVENTS, path / CONFIG_FILE, path):
         try:
             return p.stat().st_mtime
         except OSError:

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import psutil
 
-from trainer import rundir
+from trainer.rundir.checkpoints import (
+    CheckpointInfo,
+    list_abandoned,
+    list_checkpoints,
+    verify_checkpoint,
+)
+from trainer.rundir.layout import CheckpointError
+from trainer.rundir.resolve import latest_checkpoint
 
 from . import proc
 from .text import clean
@@ -33,19 +40,19 @@ class CachedVerifier:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, int, int], tuple[bool, str]] = {}
 
-    def _key(self, info: rundir.CheckpointInfo) -> tuple[str, int, int] | None:
+    def _key(self, info: CheckpointInfo) -> tuple[str, int, int] | None:
         try:
             st = info.path.stat()
         except OSError:
             return None
         return (str(info.path), st.st_size, st.st_mtime_ns)
 
-    def cached(self, info: rundir.CheckpointInfo) -> tuple[bool, str] | None:
+    def cached(self, info: CheckpointInfo) -> tuple[bool, str] | None:
         key = self._key(info)
         with self._lock:
             return self._cache.get(key) if key is not None else None
 
-    def __call__(self, info: rundir.CheckpointInfo) -> tuple[bool, str]:
+    def __call__(self, info: CheckpointInfo) -> tuple[bool, str]:
         key = self._key(info)
         if key is None:
             return False, DELETED
@@ -54,8 +61,8 @@ class CachedVerifier:
         if hit is not None:
             return hit
         try:
-            res = rundir.verify_checkpoint(info)
-        except (OSError, rundir.CheckpointError) as e:
+            res = verify_checkpoint(info)
+        except (OSError, CheckpointError) as e:
             res = (False, str(e))
         with self._lock:
             self._cache[key] = res
@@ -65,7 +72,7 @@ class CachedVerifier:
 SETTLE_S = 15.0  # an incomplete checkpoint touched this recently is being saved or deleted
 
 
-def in_flux(info: rundir.CheckpointInfo, now: float | None = None) -> bool:
+def in_flux(info: CheckpointInfo, now: float | None = None) -> bool:
     """Whether an incomplete checkpoint is a save or a retention deletion under way: a file
     of it (the .pt or a temp file; a rename counts, through ctime) changed within SETTLE_S,
     or vanished while we looked. Retention renames the manifest to a temp file before it
@@ -137,15 +144,15 @@ class CheckpointService:
         self._stop.set()
         self._wake.set()
 
-    def _infos(self) -> list[rundir.CheckpointInfo]:
+    def _infos(self) -> list[CheckpointInfo]:
         def newest_first(infos):
             return sorted(infos, key=lambda i: (i.step, str(i.path)), reverse=True)
 
-        return newest_first(rundir.list_checkpoints(self.run_dir)) + newest_first(
-            rundir.list_abandoned(self.run_dir)
+        return newest_first(list_checkpoints(self.run_dir)) + newest_first(
+            list_abandoned(self.run_dir)
         )
 
-    def _row(self, info: rundir.CheckpointInfo, verified: tuple[bool, str] | None):
+    def _row(self, info: CheckpointInfo, verified: tuple[bool, str] | None):
         ok, why = verified if verified is not None else (None, "")
         if not info.complete:
             if in_flux(info):  # a save or a retention deletion under way: not a failure
@@ -184,7 +191,7 @@ class CheckpointService:
             known[id(i)] = self.verifier(i)
             if n < len(todo):  # the last result is shown below, with "latest" marked
                 self._emit([self._row(j, known[id(j)]) for j in infos])
-        latest, _ = rundir.latest_checkpoint(self.run_dir, verify=self.verifier)
+        latest, _ = latest_checkpoint(self.run_dir, verify=self.verifier)
         self._latest = str(latest.path) if latest is not None else None
         self._emit([self._row(i, known[id(i)]) for i in infos])
         return self._last or []

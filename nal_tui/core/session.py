@@ -13,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer import rundir
+from trainer.rundir.checkpoints import CheckpointInfo, verify_checkpoint
+from trainer.rundir.history import RunHistory, fresh_start_refusal, run_history, suggest_run_dir
+from trainer.rundir.layout import CONFIG_FILE, PID_FILE, CheckpointError
+from trainer.rundir.resolve import describe_skipped, latest_checkpoint, resolve_checkpoint
 
 from . import launch, proc, stopping
 from .defaults import DEFAULT_GRACE_S, DEFAULT_LOGS, START_WAIT_S, default_run_dir
@@ -26,7 +29,7 @@ __all__ = [
     "LatestResult", "RunSession", "StartResult", "StatusResult", "StopResult", "exit_name",
 ]  # fmt: skip
 
-Verify = Callable[[rundir.CheckpointInfo], tuple[bool, str]]
+Verify = Callable[[CheckpointInfo], tuple[bool, str]]
 
 
 class RunSession:
@@ -66,9 +69,7 @@ class RunSession:
             return f"{rd} does not exist{hint}"
         if not rd.is_dir():
             return f"{rd} is not a directory"
-        if not is_run_dir(rd) and not any(
-            (rd / f).exists() for f in (rundir.PID_FILE, proc.LAUNCH_FILE)
-        ):
+        if not is_run_dir(rd) and not any((rd / f).exists() for f in (PID_FILE, proc.LAUNCH_FILE)):
             return f"{rd} is not a run directory (no events.jsonl, config.yaml or train.log)"
         return None
 
@@ -80,11 +81,11 @@ class RunSession:
             return proc.PidState(PID_NONE, None, "no run")
         return proc.trainer_state(self.run_dir)
 
-    def latest(self, verify: Verify = rundir.verify_checkpoint) -> LatestResult:
+    def latest(self, verify: Verify = verify_checkpoint) -> LatestResult:
         """The newest verified checkpoint of the run, and the newer ones skipped."""
         if self.run_dir is None:
             return LatestResult(None, None, [], "no run")
-        info, skipped = rundir.latest_checkpoint(self.run_dir, verify=verify)
+        info, skipped = latest_checkpoint(self.run_dir, verify=verify)
         sk = [(str(i.path), clean(r)) for i, r in skipped]
         if info is None:
             return LatestResult(None, None, sk, "no complete, verified checkpoint")
@@ -110,15 +111,15 @@ class RunSession:
             st.last_event_t,
             st.run_end,
         )
-        latest = self.latest(verify or rundir.verify_checkpoint)
+        latest = self.latest(verify or verify_checkpoint)
         res.latest_checkpoint, res.latest_step = latest.checkpoint, latest.step
         return res
 
     # ---- starting
 
-    def history(self) -> rundir.RunHistory | None:
+    def history(self) -> RunHistory | None:
         """What the run dir already holds (None: no run there), by trainer.rundir's rule."""
-        return rundir.run_history(self.run_dir) if self.run_dir is not None else None
+        return run_history(self.run_dir) if self.run_dir is not None else None
 
     def start_refusal(self, config_path: str | os.PathLike[str]) -> StartResult | None:
         """Why a fresh start (no resume, no new branch) must not use this run dir: it already
@@ -130,10 +131,10 @@ class RunSession:
         hist = self.history()
         if hist is None:
             return None
-        other = rundir.suggest_run_dir(rd)
+        other = suggest_run_dir(rd)
         cfg = f" --config {config_path}"
         msg = (
-            f"{clean(rundir.fresh_start_refusal(rd, hist, choices=False), 1000)} Choose:\n"
+            f"{clean(fresh_start_refusal(rd, hist, choices=False), 1000)} Choose:\n"
             f"  continue it:        nal-tui resume --run-dir {rd}\n"
             f"  a new run:          nal-tui start{cfg} --run-dir {other}\n"
             f"  start over there:   nal-tui start{cfg} --run-dir {rd} --new-branch"
@@ -161,7 +162,7 @@ class RunSession:
         (``start_refusal``), unless ``new_branch``: then the trainer starts over from step 0
         there and moves the run's checkpoints aside (nothing is deleted).
         """
-        from trainer.config import ConfigError
+        from trainer.config.schema import ConfigError
 
         if nproc < 1:
             raise ValueError(f"nproc must be >= 1, got {nproc}")
@@ -189,14 +190,14 @@ class RunSession:
         nproc: int = 1,
         config_path: str | os.PathLike[str] | None = None,
         wait_s: float = START_WAIT_S,
-        verify: Verify = rundir.verify_checkpoint,
+        verify: Verify = verify_checkpoint,
     ) -> StartResult:
         """Resume from the latest verified checkpoint (or ``checkpoint``)."""
         bad = self.problem()
         rd = self.run_dir
         if bad is not None or rd is None:
             return StartResult(False, bad or "no run", str(rd or ""), resume=checkpoint)
-        cfg = Path(config_path) if config_path is not None else rd / rundir.CONFIG_FILE
+        cfg = Path(config_path) if config_path is not None else rd / CONFIG_FILE
         fail = StartResult(
             False, "", str(rd), nproc=nproc, config_path=str(cfg), resume=checkpoint,
             target_step=target_step,
@@ -204,13 +205,13 @@ class RunSession:
         if not cfg.is_file():
             fail.message = f"{cfg}: no config to resume with (is {rd} a run directory?)"
             return fail
-        found: rundir.CheckpointInfo | None = None
-        skipped: list[tuple[rundir.CheckpointInfo, str]] = []
+        found: CheckpointInfo | None = None
+        skipped: list[tuple[CheckpointInfo, str]] = []
         if checkpoint == "latest":  # also name the newer ones that failed, as the trainer does
-            found, skipped = rundir.latest_checkpoint(rd, verify=verify)
+            found, skipped = latest_checkpoint(rd, verify=verify)
         try:
-            info = found or rundir.resolve_checkpoint(rd, checkpoint, verify=verify)
-        except rundir.CheckpointError as e:
+            info = found or resolve_checkpoint(rd, checkpoint, verify=verify)
+        except CheckpointError as e:
             fail.message = clean(e, 600)
             return fail
         if target_step is not None and target_step <= info.step:
@@ -225,7 +226,7 @@ class RunSession:
         if res.ok:
             res.message = f"resuming from step {info.step} ({info.path.name}): {res.message}"
             if skipped:
-                why = clean(rundir.describe_skipped(skipped), 400)
+                why = clean(describe_skipped(skipped), 400)
                 res.message += f"; skipped newer checkpoint(s) that fail the check: {why}"
         return res
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainer import events as ev
+from trainer.events import schema as ev
 
 from .vocab import (
     PID_GARBLED,

@@ -15,8 +15,9 @@ from typing import Any
 
 import psutil
 
-from trainer import events as ev
-from trainer import rundir
+from trainer.events import schema as ev
+from trainer.events.parse import parse_lines
+from trainer.rundir.layout import EVENTS, PID_FILE, TRAIN_LOG
 
 from . import proc
 from .defaults import KILL_WAIT_S
@@ -37,7 +38,7 @@ def stop(
     assert st.info is not None
     info = st.info
     res = StopResult(False, STOP_TIMEOUT, "", str(rd), pid=info.pid)
-    offset = _size(rd / rundir.EVENTS)
+    offset = _size(rd / EVENTS)
     t0 = time.monotonic()
     try:
         agent, ranks = proc.family(info)
@@ -75,7 +76,7 @@ def stop(
     if st.launched:
         proc.remove_launch_file(rd, info)
     res.waited_s = time.monotonic() - t0
-    res.run_end = _run_end_after(rd / rundir.EVENTS, offset)
+    res.run_end = _run_end_after(rd / EVENTS, offset)
     res.ok = True
     if killed:
         res.status = STOP_KILLED
@@ -107,7 +108,7 @@ def stop(
         else:
             res.message = (
                 f"trainer pid {info.pid} exited after {res.waited_s:.1f} s without "
-                f"writing run_end; see {rd / rundir.TRAIN_LOG}"
+                f"writing run_end; see {rd / TRAIN_LOG}"
             )
     return res
 
@@ -122,7 +123,7 @@ def _late_ranks(agent: psutil.Process | None, known: list[psutil.Process]) -> li
 
 def _wrote_nothing(rd: Path, offset: int) -> bool:
     """No event written since ``offset`` and no PID file: the start-up never got that far."""
-    return _size(rd / rundir.EVENTS) <= offset and not (rd / rundir.PID_FILE).exists()
+    return _size(rd / EVENTS) <= offset and not (rd / PID_FILE).exists()
 
 
 def _kill(agent: psutil.Process | None, ranks: list[psutil.Process]) -> list[int]:
@@ -146,7 +147,7 @@ def _run_end_after(path: Path, offset: int) -> dict[str, Any] | None:
     except OSError:
         return None
     lines = [line for line in data.split(b"\n") if b"run_end" in line]
-    recs = [r for r in ev.parse_lines(lines)[0] if r[ev.K_EVENT] == "run_end"]
+    recs = [r for r in parse_lines(lines)[0] if r[ev.K_EVENT] == "run_end"]
     if not recs:
         return None
     return {k: clean(v) if isinstance(v, str) else v for k, v in recs[-1].items()}

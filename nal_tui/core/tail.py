@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from trainer import events as ev
-from trainer.events import parse_lines
+from trainer.events import schema as ev
+from trainer.events.parse import parse_lines
 
 _RUN_START_MARK = b'"' + ev.K_EVENT.encode() + b'":"' + ev.RunStart.EVENT.encode() + b'"'
 

@@ -9,7 +9,27 @@ from typing import Any
 
 from nal_tui.core.text import clean
 from trainer import corpus as C
-from trainer import rundir
+from trainer.corpus.check import check_corpus
+from trainer.corpus.report import (
+    RULE_BATCH,
+    RULE_CORPUS_DIR,
+    RULE_ENCODING,
+    RULE_HEADER_ONLY,
+    RULE_MELS,
+    RULE_METADATA,
+    RULE_MISSING,
+    RULE_MONO,
+    RULE_NOT_WAV,
+    RULE_SAMPLE_RATE,
+    RULE_SHORT_CLIPS,
+    RULE_SHORTER_THAN_HOP,
+    RULE_TRUNCATED,
+    RULE_UNREADABLE,
+    RULE_VAL_SIZE,
+    RULE_VAL_TOO_SHORT,
+    Finding,
+)
+from trainer.rundir.layout import CHECKPOINTS_DIR, SAMPLES_DIR
 
 from .report import FAIL, PASS, WARN, CheckResult
 
@@ -18,7 +38,8 @@ from .report import FAIL, PASS, WARN, CheckResult
 
 def check_config(config_path: str | os.PathLike[str]) -> tuple[CheckResult, Any]:
     """1. The YAML parses, every key is known, every value in range."""
-    from trainer.config import ConfigError, load
+    from trainer.config.schema import ConfigError
+    from trainer.config.yamlfile import load
 
     try:
         cfg = load(config_path)
@@ -40,29 +61,29 @@ def check_config(config_path: str | os.PathLike[str]) -> tuple[CheckResult, Any]
 
 # How to fix a broken corpus rule (trainer.corpus names the rules).
 FIXES = {
-    C.RULE_CORPUS_DIR: "download the corpus there or point data.corpus_dir at it",
-    C.RULE_METADATA: "fix the metadata file: one 'id|text|normalized text' per line",
-    C.RULE_VAL_SIZE: "lower data.val_size, or list more utterances",
-    C.RULE_MISSING: "restore the missing files or remove their lines from the metadata",
-    C.RULE_UNREADABLE: "check the files' permissions, or remove them from the metadata",
-    C.RULE_NOT_WAV: "convert them to WAV (PCM or float), e.g. with ffmpeg or sox",
-    C.RULE_HEADER_ONLY: "re-export them, or remove them from the metadata",
-    C.RULE_TRUNCATED: "re-copy or re-export them (the file is shorter than its header says)",
-    C.RULE_ENCODING: "re-export them as PCM or float WAV",
-    C.RULE_MONO: "downmix them to mono first",
-    C.RULE_SAMPLE_RATE: "resample the corpus, set data.resample: true, or change audio.sample_rate",
-    C.RULE_SHORTER_THAN_HOP: "remove them from the metadata",
-    C.RULE_SHORT_CLIPS: "fine to train on (zero-padded); drop them or lower "
+    RULE_CORPUS_DIR: "download the corpus there or point data.corpus_dir at it",
+    RULE_METADATA: "fix the metadata file: one 'id|text|normalized text' per line",
+    RULE_VAL_SIZE: "lower data.val_size, or list more utterances",
+    RULE_MISSING: "restore the missing files or remove their lines from the metadata",
+    RULE_UNREADABLE: "check the files' permissions, or remove them from the metadata",
+    RULE_NOT_WAV: "convert them to WAV (PCM or float), e.g. with ffmpeg or sox",
+    RULE_HEADER_ONLY: "re-export them, or remove them from the metadata",
+    RULE_TRUNCATED: "re-copy or re-export them (the file is shorter than its header says)",
+    RULE_ENCODING: "re-export them as PCM or float WAV",
+    RULE_MONO: "downmix them to mono first",
+    RULE_SAMPLE_RATE: "resample the corpus, set data.resample: true, or change audio.sample_rate",
+    RULE_SHORTER_THAN_HOP: "remove them from the metadata",
+    RULE_SHORT_CLIPS: "fine to train on (zero-padded); drop them or lower "
     "audio.segment_size if there are many",
-    C.RULE_VAL_TOO_SHORT: "use longer validation clips, another data.split_seed, or smaller STFTs",
-    C.RULE_BATCH: "add clips, or lower data.val_size or train.batch_size",
-    C.RULE_MELS: "recompute the mels with this config's audio settings (n_mels, hop_length)",
+    RULE_VAL_TOO_SHORT: "use longer validation clips, another data.split_seed, or smaller STFTs",
+    RULE_BATCH: "add clips, or lower data.val_size or train.batch_size",
+    RULE_MELS: "recompute the mels with this config's audio settings (n_mels, hop_length)",
     getattr(C, "RULE_UNSEEN", "unseen_set"): "fix data.unseen_metadata: readable, long enough "
     "clips, none of them in the training corpus",
 }
 
 
-def _line(f: C.Finding) -> str:
+def _line(f: Finding) -> str:
     return clean(f"[{f.rule}] {f.message}", 600)
 
 
@@ -72,7 +93,7 @@ def check_data(cfg: Any, nproc: int = 1) -> CheckResult:
     resampling on load) warns."""
     name = "Data"
     try:
-        rep = C.check_corpus(cfg, nproc)
+        rep = check_corpus(cfg, nproc)
     except Exception as e:  # noqa: BLE001 - a crashing check is reported, not raised
         return CheckResult(name, FAIL, f"the corpus check failed: {clean(e, 300)}")
     root = clean(rep.root, 300)
@@ -103,7 +124,7 @@ def check_output_dirs(run_dir: Path) -> CheckResult:
     name = "Output directories"
     created: list[Path] = []
     try:
-        for d in (run_dir, run_dir / rundir.CHECKPOINTS_DIR, run_dir / rundir.SAMPLES_DIR):
+        for d in (run_dir, run_dir / CHECKPOINTS_DIR, run_dir / SAMPLES_DIR):
             missing = [p for p in (d, *d.parents) if not p.exists()]
             for p in reversed(missing):
                 p.mkdir()
@@ -131,5 +152,5 @@ def check_output_dirs(run_dir: Path) -> CheckResult:
     return CheckResult(
         name,
         PASS,
-        f"{run_dir} and its {rundir.CHECKPOINTS_DIR}/, {rundir.SAMPLES_DIR}/ are writable",
+        f"{run_dir} and its {CHECKPOINTS_DIR}/, {SAMPLES_DIR}/ are writable",
     )

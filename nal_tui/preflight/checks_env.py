@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from nal_tui.core.text import clean
-from trainer import rundir
+from trainer.rundir.history import fresh_start_refusal, run_history, suggest_run_dir
+from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, PID_FILE
 
 from .estimates import (
     _human_count,
@@ -350,7 +351,7 @@ def check_run_state(
     if st.state in (PID_STALE, PID_GARBLED):
         warn = (
             st.message,
-            f"no trainer is running there: delete {run_dir / rundir.PID_FILE} "
+            f"no trainer is running there: delete {run_dir / PID_FILE} "
             "(the next start also replaces it)",
         )
     if resume is not None:
@@ -370,13 +371,13 @@ def check_run_state(
         details += skipped
         msg = f"resume from step {step}: {why} (the trainer's load test)"
     else:
-        hist = rundir.run_history(run_dir) if run_dir.is_dir() else None
+        hist = run_history(run_dir) if run_dir.is_dir() else None
         if hist is not None and not new_branch:
-            other = rundir.suggest_run_dir(run_dir)
+            other = suggest_run_dir(run_dir)
             return CheckResult(
                 name,
                 FAIL,
-                clean(rundir.fresh_start_refusal(run_dir, hist, choices=False), 1000),
+                clean(fresh_start_refusal(run_dir, hist, choices=False), 1000),
                 f"nal-tui resume --run-dir {run_dir}; or start with --run-dir {other}; or "
                 f"start with --new-branch",
             )
@@ -384,7 +385,7 @@ def check_run_state(
             msg = (
                 f"a new branch from step 0 in {run_dir}: its {hist.n_checkpoints} checkpoint(s) "
                 f"(last step {hist.last_step}) are moved aside to "
-                f"{rundir.CHECKPOINTS_DIR}/{rundir.ABANDONED_DIR}/, nothing is deleted"
+                f"{CHECKPOINTS_DIR}/{ABANDONED_DIR}/, nothing is deleted"
             )
         else:
             msg = f"{run_dir} is free"

@@ -25,7 +25,7 @@ from nal_tui import preflight
 from nal_tui.core.defaults import DEFAULT_GRACE_S
 from nal_tui.core.follow import LogFollower
 from nal_tui.core.proc import PidState
-from nal_tui.core.reducer import RunState
+from nal_tui.core.reducer.state import RunState
 from nal_tui.core.services import CachedVerifier, CheckpointService, SystemSampler
 from nal_tui.core.session import RunSession
 from nal_tui.core.views import CheckpointRow, SystemView
@@ -41,7 +41,7 @@ from nal_tui.ui.texts import welcome_text
 from nal_tui.ui.widgets.chart import BigChart
 from nal_tui.ui.widgets.checkpoints import CheckpointTable
 from nal_tui.ui.widgets.header import HeaderBar
-from trainer.events import LOSS_KEYS
+from trainer.events.schema import LOSS_KEYS
 
 CHART_EVERY_S = 0.5
 Measure = Callable[[], tuple[SystemView, PidState]]

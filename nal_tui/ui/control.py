@@ -17,8 +17,9 @@ from textual.worker import Worker, WorkerState
 
 from nal_tui import preflight
 from nal_tui.core.defaults import default_run_dir
+from nal_tui.core.results import StartResult, StopResult
 from nal_tui.core.runs import find_runs
-from nal_tui.core.session import RunSession, StartResult, StopResult
+from nal_tui.core.session import RunSession
 from nal_tui.core.text import clean
 from nal_tui.core.vocab import STOP_TIMEOUT
 from nal_tui.ui.screens.holds import NEW_BRANCH, NEW_RUN, RESUME, RunHoldsRunScreen
@@ -26,7 +27,8 @@ from nal_tui.ui.screens.launch import LaunchRequest, ResumeScreen, StartScreen
 from nal_tui.ui.screens.runs import RunPickerScreen
 from nal_tui.ui.screens.stop import KillScreen, StopScreen
 from nal_tui.ui.widgets.checkpoints import CheckpointTable, verified_cell
-from trainer import rundir
+from trainer.rundir.history import RunHistory, run_history, suggest_run_dir
+from trainer.rundir.layout import CONFIG_FILE
 
 
 class ControlMixin:
@@ -41,24 +43,24 @@ class ControlMixin:
             )
             return
         rd = self._new_run_dir()
-        hist = rundir.run_history(rd) if rd is not None and rd.is_dir() else None
+        hist = run_history(rd) if rd is not None and rd.is_dir() else None
         if hist is not None:  # the trainer would refuse a fresh start there: ask instead
-            holds = RunHoldsRunScreen(rd, hist, rundir.suggest_run_dir(rd))
+            holds = RunHoldsRunScreen(rd, hist, suggest_run_dir(rd))
             self.push_screen(holds, lambda choice: self._holds_answer(choice, rd, hist))
             return
         self._confirm_start(rd)
 
-    def _holds_answer(self, choice: str | None, rd: Path, hist: rundir.RunHistory) -> None:
+    def _holds_answer(self, choice: str | None, rd: Path, hist: RunHistory) -> None:
         if choice == RESUME:
             if self.run_dir is None or rd.resolve() != self.run_dir.resolve():
                 self.open_run(rd)
             self.action_resume()
         elif choice == NEW_RUN:
-            self._confirm_start(rundir.suggest_run_dir(rd))
+            self._confirm_start(suggest_run_dir(rd))
         elif choice == NEW_BRANCH:
             self._confirm_start(rd, hist)
 
-    def _confirm_start(self, rd: Path | None, branch_of: rundir.RunHistory | None = None) -> None:
+    def _confirm_start(self, rd: Path | None, branch_of: RunHistory | None = None) -> None:
         """The start confirmation, with the welcome screen's preflight when it still holds."""
         new_branch = branch_of is not None
         check = lambda: preflight.run_checks(  # noqa: E731
@@ -113,7 +115,7 @@ class ControlMixin:
         if row is not None and not row.abandoned:
             later = tuple(r.step for r in self.rows if not r.abandoned and r.step > row.step)
         check = lambda: preflight.run_checks(  # noqa: E731
-            rd / rundir.CONFIG_FILE, run_dir=rd, resume=target, build_models=False,
+            rd / CONFIG_FILE, run_dir=rd, resume=target, build_models=False,
             logs_dir=self.session.logs_dir,
         )  # fmt: skip
         screen = ResumeScreen(

@@ -8,8 +8,9 @@ from nal_tui.ui.screens.help import HelpScreen
 from nal_tui.ui.widgets.checkpoints import CheckpointTable
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import append_raw, append_steps, write_checkpoint, write_run
-from trainer import events as ev
-from trainer import rundir
+from trainer.events import schema as ev
+from trainer.events.codec import encode
+from trainer.rundir.layout import EVENTS, checkpoint_paths
 
 
 def run(coro) -> None:
@@ -57,7 +58,7 @@ def test_deleted_checkpoints_leave_the_table(tmp_path):
         async with app.run_test(size=(160, 45)) as pilot:
             table = app.query_one(CheckpointTable)
             assert await until(pilot, lambda: table.row_count == 3)
-            for p in rundir.checkpoint_paths(rd, 100):
+            for p in checkpoint_paths(rd, 100):
                 p.unlink()
             app.ckpt_service.poke()
             assert await until(pilot, lambda: table.row_count == 2)
@@ -68,10 +69,10 @@ def test_deleted_checkpoints_leave_the_table(tmp_path):
 
 def test_hostile_log_strings_never_reach_the_screen(tmp_path):
     rd = write_run(tmp_path / "run", 20, name="evil\x1b]0;pwned\x07\x1b[2Jname")
-    bad = ev.encode(
+    bad = encode(
         ev.Alert(kind="k\x1b[5m", step=20, message="\x1b[31mred " + "x" * 5000).to_record()
     )
-    append_raw(rd / rundir.EVENTS, bad + b'{"v":1,"event":"step","t":1,"step":-4}\n')
+    append_raw(rd / EVENTS, bad + b'{"v":1,"event":"step","t":1,"step":-4}\n')
 
     async def go():
         app = make_app(rd, tmp_path)
@@ -99,7 +100,7 @@ def test_stale_toasts_are_dismissed_when_the_status_changes(tmp_path):
             assert len(app._notifications) == 1
             from tests.factory import run_end, write_events
 
-            write_events(rd / rundir.EVENTS, [run_end(20)])
+            write_events(rd / EVENTS, [run_end(20)])
             assert await until(pilot, lambda: app.state.status == "completed")
             assert await until(pilot, lambda: len(app._notifications) == 0)
 
@@ -131,7 +132,7 @@ def test_new_checkpoint_shows_up_verified(tmp_path):
             p = write_checkpoint(rd, 60)
             from tests.factory import steps, write_events
 
-            write_events(rd / rundir.EVENTS, [*steps(51, 60),
+            write_events(rd / EVENTS, [*steps(51, 60),
                          ev.Checkpoint(step=60, path=str(p), bytes=4096, sha256="-")])  # fmt: skip
             assert await until(pilot, lambda: "sha256 ok" in screen_text(pilot))
 

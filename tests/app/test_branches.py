@@ -16,7 +16,7 @@ from nal_tui.ui.screens.stop import StopScreen
 from nal_tui.ui.widgets.checkpoints import CheckpointTable
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import fake_base, kill_started, write_checkpoint, write_run
-from trainer import rundir
+from trainer.rundir.layout import CONFIG_FILE, TRAIN_LOG
 
 SIZE = (160, 50)
 ASIDE = "20260101-000000_steps-30-40"
@@ -61,7 +61,7 @@ def test_s_on_a_finished_run_offers_the_choices_and_loses_nothing(tmp_path, monk
     before = _files(rd)
 
     async def go():
-        app = make_app(rd, logs, config_path=rd / rundir.CONFIG_FILE)
+        app = make_app(rd, logs, config_path=rd / CONFIG_FILE)
         async with app.run_test(size=SIZE) as pilot:
             assert await until(pilot, lambda: any(r.latest for r in app.rows), 60)
             # Esc, and every choice's own Esc: nothing happens to the run.
@@ -114,7 +114,7 @@ def test_new_branch_from_the_dashboard_passes_the_flag(tmp_path, monkeypatch):
     rd = write_run(logs / "demo", 30, target=30, checkpoints=(10, 20, 30), end="completed")
 
     async def go():
-        app = make_app(rd, logs, config_path=rd / rundir.CONFIG_FILE)
+        app = make_app(rd, logs, config_path=rd / CONFIG_FILE)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("s")
             assert await _screen(pilot, RunHoldsRunScreen)
@@ -131,7 +131,7 @@ def test_new_branch_from_the_dashboard_passes_the_flag(tmp_path, monkeypatch):
             assert await until(pilot, lambda: "STOPPED" in screen_text(pilot), 60)
 
     run(go())
-    launched = [ln for ln in (rd / rundir.TRAIN_LOG).read_text().splitlines() if "===" in ln]
+    launched = [ln for ln in (rd / TRAIN_LOG).read_text().splitlines() if "===" in ln]
     assert launched and " --new-branch " in launched[-1]
 
 

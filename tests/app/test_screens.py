@@ -17,7 +17,8 @@ from nal_tui.ui.widgets.fit import fit_parts
 from nal_tui.ui.widgets.header import header_parts
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import DEMO_CONFIG, T0, corrupt, step_event, write_checkpoint, write_run
-from trainer import events as ev
+from trainer.events import schema as ev
+from trainer.events.writer import EventWriter
 
 SIZE = (160, 50)
 
@@ -277,7 +278,7 @@ def test_run_picker_lists_runs_with_status_and_opens_one(tmp_path):
 
 def test_resume_marker_and_steps_after_a_resume(tmp_path):
     rd = write_run(tmp_path / "run", 150, target=400, checkpoints=(100, 150))
-    with ev.EventWriter(rd / "events.jsonl") as w:
+    with EventWriter(rd / "events.jsonl") as w:
         w.write(ev.RunStart(run_id="r2", pid=999_998, config_path="c", start_step=100,
                             target_step=400, world_size=1, device="cpu", versions={},
                             run_name="demo"), t=T0 + 100)  # fmt: skip

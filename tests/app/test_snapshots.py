@@ -31,8 +31,9 @@ from tests.factory import (
     write_events,
     write_run,
 )
-from trainer import events as ev
-from trainer import rundir
+from trainer.events.codec import encode
+from trainer.rundir.history import run_history
+from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, EVENTS, checkpoint_paths
 
 SIZES = [(80, 24), (100, 30), (120, 40), (160, 45)]
 IDS = [f"{w}x{h}" for w, h in SIZES]
@@ -104,7 +105,7 @@ def test_dashboard_layout(snap_compare, tmp_path, size):
             4242, 120.0, "trainer pid 4242 is still running 120 s after SIGTERM"
         ),
         lambda app: RunHoldsRunScreen(  # relative paths: see "start"
-            Path("logs/demo"), rundir.run_history(app.run_dir), Path("logs/demo-2")
+            Path("logs/demo"), run_history(app.run_dir), Path("logs/demo-2")
         ),
         lambda app: ResumeScreen(
             Path("logs/demo"),
@@ -138,10 +139,10 @@ def _branched_run(tmp_path):
     metrics of two sets and a best-checkpoint ledger."""
     rd = _run(tmp_path)
     write_checkpoint(rd, 500, aside=ASIDE, created=1700000000.0)
-    aside = rd / rundir.CHECKPOINTS_DIR / rundir.ABANDONED_DIR / ASIDE
-    for p in rundir.checkpoint_paths(rd, 400):  # moved aside by the resume from 300
+    aside = rd / CHECKPOINTS_DIR / ABANDONED_DIR / ASIDE
+    for p in checkpoint_paths(rd, 400):  # moved aside by the resume from 300
         p.rename(aside / p.name)
-    log = rd / rundir.EVENTS
+    log = rd / EVENTS
     write_events(log, [step_event(s) for s in range(451, 501)], T0 + 460, 1.0)
     rs = run_start(300, 1000, moved_aside=f"checkpoints/abandoned/{ASIDE}", parent_step=300)
     write_events(log, [rs, *[step_event(s) for s in range(301, 320)]], T0 + 600, 1.0)
@@ -153,7 +154,7 @@ def _branched_run(tmp_path):
     ]
     with open(log, "ab") as f:
         for r in recs:
-            f.write(ev.encode({**r, "t": T0 + 620}))
+            f.write(encode({**r, "t": T0 + 620}))
     return rd
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from trainer import events as ev  # noqa: E402
+from trainer.events.writer import EventWriter  # noqa: E402
 
 
 def _install(spec: str) -> None:
@@ -24,9 +24,9 @@ def _install(spec: str) -> None:
     fail_at = int(arg)
     fds: set[int] = set()
     count = [0]
-    real_init, real_write = ev.EventWriter.__init__, os.write
+    real_init, real_write = EventWriter.__init__, os.write
 
-    def init(self: ev.EventWriter, path: str) -> None:
+    def init(self: EventWriter, path: str) -> None:
         real_init(self, path)
         fds.add(self._fd)
 
@@ -38,7 +38,7 @@ def _install(spec: str) -> None:
                 raise OSError(errno.EIO, os.strerror(errno.EIO))
         return real_write(fd, data)
 
-    ev.EventWriter.__init__ = init  # type: ignore[method-assign]
+    EventWriter.__init__ = init  # type: ignore[method-assign]
     os.write = write  # type: ignore[assignment]
 
 

@@ -13,14 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, demo_config_dict, nal_train_cmd, read_events, write_config
-from trainer import events as ev
-from trainer.rundir import (
-    checkpoint_paths,
-    list_abandoned,
-    list_checkpoints,
-    read_manifest,
-    verify_checkpoint,
-)
+from trainer.events import schema as ev
+from trainer.rundir.checkpoints import list_abandoned, list_checkpoints, verify_checkpoint
+from trainer.rundir.layout import checkpoint_paths
+from trainer.rundir.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
 

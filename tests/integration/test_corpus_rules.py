@@ -15,10 +15,20 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import ROOT, demo_config_dict, nal_train_cmd, read_events, write_config
-from trainer import config as config_mod
-from trainer import corpus as C
-from trainer import events as ev
-from trainer.rundir import read_pid_file
+from trainer.config.schema import Config
+from trainer.config.yamlfile import load
+from trainer.corpus.check import check_corpus, min_validation_samples
+from trainer.corpus.metadata import parse_metadata, split_ids
+from trainer.corpus.report import (
+    RULE_HEADER_ONLY,
+    RULE_NOT_WAV,
+    RULE_SHORT_CLIPS,
+    RULE_TRUNCATED,
+    RULE_VAL_SIZE,
+    RULE_VAL_TOO_SHORT,
+)
+from trainer.events import schema as ev
+from trainer.rundir.lock import read_pid_file
 
 
 def _copy_corpus(src: Path, tmp_path: Path) -> Path:
@@ -38,10 +48,10 @@ def _config(tmp_path: Path, corpus: Path, **sections) -> Path:
     return write_config(tmp_path / "c.yaml", demo_config_dict(corpus, **base))
 
 
-def _split(cfg_path: Path) -> tuple[config_mod.Config, list[str], list[str]]:
-    cfg = config_mod.load(cfg_path)
-    meta = C.parse_metadata(Path(cfg.data.corpus_dir) / "metadata.csv")
-    train, val = C.split_ids([r.id for r in meta], cfg.data.val_size, cfg.data.split_seed)
+def _split(cfg_path: Path) -> tuple[Config, list[str], list[str]]:
+    cfg = load(cfg_path)
+    meta = parse_metadata(Path(cfg.data.corpus_dir) / "metadata.csv")
+    train, val = split_ids([r.id for r in meta], cfg.data.val_size, cfg.data.split_seed)
     return cfg, train, val
 
 
@@ -84,9 +94,9 @@ def _flac(p: Path) -> None:
 @pytest.mark.parametrize(
     "spoil, rule, needle",
     [
-        (_flac, C.RULE_NOT_WAV, "is a FLAC file"),
-        (_header_only, C.RULE_HEADER_ONLY, "no audio data"),
-        (_truncate, C.RULE_TRUNCATED, "header claims"),
+        (_flac, RULE_NOT_WAV, "is a FLAC file"),
+        (_header_only, RULE_HEADER_ONLY, "no audio data"),
+        (_truncate, RULE_TRUNCATED, "header claims"),
     ],
     ids=["flac-named-wav", "header-only", "truncated"],
 )
@@ -99,7 +109,7 @@ def test_bad_training_file_is_refused_before_training(
     bad = corpus / "wavs" / f"{train_ids[3]}.wav"
     spoil(bad)
     # check_corpus (what preflight calls) gives the verdict the trainer acts on.
-    [finding] = C.check_corpus(cfg).errors
+    [finding] = check_corpus(cfg).errors
     assert finding.rule == rule and finding.files == (str(bad),)
 
     run = tmp_path / "run"
@@ -132,11 +142,11 @@ def test_validation_clip_too_short_for_the_stft_is_refused_up_front(
     assert p.returncode == ev.EXIT_USAGE, out
     assert "Traceback" not in out
     [line] = [ln for ln in out.splitlines() if "data error" in ln]
-    assert f"[{C.RULE_VAL_TOO_SHORT}]" in line and str(short) in line
-    assert f"largest STFT window ({C.min_validation_samples(cfg)}" in line
+    assert f"[{RULE_VAL_TOO_SHORT}]" in line and str(short) in line
+    assert f"largest STFT window ({min_validation_samples(cfg)}" in line
     assert not [r for r in read_events(tmp_path / "run") if r["event"] == "step"]
     data = _preflight_data(cfg_path, tmp_path / "other")
-    assert data["status"] == "fail" and f"[{C.RULE_VAL_TOO_SHORT}]" in data["message"]
+    assert data["status"] == "fail" and f"[{RULE_VAL_TOO_SHORT}]" in data["message"]
     assert str(short) in data["message"]
 
 
@@ -152,26 +162,26 @@ def test_short_training_clips_train_with_a_warning_and_an_alert(
     p = _train(cfg_path, run)
     assert p.returncode == 0, p.stderr
     log = (run / "train.log").read_text()
-    assert f"corpus: [{C.RULE_SHORT_CLIPS}] 2 of {len(train_ids)} training clips" in log
+    assert f"corpus: [{RULE_SHORT_CLIPS}] 2 of {len(train_ids)} training clips" in log
     alerts = [r for r in read_events(run) if r["event"] == "alert"]
     [a] = [a for a in alerts if a["kind"] == ev.ALERT_SHORT_CLIPS]
     assert f"{train_ids[0]}.wav (2000)" in a["message"] and a["step"] == 0
     data = _preflight_data(cfg_path, tmp_path / "other")
     assert data["status"] == "warn"
-    assert any(f"[{C.RULE_SHORT_CLIPS}] 2 of" in d for d in data["details"]), data
+    assert any(f"[{RULE_SHORT_CLIPS}] 2 of" in d for d in data["details"]), data
 
 
 def test_val_size_at_or_above_the_corpus_size_names_key_and_files(
     demo_corpus: Path, tmp_path: Path
 ) -> None:
-    n = len(C.parse_metadata(demo_corpus / "metadata.csv"))
+    n = len(parse_metadata(demo_corpus / "metadata.csv"))
     cfg_path = _config(tmp_path, demo_corpus, data={"val_size": n})
     p = _train(cfg_path, tmp_path / "run")
     out = p.stdout + p.stderr
     assert p.returncode == ev.EXIT_USAGE, out
     assert "Traceback" not in out
     [line] = [ln for ln in out.splitlines() if "data error" in ln]
-    assert f"[{C.RULE_VAL_SIZE}]" in line and f"data.val_size is {n}" in line
+    assert f"[{RULE_VAL_SIZE}]" in line and f"data.val_size is {n}" in line
     assert "metadata.csv" in line and str(cfg_path) in line
     data = _preflight_data(cfg_path, tmp_path / "other")
-    assert data["status"] == "fail" and data["message"].startswith(f"[{C.RULE_VAL_SIZE}]")
+    assert data["status"] == "fail" and data["message"].startswith(f"[{RULE_VAL_SIZE}]")

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, demo_config_dict, read_events, wait_for, write_config
-from trainer.checkpoint import load_checkpoint
-from trainer.rundir import list_checkpoints, verify_checkpoint
+from trainer.loadtest import load_checkpoint
+from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -173,11 +173,11 @@ def test_one_rank_batch_b_matches_two_ranks_batch_half(demo_corpus: Path, tmp_pa
             b = w2[part][k]
             assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), f"{part}.{k}"
     # ... and they did move from the initial weights (the comparison is not vacuous).
-    from trainer import config as config_mod
+    from trainer.config.yamlfile import load
     from trainer.models import build_models
 
     torch.manual_seed(1234)
-    g0, _ = build_models(config_mod.load(one))
+    g0, _ = build_models(load(one))
     moved = [
         k
         for k, v in g0.state_dict().items()

@@ -12,11 +12,11 @@ import torch
 
 from tests.integration.vocoder_runs import make_run
 from trainer import cli
-from trainer import events as ev
 from trainer import export as export_mod
-from trainer.config import to_dict
+from trainer.config.build import to_dict
+from trainer.events import schema as ev
 from trainer.inference import load_generator
-from trainer.rundir import list_checkpoints
+from trainer.rundir.checkpoints import list_checkpoints
 
 HOP, N_MELS = 128, 64  # config/demo.yaml
 
@@ -128,7 +128,7 @@ def test_export_with_a_real_input_mel(run_dir: Path, tmp_path: Path) -> None:
 
 def test_export_and_vocode_checkpoint_best_use_the_ledgers_best(tmp_path: Path, capsys) -> None:
     """--checkpoint best resolves through trainer.rundir (the ledger in the manifests)."""
-    from trainer.rundir import BestRecord
+    from trainer.rundir.manifest import BestRecord
 
     run = tmp_path / "run"
     for step, score, seed in ((10, 0.4, 1), (20, 0.9, 2)):  # the older one is the best

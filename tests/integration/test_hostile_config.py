@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, nal_train_cmd
-from trainer import events as ev
+from trainer.events import schema as ev
 
 MEMORY_CAP = 1 << 30  # address space for the whole process: the bomb must fit in it
 

@@ -12,12 +12,15 @@ import torch
 
 from tests.ckpt_factory import demo_cfg, other_model_cfg, train_state
 from tests.conftest import ROOT, demo_config_dict, nal_train_cmd, read_events, write_config
-from trainer import config as config_mod
-from trainer import events as ev
 from trainer import loop
-from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.checkpoint import save_checkpoint
+from trainer.config.build import from_dict, to_dict
+from trainer.errors import TrainerError
+from trainer.events import schema as ev
 from trainer.lineage import model_config
-from trainer.rundir import checkpoint_paths, list_checkpoints
+from trainer.loadtest import load_checkpoint
+from trainer.rundir.checkpoints import list_checkpoints
+from trainer.rundir.layout import checkpoint_paths
 
 
 def _source(tmp_path: Path, cfg, step: int = 7, lr: float = 1e-6) -> Path:
@@ -30,7 +33,7 @@ def _source(tmp_path: Path, cfg, step: int = 7, lr: float = 1e-6) -> Path:
         for i, p in enumerate(state[key]["param_groups"][0]["params"]):
             state[key]["state"][p] = {"step": torch.tensor(5.0), "marker": torch.tensor([i])}
     run = tmp_path / "source"
-    save_checkpoint(run, step, 3, state, model_config=model_config(config_mod.to_dict(cfg)))
+    save_checkpoint(run, step, 3, state, model_config=model_config(to_dict(cfg)))
     return checkpoint_paths(run, step)[0]
 
 
@@ -49,7 +52,7 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def _cfg(demo_corpus: Path, **optim):
-    return config_mod.from_dict(demo_config_dict(demo_corpus, optim=optim), "ft.yaml")
+    return from_dict(demo_config_dict(demo_corpus, optim=optim), "ft.yaml")
 
 
 def test_init_from_takes_the_weights_and_starts_fresh(demo_corpus: Path, tmp_path: Path) -> None:
@@ -82,7 +85,7 @@ def test_generator_only_from_a_run_with_other_discriminators(
     other_d = demo_cfg(discriminator={"mpd_channels": [4, 8, 16, 32, 32]})
     src = _source(tmp_path, other_d)
     cfg = _cfg(demo_corpus)
-    with pytest.raises(loop.TrainerError) as e:  # all weights: the discriminators do not fit
+    with pytest.raises(TrainerError) as e:  # all weights: the discriminators do not fit
         _setup(cfg, tmp_path, src)
     assert e.value.exit_code == ev.EXIT_NO_CHECKPOINT
     assert "its discriminators does not fit this config's model" in str(e.value)

@@ -21,14 +21,10 @@ from tests.conftest import (
     wait_for,
     write_config,
 )
-from trainer import events as ev
-from trainer.rundir import (
-    checkpoint_paths,
-    latest_checkpoint,
-    list_abandoned,
-    list_checkpoints,
-    verify_checkpoint,
-)
+from trainer.events import schema as ev
+from trainer.rundir.checkpoints import list_abandoned, list_checkpoints, verify_checkpoint
+from trainer.rundir.layout import checkpoint_paths
+from trainer.rundir.resolve import latest_checkpoint
 
 pytestmark = pytest.mark.slow
 

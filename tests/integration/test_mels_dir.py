@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import ROOT, demo_config_dict, nal_train_cmd, read_events, write_config
-from trainer import corpus as C
-from trainer import events as ev
+from trainer.corpus.report import RULE_MELS
+from trainer.events import schema as ev
 
 
 def _mels(corpus: Path, out: Path, hop: int = 128, n_mels: int = 64) -> list[Path]:
@@ -51,7 +51,7 @@ def test_a_mel_longer_than_its_audio_by_more_than_a_hop_is_named(
     run = tmp_path / "run"
     out = _train(cfg, run)
     assert out.returncode == ev.EXIT_USAGE, out.stderr[-2000:]
-    line = next(ln for ln in out.stderr.splitlines() if f"[{C.RULE_MELS}]" in ln)
+    line = next(ln for ln in out.stderr.splitlines() if f"[{RULE_MELS}]" in ln)
     assert str(bad) in line and "within one hop (128)" in line
     assert "Traceback" not in out.stderr
     assert not [r for r in read_events(run) if r["event"] == "step"]

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from tests.conftest import demo_config_dict
-from trainer import config as config_mod
 from trainer import loop
 from trainer import step as step_mod
+from trainer.config.build import from_dict
 
 
 def _state(t: loop.Trainer) -> dict:
@@ -51,7 +51,7 @@ def _differences(a, b, where: str = "") -> list[str]:
 
 @pytest.fixture
 def trainer(demo_corpus: Path, tmp_path: Path):
-    cfg = config_mod.from_dict(
+    cfg = from_dict(
         demo_config_dict(
             demo_corpus,
             log={"log_every": 1, "val_every": 1000, "val_samples": 0},

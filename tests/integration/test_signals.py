@@ -29,9 +29,10 @@ from tests.conftest import (
     wait_for,
     write_config,
 )
-from trainer import events as ev
-from trainer.loop import HOLD_ENV
-from trainer.rundir import list_checkpoints, read_pid_file, verify_checkpoint
+from trainer.events import schema as ev
+from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
+from trainer.rundir.lock import read_pid_file
+from trainer.startup import HOLD_ENV
 
 POLL = 0.02
 

@@ -26,8 +26,9 @@ from tests.conftest import (
     wait_for,
     write_config,
 )
-from trainer import events as ev
-from trainer.rundir import list_checkpoints, read_pid_file, verify_checkpoint
+from trainer.events import schema as ev
+from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
+from trainer.rundir.lock import read_pid_file
 
 POLL = 0.02
 INJECT = Path(__file__).with_name("inject_fault.py")
@@ -236,15 +237,16 @@ def test_event_writer_cuts_back_a_partial_write(tmp_path: Path) -> None:
     code = f"""
 import resource, signal, sys
 sys.path.insert(0, {str(ROOT)!r})
-from trainer import events as ev
+from trainer.events import schema as ev
+from trainer.events.writer import EventWriter, EventWriteError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-w = ev.EventWriter({str(tmp_path / "events.jsonl")!r})
+w = EventWriter({str(tmp_path / "events.jsonl")!r})
 w.write(ev.Milestone(step=1, name="a"))
 _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (150, hard))
 try:
     w.write(ev.Milestone(step=2, name="b" * 200))
-except ev.EventWriteError as e:
+except EventWriteError as e:
     print("ERR", e)
 resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
 w.write(ev.Milestone(step=3, name="c"))

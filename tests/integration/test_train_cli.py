@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 from tests.conftest import DEMO_CONFIG, ROOT, nal_train_cmd
-from trainer import events as ev
-from trainer.rundir import Manifest, ManifestFile, atomic_write_text, checkpoint_paths
+from trainer.events import schema as ev
+from trainer.events.writer import EventWriter
+from trainer.rundir.layout import atomic_write_text, checkpoint_paths
+from trainer.rundir.manifest import Manifest, ManifestFile
 
 
 def _fake_run(run: Path, last_step: int, ckpt_step: int) -> None:
@@ -18,7 +20,7 @@ def _fake_run(run: Path, last_step: int, ckpt_step: int) -> None:
     pt.write_bytes(b"weights")
     m = Manifest(ckpt_step, 0, time.time(), False, (ManifestFile(pt.name, 7, "0" * 64),))
     atomic_write_text(mp, m.to_json())
-    with ev.EventWriter(run / "events.jsonl") as w:
+    with EventWriter(run / "events.jsonl") as w:
         w.write(ev.RunStart("r", 1, "c.yaml", 0, 100, 1, "cpu", {}))
         for s in range(1, last_step + 1):
             w.write(ev.Step(s, 0, 1.0, 1.0, 1.0, 1.0, 1.0, "mrstft", 1e-4, 1e-4, 0.1, 10.0))

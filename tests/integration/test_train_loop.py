@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from tests.conftest import demo_config_dict, read_events
-from trainer import config as config_mod
-from trainer import events as ev
 from trainer import loop
 from trainer import step as step_mod
-from trainer.checkpoint import load_checkpoint
-from trainer.rundir import list_checkpoints
+from trainer.config.build import from_dict
+from trainer.events import schema as ev
+from trainer.events.codec import float_field
+from trainer.loadtest import load_checkpoint
+from trainer.losses import hifigan_generator_loss
+from trainer.rundir.checkpoints import list_checkpoints
 
 
 def _cfg(corpus: Path, **over):
@@ -24,7 +26,7 @@ def _cfg(corpus: Path, **over):
     }
     for k, v in over.items():
         sections.setdefault(k, {}).update(v)
-    return config_mod.from_dict(demo_config_dict(corpus, **sections), "test")
+    return from_dict(demo_config_dict(corpus, **sections), "test")
 
 
 def _train(cfg, run_dir: Path, **kw) -> int:
@@ -80,7 +82,7 @@ def test_nonfinite_steps_are_skipped_then_stop(
     demo_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = _cfg(demo_corpus, train={"max_nonfinite_steps": 3}, checkpoint={"every": 2})
-    real = step_mod.hifigan_generator_loss
+    real = hifigan_generator_loss
     calls = {"n": 0}
     snapshots: list[dict[str, torch.Tensor]] = []
 
@@ -120,7 +122,7 @@ def test_nonfinite_steps_are_skipped_then_stop(
     ]
     assert [s["step"] for s in skipped] == [4]
     steps = [r for r in recs if r["event"] == "step"]
-    assert math.isnan(ev.float_field(steps[-1], "g"))
+    assert math.isnan(float_field(steps[-1], "g"))
 
 
 def test_resume_falls_back_past_corrupt_checkpoint(demo_corpus: Path, tmp_path: Path) -> None:

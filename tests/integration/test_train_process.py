@@ -16,8 +16,9 @@ from tests.conftest import (
     wait_for,
     write_config,
 )
-from trainer import events as ev
-from trainer.rundir import list_checkpoints, read_pid_file, verify_checkpoint
+from trainer.events import schema as ev
+from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
+from trainer.rundir.lock import read_pid_file
 
 
 def _config(tmp_path: Path, corpus: Path) -> Path:

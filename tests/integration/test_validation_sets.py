@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import demo_config_dict, read_events
-from trainer import config as config_mod
-from trainer import events as ev
 from trainer import loop
 from trainer import metrics as M
+from trainer.config.build import from_dict
+from trainer.events import schema as ev
 
 
 def _cfg(corpus: Path, **over):
@@ -23,7 +23,7 @@ def _cfg(corpus: Path, **over):
     }
     for k, v in over.items():
         sections.setdefault(k, {}).update(v)
-    return config_mod.from_dict(demo_config_dict(corpus, **sections), "test")
+    return from_dict(demo_config_dict(corpus, **sections), "test")
 
 
 def _unseen_corpus(demo_corpus: Path, where: Path, n: int = 2) -> tuple[Path, list[str]]:
@@ -61,7 +61,7 @@ def test_an_unseen_set_is_validated_beside_the_validation_set(
     assert all((run / p).is_file() for p in unseen["samples"])
     assert unseen["metrics"] != val[1]["metrics"]  # other utterances, other scores
     # The checkpoint records both sets.
-    from trainer.rundir import list_checkpoints
+    from trainer.rundir.checkpoints import list_checkpoints
 
     last = list_checkpoints(run)[-1]
     assert last.step == 4 and set(last.validation) == {"val", "unseen"}
@@ -100,7 +100,7 @@ def test_a_missing_metric_package_is_skipped_with_one_note(
 
 
 def test_resume_best_falls_back_past_a_corrupt_best(demo_corpus: Path, tmp_path: Path) -> None:
-    from trainer.rundir import best_checkpoints
+    from trainer.rundir.resolve import best_checkpoints
 
     best = {"metric": "mel_l1", "keep": 2, "patience": 0}
     cfg = _cfg(demo_corpus, checkpoint={"best": best}, log={"val_metrics": ["mel_l1"]})

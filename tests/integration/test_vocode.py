@@ -12,13 +12,13 @@ import soundfile as sf
 from tests.conftest import demo_config_dict
 from tests.integration.vocoder_runs import make_run
 from trainer import cli, loop
-from trainer import config as config_mod
-from trainer import events as ev
 from trainer import metrics as M
 from trainer.audio import MelSpectrogram, read_wav
+from trainer.config.build import from_dict
 from trainer.data import Corpus
+from trainer.events import schema as ev
 from trainer.inference import MelExtractor, load_generator, vocode_batch
-from trainer.rundir import checkpoint_paths
+from trainer.rundir.layout import checkpoint_paths
 
 SR, HOP, N_MELS = 16000, 128, 64  # config/demo.yaml
 
@@ -153,7 +153,7 @@ def test_a_briefly_trained_model_copies_speech_better_than_an_untrained_one(
         log={"log_every": 50, "val_every": 100000, "val_samples": 0},
         checkpoint={"every": 100, "keep_last": 1, "milestone_every": 0},
     )
-    cfg = config_mod.from_dict(data, "test")
+    cfg = from_dict(data, "test")
     trained, untrained = tmp_path / "trained", tmp_path / "untrained"
     assert loop.train(cfg, trained, "test.yaml", target_step=100) == ev.EXIT_OK
     make_run(untrained, data, seed=cfg.train.seed)

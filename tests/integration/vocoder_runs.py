@@ -8,10 +8,12 @@ from typing import Any
 import torch
 
 from tests.conftest import DEMO_CONFIG
-from trainer import config as config_mod
-from trainer import rundir
 from trainer.checkpoint import save_checkpoint
+from trainer.config.build import from_dict
+from trainer.config.schema import Config
+from trainer.config.yamlfile import dump, load
 from trainer.models import build_models
+from trainer.rundir.layout import CHECKPOINTS_DIR, CONFIG_FILE, atomic_write_text
 
 
 def make_run(
@@ -21,12 +23,12 @@ def make_run(
     step: int = 10,
     seed: int = 0,
     **save_kw: Any,
-) -> config_mod.Config:
+) -> Config:
     """A run dir with ``config.yaml`` and one verified checkpoint of freshly initialised models
     (``save_kw``: more manifest fields for save_checkpoint, e.g. validation and best)."""
-    cfg = config_mod.load(DEMO_CONFIG) if data is None else config_mod.from_dict(data, "test")
-    (run_dir / rundir.CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
-    rundir.atomic_write_text(run_dir / rundir.CONFIG_FILE, config_mod.dump(cfg))
+    cfg = load(DEMO_CONFIG) if data is None else from_dict(data, "test")
+    (run_dir / CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG_FILE, dump(cfg))
     torch.manual_seed(seed)
     g, d = build_models(cfg)
     state = {

@@ -12,8 +12,10 @@ import sys
 import pytest
 
 from nal_tui import cli
+from nal_tui.core.defaults import DEFAULT_CONFIG
 from tests.factory import ROOT, corrupt, fake_base, kill_started, write_checkpoint, write_run
-from trainer import rundir
+from trainer.rundir.history import fresh_start_refusal, run_history
+from trainer.rundir.layout import CONFIG_FILE, EVENTS, PID_FILE, TRAIN_LOG
 
 
 @pytest.fixture(autouse=True)
@@ -109,18 +111,18 @@ def test_start_in_a_run_dir_that_holds_a_run_is_refused_like_the_trainer(fake, t
     """issue 8 §1: exit 2 with the trainer's own refusal and the choices; nothing starts,
     nothing is appended to the run; --new-branch goes through to the trainer."""
     rd = write_run(tmp_path / "run", 30, checkpoints=(10, 20, 30), end="completed")
-    before = (rd / rundir.EVENTS).read_bytes()
+    before = (rd / EVENTS).read_bytes()
     for extra in ([], ["--no-preflight"]):
-        code = cli.main(["start", "--config", str(rd / rundir.CONFIG_FILE),
+        code = cli.main(["start", "--config", str(rd / CONFIG_FILE),
                          "--run-dir", str(rd), *extra])  # fmt: skip
         err = capsys.readouterr().err
         assert code == 2, err
-        assert rundir.fresh_start_refusal(rd, rundir.run_history(rd), choices=False) in err
+        assert fresh_start_refusal(rd, run_history(rd), choices=False) in err
         assert "--resume latest" not in err  # nal-tui commands, not nal-train flags
         assert "last step 30" in err and f"nal-tui resume --run-dir {rd}" in err
         assert f"--run-dir {tmp_path / 'run-2'}" in err and "--new-branch" in err
-    assert (rd / rundir.EVENTS).read_bytes() == before and not (rd / rundir.TRAIN_LOG).exists()
-    code, d = run_json(capsys, "start", "--config", str(rd / rundir.CONFIG_FILE), "--run-dir",
+    assert (rd / EVENTS).read_bytes() == before and not (rd / TRAIN_LOG).exists()
+    code, d = run_json(capsys, "start", "--config", str(rd / CONFIG_FILE), "--run-dir",
                        str(rd), "--new-branch", "--no-preflight", "--json")  # fmt: skip
     assert code == 0 and d["ok"] and d["new_branch"], d
     assert "--new-branch" in d["command"]
@@ -138,7 +140,7 @@ def test_start_refused_by_preflight(tmp_path, capsys):
 
 def test_stop_with_a_garbled_pid_file_exits_1(tmp_path, capsys):
     rd = write_run(tmp_path / "run", 5)
-    (rd / rundir.PID_FILE).write_text("garbage")
+    (rd / PID_FILE).write_text("garbage")
     assert cli.main(["stop", "--run-dir", str(rd)]) == 1
     assert "not signalling anything" in capsys.readouterr().err
 
@@ -178,17 +180,17 @@ def test_no_argument_opens_latest_run_or_demo(tmp_path, monkeypatch):
     Recorder.calls.clear()
     assert cli.main(["--logs-dir", str(logs)]) == 0  # fresh clone: no run yet
     assert Recorder.calls[-1] == {
-        "run_dir": None, "logs_dir": logs, "config_path": cli.DEFAULT_CONFIG,
+        "run_dir": None, "logs_dir": logs, "config_path": DEFAULT_CONFIG,
         "polling": False, "bell": False,
     }  # fmt: skip
     old, new = logs / "old", logs / "new"
     for d, t in ((old, 1000), (new, 2000)):
         d.mkdir()
-        (d / rundir.CONFIG_FILE).write_text("name: x\n")
-        os.utime(d / rundir.CONFIG_FILE, (t, t))
+        (d / CONFIG_FILE).write_text("name: x\n")
+        os.utime(d / CONFIG_FILE, (t, t))
     assert cli.main(["--logs-dir", str(logs), "--polling", "--bell"]) == 0
     assert Recorder.calls[-1] == {
-        "run_dir": new, "logs_dir": logs, "config_path": new / rundir.CONFIG_FILE,
+        "run_dir": new, "logs_dir": logs, "config_path": new / CONFIG_FILE,
         "polling": True, "bell": True,
     }  # fmt: skip
 

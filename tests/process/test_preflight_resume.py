@@ -11,8 +11,8 @@ from pathlib import Path
 
 from tests.ckpt_factory import demo_cfg, save_hostile, train_state
 from tests.conftest import DEMO_CONFIG, ROOT
-from trainer import config as config_mod
 from trainer.checkpoint import save_checkpoint
+from trainer.config.build import to_dict
 from trainer.lineage import model_config
 
 
@@ -28,7 +28,7 @@ def _preflight(run: Path, resume: str) -> dict:
 def test_preflight_resume_runs_the_load_test(tmp_path: Path) -> None:
     run = tmp_path / "run"
     cfg = demo_cfg()
-    mc = model_config(config_mod.to_dict(cfg))
+    mc = model_config(to_dict(cfg))
     save_checkpoint(run, 10, 0, train_state(cfg, 10), model_config=mc)
     save_hostile(run, 20, "config", tmp_path / "marker")  # hash fine, another model
     latest = _preflight(run, "latest")

@@ -16,14 +16,16 @@ import pytest
 from nal_tui.core import runs
 from nal_tui.core import vocab as V
 from tests.factory import wait_for
-from trainer import events as ev
-from trainer import rundir
+from trainer.events import schema as ev
+from trainer.events.codec import encode
+from trainer.rundir.layout import CONFIG_FILE, EVENTS, PID_FILE
+from trainer.rundir.lock import PidInfo, own_pid_info
 
 T = 1000.0
 
 
 def rec(event: ev.Event, t: float = T) -> bytes:
-    return ev.encode(event.to_record(t))
+    return encode(event.to_record(t))
 
 
 def run_start(target: int = 100, step: int = 0) -> bytes:
@@ -43,19 +45,19 @@ def run_end(n: int, status: str) -> bytes:
 def make_run(root: Path, name: str, *lines: bytes, mtime: float | None = None) -> Path:
     d = root / name
     d.mkdir(parents=True)
-    (d / rundir.EVENTS).write_bytes(b"".join(lines))
+    (d / EVENTS).write_bytes(b"".join(lines))
     if mtime is not None:
-        os.utime(d / rundir.EVENTS, (mtime, mtime))
+        os.utime(d / EVENTS, (mtime, mtime))
     return d
 
 
-def write_pid(d: Path, info: rundir.PidInfo) -> None:
-    (d / rundir.PID_FILE).write_text(json.dumps(info.__dict__))
+def write_pid(d: Path, info: PidInfo) -> None:
+    (d / PID_FILE).write_text(json.dumps(info.__dict__))
 
 
-def dead_pid_info(d: Path) -> rundir.PidInfo:
+def dead_pid_info(d: Path) -> PidInfo:
     p = subprocess.Popen(["true"])
-    info = rundir.PidInfo(pid=p.pid, create_time=0.0, cmdline=["nal-train", "train"],
+    info = PidInfo(pid=p.pid, create_time=0.0, cmdline=["nal-train", "train"],
                           started=0.0, run_dir=str(d))  # fmt: skip
     p.wait()
     return info
@@ -71,8 +73,8 @@ def trainer_like(tmp_path):
     proc = psutil.Process(p.pid)
     assert wait_for(lambda: proc.cmdline()[:2] == [sys.executable, str(script)], 30)
 
-    def info(d: Path) -> rundir.PidInfo:
-        return rundir.PidInfo(pid=p.pid, create_time=proc.create_time(),
+    def info(d: Path) -> PidInfo:
+        return PidInfo(pid=p.pid, create_time=proc.create_time(),
                               cmdline=proc.cmdline(), started=proc.create_time(),
                               run_dir=str(d))  # fmt: skip
 
@@ -124,7 +126,7 @@ def test_dead_pid_file_after_run_end_keeps_the_run_end_status(tmp_path):
 
 def test_garbled_pid_file_is_stale(tmp_path):
     d = make_run(tmp_path, "a", run_start(), step(1))
-    (d / rundir.PID_FILE).write_text("{not json")
+    (d / PID_FILE).write_text("{not json")
     st = runs.read_status(d, now=T + 1)
     assert st.status == "stale" and st.pid.state == V.PID_GARBLED
     assert "unreadable" in st.reason
@@ -154,7 +156,7 @@ def test_live_trainer_started_after_the_last_run_end_is_running(tmp_path, traine
 
 def test_our_own_test_process_is_not_taken_for_a_trainer(tmp_path):
     d = make_run(tmp_path, "a", run_start(10), step(10))
-    write_pid(d, rundir.own_pid_info(d))  # alive, but its command line is pytest's
+    write_pid(d, own_pid_info(d))  # alive, but its command line is pytest's
     st = runs.read_status(d)
     assert st.pid.state == V.PID_STALE and st.status == "crashed"
 
@@ -162,12 +164,12 @@ def test_our_own_test_process_is_not_taken_for_a_trainer(tmp_path):
 def test_target_found_beyond_the_tail(tmp_path):
     lines = [run_start(7777)] + [step(i) for i in range(1, 2000)]
     d = make_run(tmp_path, "a", *lines)
-    assert (d / rundir.EVENTS).stat().st_size > runs.TAIL_BYTES
+    assert (d / EVENTS).stat().st_size > runs.TAIL_BYTES
     st = runs.read_status(d)
     assert st.target_step == 7777 and st.step == 1999
     # Small chunks: the run_start line straddles chunk boundaries and is still found whole.
     for chunk in (50, 97, 300):
-        assert runs._target_backwards(d / rundir.EVENTS, chunk=chunk) == 7777
+        assert runs._target_backwards(d / EVENTS, chunk=chunk) == 7777
 
 
 def test_find_runs_newest_first_and_latest(tmp_path):
@@ -175,8 +177,8 @@ def test_find_runs_newest_first_and_latest(tmp_path):
     make_run(tmp_path, "new", run_start(), step(1), mtime=3000)
     cfg_only = tmp_path / "fresh"
     cfg_only.mkdir()
-    (cfg_only / rundir.CONFIG_FILE).write_text("name: fresh\n")
-    os.utime(cfg_only / rundir.CONFIG_FILE, (2000, 2000))
+    (cfg_only / CONFIG_FILE).write_text("name: fresh\n")
+    os.utime(cfg_only / CONFIG_FILE, (2000, 2000))
     (tmp_path / "not_a_run").mkdir()
     (tmp_path / "file.txt").write_text("x")
     found = runs.find_runs(tmp_path)

@@ -27,7 +27,7 @@ from tests.factory import (
     write_checkpoint,
     write_run,
 )
-from trainer import rundir
+from trainer.rundir.layout import PID_FILE, checkpoint_paths
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +98,7 @@ def test_failed_start_reports_exit_code_and_log(tmp_path, config):
 
 def test_latest_is_the_same_for_status_and_resume(tmp_path):
     rd = write_run(tmp_path / "run", 30, checkpoints=(10, 20), end="stopped")
-    pt = rundir.checkpoint_paths(rd, 30)[0]
+    pt = checkpoint_paths(rd, 30)[0]
     write_checkpoint(rd, 30)
     pt.write_bytes(b"corrupt" + pt.read_bytes()[7:])  # same size, wrong hash
     s = RunSession(rd)
@@ -125,7 +125,7 @@ def test_cli_start_and_stop_use_the_shared_defaults(tmp_path, config, monkeypatc
     logs = tmp_path / "logs"
     args = ["--logs-dir", str(logs), "start", "--config", str(config), "--no-preflight", "--json"]
     assert cli.main(args) == 0
-    assert (logs / "fake" / rundir.PID_FILE).exists()
+    assert (logs / "fake" / PID_FILE).exists()
     assert cli.main(["--logs-dir", str(logs), "stop", "--json"]) == 0  # the latest run
     assert not RunSession(logs / "fake").trainer().live
 
@@ -161,7 +161,7 @@ def test_resume_latest_names_the_newer_checkpoints_it_skipped(tmp_path, capsys):
     # (the trainer is handed that path, so its own resume_fallback alert never fires).
     rd = write_run(tmp_path / "run", 30, checkpoints=(10, 20), end="stopped")
     write_checkpoint(rd, 30)
-    pt = rundir.checkpoint_paths(rd, 30)[0]
+    pt = checkpoint_paths(rd, 30)[0]
     pt.write_bytes(b"corrupt" + pt.read_bytes()[7:])  # same size, wrong hash
     s = fake_session(rd, tmp_path)
     res = s.resume("latest", target_step=100_000)

@@ -24,7 +24,7 @@ from tests.factory import (
     wait_for,
     write_checkpoint,
 )
-from trainer import rundir
+from trainer.rundir.layout import CONFIG_FILE, PID_FILE, TRAIN_LOG
 
 
 @pytest.fixture(autouse=True)
@@ -73,8 +73,8 @@ def _write_pid_file(rd: Path, **fields) -> None:
     d = {"pid": 1, "create_time": 0.0, "cmdline": ["nal-train", "train"],
          "started": time.time(), "run_dir": str(rd)}  # fmt: skip
     d.update(fields)
-    (rd / rundir.PID_FILE).write_text(json.dumps(d))
-    (rd / rundir.CONFIG_FILE).write_text("name: x\n")
+    (rd / PID_FILE).write_text(json.dumps(d))
+    (rd / CONFIG_FILE).write_text("name: x\n")
 
 
 @pytest.mark.parametrize("variant", ["other_cmdline", "other_create_time"])
@@ -101,7 +101,7 @@ def test_pid_reuse_is_refused_and_the_process_survives(tmp_path, sleeper, varian
 def test_garbled_pid_file_is_reported_never_acted_on(tmp_path):
     rd = tmp_path / "run"
     _write_pid_file(rd)
-    (rd / rundir.PID_FILE).write_text('{"pid": 12')
+    (rd / PID_FILE).write_text('{"pid": 12')
     s = RunSession(rd)
     res = s.stop()
     assert not res.ok and res.status == V.STOP_STALE and "not valid JSON" in res.message
@@ -112,7 +112,7 @@ def test_garbled_pid_file_is_reported_never_acted_on(tmp_path):
 def test_stop_with_no_trainer(tmp_path):
     rd = tmp_path / "run"
     _write_pid_file(rd)
-    (rd / rundir.PID_FILE).unlink()
+    (rd / PID_FILE).unlink()
     res = RunSession(rd).stop()
     assert res.ok and res.status == V.STOP_NOT_RUNNING and "no trainer is running" in res.message
 
@@ -120,7 +120,7 @@ def test_stop_with_no_trainer(tmp_path):
 def test_resume_from_the_latest_verified_with_a_new_target(tmp_path):
     rd = tmp_path / "run"
     rd.mkdir()
-    (rd / rundir.CONFIG_FILE).write_text("name: fake\n")
+    (rd / CONFIG_FILE).write_text("name: fake\n")
     write_checkpoint(rd, 100)
     good = write_checkpoint(rd, 200)
     bad = write_checkpoint(rd, 300)
@@ -140,7 +140,7 @@ def test_resume_from_the_latest_verified_with_a_new_target(tmp_path):
 def test_resume_refuses_bad_targets_and_launches_nothing(tmp_path):
     rd = tmp_path / "run"
     rd.mkdir()
-    (rd / rundir.CONFIG_FILE).write_text("name: fake\n")
+    (rd / CONFIG_FILE).write_text("name: fake\n")
     s = fake_session(rd, tmp_path)
     res = s.resume()
     assert not res.ok and "nothing to resume from" in res.message
@@ -152,7 +152,7 @@ def test_resume_refuses_bad_targets_and_launches_nothing(tmp_path):
     assert not res.ok and "cannot resume" in res.message and "truncated" in res.message
     res = s.resume(str(tmp_path / "nope.pt"))
     assert not res.ok and "not a checkpoint name" in res.message
-    assert not (rd / rundir.TRAIN_LOG).exists()  # nothing was launched
+    assert not (rd / TRAIN_LOG).exists()  # nothing was launched
 
 
 def test_multi_process_start_uses_torchrun():

@@ -20,7 +20,7 @@ from nal_tui.core import proc
 from nal_tui.core import vocab as V
 from nal_tui.core.session import RunSession
 from tests.factory import ROOT, fake_session, kill_started, wait_for, write_run
-from trainer import rundir
+from trainer.rundir.layout import PID_FILE
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,7 @@ def test_stop_right_after_start_stops_the_launched_trainer(tmp_path, config, mod
         assert wait_for(lambda: (rd / proc.LAUNCH_FILE).exists(), 60)
         info = proc.read_pid_file(rd, proc.LAUNCH_FILE)
         assert info is not None and proc.matches(info)
-        assert not (rd / rundir.PID_FILE).exists()
+        assert not (rd / PID_FILE).exists()
         # Another process's view: the run is starting, and a second start is refused.
         st = json.loads(nal_tui("status", "--run-dir", str(rd), "--json").stdout)
         assert st["status"] == V.STATUS_RUNNING and st["pid"] == info.pid

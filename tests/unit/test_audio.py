@@ -19,7 +19,7 @@ from trainer.audio import (
     read_wav,
     write_wav,
 )
-from trainer.config import AudioConfig
+from trainer.config.schema import AudioConfig
 
 DEMO_AUDIO = AudioConfig(
     sample_rate=16000,

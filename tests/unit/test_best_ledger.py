@@ -12,21 +12,12 @@ from pathlib import Path
 import pytest
 
 from trainer import lineage
-from trainer.config import BestConfig
+from trainer.config.schema import BestConfig
 from trainer.ledger import BestTracker
-from trainer.rundir import (
-    BestRecord,
-    Manifest,
-    ManifestFile,
-    NoValidCheckpoint,
-    atomic_write_text,
-    best_checkpoint,
-    best_checkpoints,
-    checkpoint_paths,
-    list_checkpoints,
-    read_manifest,
-    resolve_checkpoint,
-)
+from trainer.rundir.checkpoints import list_checkpoints
+from trainer.rundir.layout import NoValidCheckpoint, atomic_write_text, checkpoint_paths
+from trainer.rundir.manifest import BestRecord, Manifest, ManifestFile, read_manifest
+from trainer.rundir.resolve import best_checkpoint, best_checkpoints, resolve_checkpoint
 
 
 def ckpt(
@@ -113,7 +104,7 @@ def test_the_ledger_ranks_the_live_branch_by_the_metric_direction(tmp_path: Path
     # With a verifier, a checkpoint that fails it gives its place to the next one.
     bad = checkpoint_paths(tmp_path, 40)[0]
     bad.write_bytes(b"X" * bad.stat().st_size)
-    from trainer.rundir import verify_checkpoint
+    from trainer.rundir.checkpoints import verify_checkpoint
 
     assert steps(best_checkpoints(tmp_path, "mel_l1", 2, verify_checkpoint)) == [30, 10]
 

@@ -19,18 +19,14 @@ import torch
 from torch import nn
 
 from trainer import checkpoint as ckpt_mod
-from trainer.checkpoint import (
-    CheckpointError,
-    NoValidCheckpoint,
-    apply_retention,
-    capture_rng_state,
-    clean_leftovers,
-    find_resume_checkpoint,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
-from trainer.rundir import checkpoint_paths, list_checkpoints, read_manifest, verify_checkpoint
+from trainer.checkpoint import clean_leftovers, save_checkpoint
+from trainer.loadtest import load_checkpoint
+from trainer.rng import capture_rng_state, restore_rng_state
+from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
+from trainer.rundir.layout import CheckpointError, NoValidCheckpoint, checkpoint_paths
+from trainer.rundir.manifest import read_manifest
+from trainer.rundir.resolve import find_resume_checkpoint
+from trainer.rundir.retention import apply_retention
 
 
 def small_state(step: int) -> dict:

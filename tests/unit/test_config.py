@@ -6,19 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from trainer import config as C
+from trainer.config.build import from_dict, to_dict
+from trainer.config.schema import BestConfig, Config, ConfigError
+from trainer.config.yamlfile import dump, load
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", ["demo", "hifigan_v1", "hifigan_v2", "hifigan_v3", "hifigan_48k"])
 def test_presets_load(name: str) -> None:
-    cfg = C.load(ROOT / "config" / f"{name}.yaml")
+    cfg = load(ROOT / "config" / f"{name}.yaml")
     assert cfg.hop_product == cfg.audio.hop_length
 
 
 def test_48k_preset_matches_the_design() -> None:
-    c = C.load(ROOT / "config" / "hifigan_48k.yaml")
+    c = load(ROOT / "config" / "hifigan_48k.yaml")
     assert (c.audio.sample_rate, c.audio.n_mels, c.audio.hop_length) == (48000, 128, 256)
     assert c.generator.upsample_rates == (8, 8, 2, 2)
     assert c.generator.resblock_kernel_sizes == (3, 7, 11)
@@ -65,54 +67,54 @@ def _write(tmp_path: Path, text: str) -> Path:
 )
 def test_bad_configs_name_file_and_key(tmp_path: Path, text: str, needle: str) -> None:
     p = _write(tmp_path, text)
-    with pytest.raises(C.ConfigError) as e:
-        C.load(p)
+    with pytest.raises(ConfigError) as e:
+        load(p)
     assert str(p) in str(e.value)
     assert needle in str(e.value)
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(C.ConfigError, match="config file not found"):
-        C.load(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load(tmp_path / "nope.yaml")
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
 def test_empty_file_is_refused(tmp_path: Path, text: str) -> None:
     # An empty file is a mistake (a truncated copy, the wrong path), not "all defaults".
     p = _write(tmp_path, text)
-    with pytest.raises(C.ConfigError, match="config file is empty") as e:
-        C.load(p)
+    with pytest.raises(ConfigError, match="config file is empty") as e:
+        load(p)
     assert str(p) in str(e.value)
 
 
 def test_an_explicit_empty_mapping_gives_defaults(tmp_path: Path) -> None:
-    cfg = C.load(_write(tmp_path, "{}\n"))
-    assert cfg == C.Config()
+    cfg = load(_write(tmp_path, "{}\n"))
+    assert cfg == Config()
     assert cfg.loss.stft_resolutions == ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
 
 
 def test_dump_round_trips(tmp_path: Path) -> None:
-    cfg = C.load(ROOT / "config" / "demo.yaml")
-    again = C.load(_write(tmp_path, C.dump(cfg)))
+    cfg = load(ROOT / "config" / "demo.yaml")
+    again = load(_write(tmp_path, dump(cfg)))
     assert again == cfg
 
 
 def test_scientific_notation_strings_are_numbers(tmp_path: Path) -> None:
     # YAML 1.1 reads 2e-4 (no dot) as a string; accept it as the number it obviously is.
-    cfg = C.load(_write(tmp_path, "optim:\n  lr_g: 2e-4\n"))
+    cfg = load(_write(tmp_path, "optim:\n  lr_g: 2e-4\n"))
     assert cfg.optim.lr_g == 2e-4
 
 
 def test_the_best_checkpoint_ledger_and_validation_keys(tmp_path: Path) -> None:
     base = "name: x\n"
-    cfg = C.load(_write(tmp_path, base))
+    cfg = load(_write(tmp_path, base))
     assert cfg.checkpoint.best is None  # off unless configured
     assert cfg.log.val_metrics == ("mel_l1", "mstft", "pesq", "stoi")
     assert cfg.log.composite.terms() == ("mel_l1", "mstft", "pesq")
-    cfg = C.load(_write(tmp_path, base + "checkpoint: {best: {metric: composite, keep: 2}}\n"))
-    assert cfg.checkpoint.best == C.BestConfig(metric="composite", keep=2, patience=10)
-    assert C.from_dict(C.to_dict(cfg)) == cfg  # the resolved config round-trips
-    cfg = C.load(_write(tmp_path, base + "data: {unseen_metadata: vctk/unseen.csv}\n"))
+    cfg = load(_write(tmp_path, base + "checkpoint: {best: {metric: composite, keep: 2}}\n"))
+    assert cfg.checkpoint.best == BestConfig(metric="composite", keep=2, patience=10)
+    assert from_dict(to_dict(cfg)) == cfg  # the resolved config round-trips
+    cfg = load(_write(tmp_path, base + "data: {unseen_metadata: vctk/unseen.csv}\n"))
     assert cfg.data.unseen_metadata == "vctk/unseen.csv"
     for text, needle in [
         ("checkpoint: {best: {metric: stoi}}", "'checkpoint.best.metric' must be one of"),
@@ -138,6 +140,6 @@ def test_the_best_checkpoint_ledger_and_validation_keys(tmp_path: Path) -> None:
         ),
         ("data: {unseen_metadata: [a]}", "'data.unseen_metadata' must be a string"),
     ]:
-        with pytest.raises(C.ConfigError) as e:
-            C.load(_write(tmp_path, base + text + "\n"))
+        with pytest.raises(ConfigError) as e:
+            load(_write(tmp_path, base + text + "\n"))
         assert needle in str(e.value) and str(tmp_path / "c.yaml") in str(e.value), text

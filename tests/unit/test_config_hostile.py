@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer import config as C
+from trainer.config.schema import ConfigError
+from trainer.config.yamlfile import MAX_CONFIG_BYTES, load
 
 MSG_MAX = 600  # no message renders an unbounded value
 
@@ -17,8 +18,8 @@ MSG_MAX = 600  # no message renders an unbounded value
 def _load_err(tmp_path: Path, data: bytes | str) -> str:
     p = tmp_path / "c.yaml"
     p.write_bytes(data.encode() if isinstance(data, str) else data)
-    with pytest.raises(C.ConfigError) as e:
-        C.load(p)
+    with pytest.raises(ConfigError) as e:
+        load(p)
     msg = str(e.value)
     assert msg.startswith(str(p)), msg
     assert len(msg) < MSG_MAX, msg
@@ -68,7 +69,7 @@ def test_deep_nesting_is_refused(tmp_path: Path) -> None:
 
 
 def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
-    msg = _load_err(tmp_path, "# " + "x" * (C.MAX_CONFIG_BYTES + 10) + "\n")
+    msg = _load_err(tmp_path, "# " + "x" * (MAX_CONFIG_BYTES + 10) + "\n")
     assert "larger than" in msg
 
 
@@ -119,10 +120,10 @@ def test_error_reprs_are_capped(tmp_path: Path) -> None:
 
 
 def test_a_directory_or_device_is_not_read(tmp_path: Path) -> None:
-    with pytest.raises(C.ConfigError, match="not a regular file"):
-        C.load("/dev/zero")
-    with pytest.raises(C.ConfigError, match="cannot read config|not a regular file"):
-        C.load(tmp_path)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load("/dev/zero")
+    with pytest.raises(ConfigError, match="cannot read config|not a regular file"):
+        load(tmp_path)
 
 
 def test_anchors_within_bounds_still_work(tmp_path: Path) -> None:
@@ -131,6 +132,6 @@ def test_anchors_within_bounds_still_work(tmp_path: Path) -> None:
         "optim:\n  lr_g: &lr 1.0e-4\n  lr_d: *lr\n"
         "generator:\n  resblock_dilation_sizes: [&d [1, 3, 5], *d, *d]\n"
     )
-    cfg = C.load(p)
+    cfg = load(p)
     assert cfg.optim.lr_d == cfg.optim.lr_g == 1e-4
     assert cfg.generator.resblock_dilation_sizes == ((1, 3, 5),) * 3

@@ -7,7 +7,7 @@ import logging
 
 from tests.factory import DEMO_CONFIG, record, run_end, run_start, step_event
 from trainer import console
-from trainer.config import load
+from trainer.config.yamlfile import load
 
 
 class Tty(io.StringIO):

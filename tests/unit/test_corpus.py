@@ -10,8 +10,29 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from trainer import corpus as C
-from trainer.config import AudioConfig, Config, DataConfig, LossConfig, TrainConfig
+from trainer.config.schema import AudioConfig, Config, DataConfig, LossConfig, TrainConfig
+from trainer.corpus.check import check_corpus, mel_length_problem, min_validation_samples
+from trainer.corpus.headers import HeaderError, read_npy_header, read_wav_header
+from trainer.corpus.metadata import split_ids
+from trainer.corpus.report import (
+    LEVEL_ERROR,
+    LEVEL_WARNING,
+    RULE_BATCH,
+    RULE_CORPUS_DIR,
+    RULE_ENCODING,
+    RULE_HEADER_ONLY,
+    RULE_MELS,
+    RULE_MISSING,
+    RULE_MONO,
+    RULE_NOT_WAV,
+    RULE_SAMPLE_RATE,
+    RULE_SHORT_CLIPS,
+    RULE_SHORTER_THAN_HOP,
+    RULE_TRUNCATED,
+    RULE_UNSEEN,
+    RULE_VAL_SIZE,
+    RULE_VAL_TOO_SHORT,
+)
 
 SR = 16000
 HOP = 128
@@ -56,7 +77,7 @@ def chunk(cid: bytes, payload: bytes) -> bytes:
 def test_wav_header_encodings_agree_with_soundfile(tmp_path: Path, bits: int, tag: int) -> None:
     p = tmp_path / "a.wav"
     p.write_bytes(wav_bytes(777, bits=bits, tag=tag))
-    h = C.read_wav_header(p)
+    h = read_wav_header(p)
     assert (h.sample_rate, h.channels, h.bits, h.frames) == (SR, 1, bits, 777)
     assert sf.info(str(p)).frames == h.frames
 
@@ -72,7 +93,7 @@ def test_extensible_odd_chunks_and_chunks_after_data(tmp_path: Path) -> None:
             after_data=chunk(b"id3 ", b"x" * 33),
         )
     )
-    h = C.read_wav_header(p)
+    h = read_wav_header(p)
     assert (h.format_tag, h.bits, h.frames, h.truncated) == (1, 24, 501, False)
     assert sf.info(str(p)).frames == 501
 
@@ -93,15 +114,15 @@ def test_rf64_uses_the_ds64_size(tmp_path: Path) -> None:
         + data
     )
     (tmp_path / "a.wav").write_bytes(raw)
-    assert C.read_wav_header(tmp_path / "a.wav").frames == frames
+    assert read_wav_header(tmp_path / "a.wav").frames == frames
 
 
 def test_truncated_wav_names_header_and_real_length(tmp_path: Path) -> None:
     p = tmp_path / "a.wav"
     p.write_bytes(wav_bytes(1000, declared=64000))  # header claims 32000 frames
-    with pytest.raises(C.HeaderError) as e:
-        C.read_wav_header(p)
-    assert e.value.rule == C.RULE_TRUNCATED
+    with pytest.raises(HeaderError) as e:
+        read_wav_header(p)
+    assert e.value.rule == RULE_TRUNCATED
     assert "claims 64000 bytes" in str(e.value) and "holds 2000" in str(e.value)
 
 
@@ -117,46 +138,46 @@ def test_truncated_wav_names_header_and_real_length(tmp_path: Path) -> None:
 def test_header_only_wavs(tmp_path: Path, raw: bytes) -> None:
     p = tmp_path / "a.wav"
     p.write_bytes(raw)
-    with pytest.raises(C.HeaderError) as e:
-        C.read_wav_header(p)
-    assert e.value.rule == C.RULE_HEADER_ONLY
+    with pytest.raises(HeaderError) as e:
+        read_wav_header(p)
+    assert e.value.rule == RULE_HEADER_ONLY
 
 
 def test_flac_named_wav_is_named_as_flac(tmp_path: Path) -> None:
     p = tmp_path / "a.wav"
     sf.write(str(p), np.zeros(2000, np.float32), SR, format="FLAC")
-    with pytest.raises(C.HeaderError, match="is a FLAC file, not RIFF/WAVE") as e:
-        C.read_wav_header(p)
-    assert e.value.rule == C.RULE_NOT_WAV
+    with pytest.raises(HeaderError, match="is a FLAC file, not RIFF/WAVE") as e:
+        read_wav_header(p)
+    assert e.value.rule == RULE_NOT_WAV
     (tmp_path / "b.wav").write_bytes(b"")
-    with pytest.raises(C.HeaderError, match="empty file"):
-        C.read_wav_header(tmp_path / "b.wav")
+    with pytest.raises(HeaderError, match="empty file"):
+        read_wav_header(tmp_path / "b.wav")
 
 
 def test_unsupported_encodings(tmp_path: Path) -> None:
     p = tmp_path / "a.wav"
     p.write_bytes(wav_bytes(100, bits=12))
-    with pytest.raises(C.HeaderError, match="12-bit PCM") as e:
-        C.read_wav_header(p)
-    assert e.value.rule == C.RULE_ENCODING
+    with pytest.raises(HeaderError, match="12-bit PCM") as e:
+        read_wav_header(p)
+    assert e.value.rule == RULE_ENCODING
     p.write_bytes(wav_bytes(100, tag=2, bits=4))  # MS ADPCM
-    with pytest.raises(C.HeaderError, match="format tag 0x2"):
-        C.read_wav_header(p)
+    with pytest.raises(HeaderError, match="format tag 0x2"):
+        read_wav_header(p)
 
 
 def test_npy_header_shape_and_truncation(tmp_path: Path) -> None:
     p = tmp_path / "m.npy"
     np.save(p, np.zeros((80, 33), np.float32))
-    h = C.read_npy_header(p)
+    h = read_npy_header(p)
     assert (h.shape, h.itemsize, h.truncated) == ((80, 33), 4, False)
     p.write_bytes(p.read_bytes()[:-10])
-    assert C.read_npy_header(p).truncated
+    assert read_npy_header(p).truncated
     np.save(p, np.asfortranarray(np.zeros((2, 3), np.float64)))
-    h = C.read_npy_header(p)
+    h = read_npy_header(p)
     assert h.fortran_order and h.itemsize == 8
     np.save(p, np.array(["a", "b"]))
-    with pytest.raises(C.HeaderError, match="not a numeric array"):
-        C.read_npy_header(p)
+    with pytest.raises(HeaderError, match="not a numeric array"):
+        read_npy_header(p)
 
 
 # ------------------------------------------------------------------------ check_corpus
@@ -189,7 +210,7 @@ def wav(cfg: Config, uid: str) -> Path:
 
 def test_a_clean_corpus_passes(tmp_path: Path) -> None:
     cfg = make(tmp_path, [4000] * 8)
-    r = C.check_corpus(cfg)
+    r = check_corpus(cfg)
     assert r.ok and not r.findings
     assert len(r.train_ids) == 6 and len(r.val_ids) == 2
     assert all(c.num_samples == 4000 for c in r.clips.values())
@@ -202,46 +223,46 @@ def test_each_bad_file_is_refused_with_its_rule_and_name(tmp_path: Path) -> None
     wav(cfg, "U03").write_bytes(wav_bytes(1000, declared=8000))
     sf.write(str(wav(cfg, "U04")), np.zeros((4000, 2), np.float32), SR)
     wav(cfg, "U05").unlink()
-    r = C.check_corpus(cfg)
+    r = check_corpus(cfg)
     rules = {f.rule: f for f in r.errors}
     assert set(rules) == {
-        C.RULE_NOT_WAV,
-        C.RULE_HEADER_ONLY,
-        C.RULE_TRUNCATED,
-        C.RULE_MONO,
-        C.RULE_MISSING,
+        RULE_NOT_WAV,
+        RULE_HEADER_ONLY,
+        RULE_TRUNCATED,
+        RULE_MONO,
+        RULE_MISSING,
     }
-    assert str(wav(cfg, "U01")) in rules[C.RULE_NOT_WAV].message
-    assert "FLAC" in rules[C.RULE_NOT_WAV].message
-    assert rules[C.RULE_TRUNCATED].files == (str(wav(cfg, "U03")),)
-    assert "claims 8000 bytes" in rules[C.RULE_TRUNCATED].message
-    assert "U05.wav" in rules[C.RULE_MISSING].message
+    assert str(wav(cfg, "U01")) in rules[RULE_NOT_WAV].message
+    assert "FLAC" in rules[RULE_NOT_WAV].message
+    assert rules[RULE_TRUNCATED].files == (str(wav(cfg, "U03")),)
+    assert "claims 8000 bytes" in rules[RULE_TRUNCATED].message
+    assert "U05.wav" in rules[RULE_MISSING].message
     line = r.error_line()
     assert line.startswith("[") and "\n" not in line and "more problem(s)" in line
 
 
 def test_short_training_clips_are_a_warning_naming_them(tmp_path: Path) -> None:
     cfg = make(tmp_path, [4000] * 10)
-    train_ids = C.split_ids([f"U{i:02d}" for i in range(10)], 2, 3)[0]
+    train_ids = split_ids([f"U{i:02d}" for i in range(10)], 2, 3)[0]
     for uid in train_ids[:3]:
         sf.write(str(wav(cfg, uid)), np.zeros(1000, np.float32), SR)
-    r = C.check_corpus(cfg)
+    r = check_corpus(cfg)
     assert r.ok
-    f = r.finding(C.RULE_SHORT_CLIPS)
-    assert f is not None and f.level == C.LEVEL_WARNING
+    f = r.finding(RULE_SHORT_CLIPS)
+    assert f is not None and f.level == LEVEL_WARNING
     assert "3 of 8 training clips" in f.message and f"{train_ids[0]}.wav (1000)" in f.message
     assert len(f.files) == 3
 
 
 def test_validation_clip_shorter_than_the_largest_stft_is_refused(tmp_path: Path) -> None:
     cfg = make(tmp_path, [4000] * 10)
-    val_ids = C.split_ids([f"U{i:02d}" for i in range(10)], 2, 3)[1]
+    val_ids = split_ids([f"U{i:02d}" for i in range(10)], 2, 3)[1]
     # 1000 samples trims to 896: enough for the mel's 512, not for the loss's 1024.
     sf.write(str(wav(cfg, val_ids[0])), np.zeros(1000, np.float32), SR)
-    assert C.min_validation_samples(cfg) == 1024
-    r = C.check_corpus(cfg)
-    f = r.finding(C.RULE_VAL_TOO_SHORT)
-    assert f is not None and f.level == C.LEVEL_ERROR
+    assert min_validation_samples(cfg) == 1024
+    r = check_corpus(cfg)
+    f = r.finding(RULE_VAL_TOO_SHORT)
+    assert f is not None and f.level == LEVEL_ERROR
     assert str(wav(cfg, val_ids[0])) in f.message and "896 samples" in f.message
 
 
@@ -249,18 +270,18 @@ def test_val_size_batch_rate_and_hop_rules(tmp_path: Path) -> None:
     cfg = make(tmp_path, [4000] * 4)
     import dataclasses
 
-    r = C.check_corpus(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_size=4)))
-    assert [f.rule for f in r.errors] == [C.RULE_VAL_SIZE]
+    r = check_corpus(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_size=4)))
+    assert [f.rule for f in r.errors] == [RULE_VAL_SIZE]
     assert "data.val_size is 4" in r.errors[0].message
-    r = C.check_corpus(cfg, nproc=2)  # 2 train clips, batch 2 x 2 processes
-    assert [f.rule for f in r.errors] == [C.RULE_BATCH] and "x 2 processes" in r.errors[0].message
+    r = check_corpus(cfg, nproc=2)  # 2 train clips, batch 2 x 2 processes
+    assert [f.rule for f in r.errors] == [RULE_BATCH] and "x 2 processes" in r.errors[0].message
     sf.write(str(wav(cfg, "U00")), np.zeros(8000, np.float32), 22050)
-    r = C.check_corpus(cfg)
-    assert r.ok and r.finding(C.RULE_SAMPLE_RATE).level == C.LEVEL_WARNING
+    r = check_corpus(cfg)
+    assert r.ok and r.finding(RULE_SAMPLE_RATE).level == LEVEL_WARNING
     no_resample = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, resample=False))
-    assert C.check_corpus(no_resample).finding(C.RULE_SAMPLE_RATE).level == C.LEVEL_ERROR
+    assert check_corpus(no_resample).finding(RULE_SAMPLE_RATE).level == LEVEL_ERROR
     sf.write(str(wav(cfg, "U01")), np.zeros(50, np.float32), SR)
-    assert C.check_corpus(cfg).finding(C.RULE_SHORTER_THAN_HOP) is not None
+    assert check_corpus(cfg).finding(RULE_SHORTER_THAN_HOP) is not None
 
 
 def test_mels_are_checked_from_their_headers(tmp_path: Path) -> None:
@@ -269,11 +290,11 @@ def test_mels_are_checked_from_their_headers(tmp_path: Path) -> None:
     cfg = make(tmp_path, [4000] * 6, mels_dir=str(mels))
     for i in range(6):
         np.save(mels / f"U{i:02d}.npy", np.zeros((16, 4000 // HOP), np.float32))
-    assert C.check_corpus(cfg).ok
+    assert check_corpus(cfg).ok
     np.save(mels / "U02.npy", np.zeros((15, 31), np.float32))
     raw = (mels / "U03.npy").read_bytes()
     (mels / "U03.npy").write_bytes(raw[:-100])
-    f = C.check_corpus(cfg).finding(C.RULE_MELS)
+    f = check_corpus(cfg).finding(RULE_MELS)
     assert f is not None and "U02.npy" in f.message and "U03.npy" in f.message
 
 
@@ -282,10 +303,10 @@ def test_missing_corpus_and_demo(tmp_path: Path) -> None:
     import dataclasses
 
     gone = dataclasses.replace(cfg.data, corpus_dir=str(tmp_path / "nope"))
-    r = C.check_corpus(dataclasses.replace(cfg, data=gone))
-    assert [f.rule for f in r.errors] == [C.RULE_CORPUS_DIR]
+    r = check_corpus(dataclasses.replace(cfg, data=gone))
+    assert [f.rule for f in r.errors] == [RULE_CORPUS_DIR]
     demo = dataclasses.replace(gone, demo=True)
-    r = C.check_corpus(dataclasses.replace(cfg, data=demo))
+    r = check_corpus(dataclasses.replace(cfg, data=demo))
     assert r.ok and r.generated_on_start
 
 
@@ -299,7 +320,7 @@ def test_tick_can_cancel_a_long_check(tmp_path: Path) -> None:
         raise Stop
 
     with pytest.raises(Stop):
-        C.check_corpus(cfg, tick=tick)
+        check_corpus(cfg, tick=tick)
 
 
 def test_mel_length_must_match_the_audio_within_one_hop(tmp_path: Path) -> None:
@@ -310,17 +331,17 @@ def test_mel_length_must_match_the_audio_within_one_hop(tmp_path: Path) -> None:
     cfg = make(tmp_path, [4000] * 6, mels_dir=str(mels))
     for i in range(6):
         np.save(mels / f"U{i:02d}.npy", np.zeros((16, 31 + i % 2), np.float32))
-    r = C.check_corpus(cfg)
+    r = check_corpus(cfg)
     assert r.ok, r.error_line()
     np.save(mels / "U04.npy", np.zeros((16, 33), np.float32))
     np.save(mels / "U05.npy", np.zeros((1, 16, 30), np.float32))
-    f = C.check_corpus(cfg).finding(C.RULE_MELS)
-    assert f is not None and f.level == C.LEVEL_ERROR
+    f = check_corpus(cfg).finding(RULE_MELS)
+    assert f is not None and f.level == LEVEL_ERROR
     assert f.files == (str(mels / "U04.npy"), str(mels / "U05.npy"))
     assert "U04.npy: mel has 33 frames" in f.message and "4000 samples" in f.message
-    assert C.mel_length_problem(31, 4000, 128) is None
-    assert C.mel_length_problem(32, 4000, 128) is None
-    assert "within one hop (128)" in C.mel_length_problem(33, 4000, 128)
+    assert mel_length_problem(31, 4000, 128) is None
+    assert mel_length_problem(32, 4000, 128) is None
+    assert "within one hop (128)" in mel_length_problem(33, 4000, 128)
 
 
 def _unseen(tmp_path: Path, cfg: Config, ids: list[str], lengths: list[int]) -> Config:
@@ -337,7 +358,7 @@ def _unseen(tmp_path: Path, cfg: Config, ids: list[str], lengths: list[int]) -> 
 
 def test_the_unseen_set_follows_the_validation_rules(tmp_path: Path) -> None:
     cfg = _unseen(tmp_path, make(tmp_path, [4000] * 8), ["S1", "S0"], [4000, 3000])
-    r = C.check_corpus(cfg)
+    r = check_corpus(cfg)
     assert r.ok, r.error_line()
     assert r.unseen_ids == ["S0", "S1"] and r.unseen["S0"].num_samples == 3000
     assert sorted(r.clips) == [f"U{i:02d}" for i in range(8)]  # apart from the corpus
@@ -345,13 +366,13 @@ def test_the_unseen_set_follows_the_validation_rules(tmp_path: Path) -> None:
     udir = tmp_path / "unseen" / "wavs"
     (udir / "S1.wav").write_bytes(wav_bytes(1000, declared=8000))
     sf.write(str(udir / "S0.wav"), np.zeros(1000, np.float32), SR)
-    r = C.check_corpus(cfg)
+    r = check_corpus(cfg)
     rules = {f.rule: f for f in r.errors}
-    assert set(rules) == {C.RULE_TRUNCATED, C.RULE_VAL_TOO_SHORT}
-    assert str(udir / "S1.wav") in rules[C.RULE_TRUNCATED].message
-    assert "unseen-set clip of 896 samples" in rules[C.RULE_VAL_TOO_SHORT].message
+    assert set(rules) == {RULE_TRUNCATED, RULE_VAL_TOO_SHORT}
+    assert str(udir / "S1.wav") in rules[RULE_TRUNCATED].message
+    assert "unseen-set clip of 896 samples" in rules[RULE_VAL_TOO_SHORT].message
     (tmp_path / "unseen" / "list.csv").write_text("")
-    assert "no utterances" in C.check_corpus(cfg).finding(C.RULE_UNSEEN).message
+    assert "no utterances" in check_corpus(cfg).finding(RULE_UNSEEN).message
 
 
 def test_an_unseen_set_listing_corpus_utterances_is_refused(tmp_path: Path) -> None:
@@ -362,13 +383,13 @@ def test_an_unseen_set_listing_corpus_utterances_is_refused(tmp_path: Path) -> N
     sf.write(str(root / "wavs" / "EXTRA.wav"), np.zeros(4000, np.float32) + 0.1, SR)
     (root / "unseen.csv").write_text("EXTRA|t|t\nU03|t|t\n")
     data = dataclasses.replace(cfg.data, unseen_metadata="unseen.csv")  # beside metadata.csv
-    r = C.check_corpus(dataclasses.replace(cfg, data=data))
-    f = r.finding(C.RULE_UNSEEN)
-    assert f is not None and f.level == C.LEVEL_ERROR
+    r = check_corpus(dataclasses.replace(cfg, data=data))
+    f = r.finding(RULE_UNSEEN)
+    assert f is not None and f.level == LEVEL_ERROR
     assert "U03" in f.message and "EXTRA" not in f.message and "not unseen" in f.message
     (root / "unseen.csv").write_text("EXTRA|t|t\n")
-    r = C.check_corpus(dataclasses.replace(cfg, data=data))
+    r = check_corpus(dataclasses.replace(cfg, data=data))
     assert r.ok and r.unseen_ids == ["EXTRA"]
     gone = dataclasses.replace(cfg.data, unseen_metadata="nope.csv")
-    f = C.check_corpus(dataclasses.replace(cfg, data=gone)).finding(C.RULE_UNSEEN)
+    f = check_corpus(dataclasses.replace(cfg, data=gone)).finding(RULE_UNSEEN)
     assert f is not None and "nope.csv: metadata file not found" in f.message

@@ -4,7 +4,7 @@ definition, best marked), and the validation panel (every metric, by set)."""
 
 from __future__ import annotations
 
-from nal_tui.core.reducer import RunState
+from nal_tui.core.reducer.state import RunState
 from nal_tui.core.services import CachedVerifier, CheckpointService
 from nal_tui.ui.widgets.checkpoints import verified_cell
 from nal_tui.ui.widgets.validation import validation_lines
@@ -19,8 +19,11 @@ from tests.factory import (
     val_record,
     write_checkpoint,
 )
-from trainer import events as ev
-from trainer import rundir
+from trainer.events import schema as ev
+from trainer.events.parse import parse_lines
+from trainer.rundir.checkpoints import checkpoint_info
+from trainer.rundir.layout import checkpoint_paths, temp_path_for
+from trainer.rundir.resolve import latest_checkpoint
 
 ASIDE = "20260101-000000_steps-40-50"
 
@@ -35,7 +38,7 @@ def test_table_lists_the_live_branch_then_the_abandoned_one_and_marks_latest(tmp
     rd = tmp_path / "run"
     for s in (10, 20, 30):
         write_checkpoint(rd, s)
-    bad = rundir.checkpoint_paths(rd, 30)[0]
+    bad = checkpoint_paths(rd, 30)[0]
     corrupt(bad)  # same size, another hash
     for s in (40, 50):
         write_checkpoint(rd, s, aside=ASIDE)
@@ -44,7 +47,7 @@ def test_table_lists_the_live_branch_then_the_abandoned_one_and_marks_latest(tmp
         (30, False), (20, False), (10, False), (50, True), (40, True)
     ]  # fmt: skip
     assert [r.step for r in rows if r.latest] == [20]
-    latest, _ = rundir.latest_checkpoint(rd)
+    latest, _ = latest_checkpoint(rd)
     assert latest is not None and latest.step == 20  # the one definition says the same
     assert rows[3].path == f"checkpoints/abandoned/{ASIDE}/ckpt_00000050.pt"
     assert verified_cell(rows[1]).plain == "✔ sha256 ok · latest"
@@ -103,7 +106,7 @@ def test_validation_panel_is_tolerant_of_old_missing_and_hostile_records():
         b'"set":"\\u001b[31mred","metrics":{"\\u001b]0;x\\u0007pwn":1.5,"inf_one":"inf",'
         b'"gone":null}}'
     )
-    (rec,) = ev.parse_lines([hostile])[0]
+    (rec,) = parse_lines([hostile])[0]
     st.feed([rec])
     text = validation_lines(st.val).plain
     assert "\x1b" not in text and "\x07" not in text
@@ -120,9 +123,9 @@ def test_a_checkpoint_being_deleted_by_retention_is_not_shown_as_a_failed_save(
     rd = tmp_path / "run"
     for s in (10, 20):
         write_checkpoint(rd, s)
-    pt, man = rundir.checkpoint_paths(rd, 10)
-    man.rename(rundir.temp_path_for(man))
-    assert not rundir.checkpoint_info(pt).complete
+    pt, man = checkpoint_paths(rd, 10)
+    man.rename(temp_path_for(man))
+    assert not checkpoint_info(pt).complete
     rows = _table(rd)
     assert [(r.step, r.verified) for r in rows] == [(20, True), (10, None)]
     assert not verified_cell(rows[1]).plain.startswith("✘")

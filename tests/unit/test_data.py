@@ -10,15 +10,15 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from trainer.config import AudioConfig, Config, DataConfig, LossConfig, TrainConfig
+from trainer.config.schema import AudioConfig, Config, DataConfig, LossConfig, TrainConfig
+from trainer.corpus.metadata import parse_metadata
+from trainer.corpus.report import DataError
 from trainer.data import (
     Corpus,
-    DataError,
     ResumableBatchSampler,
     TrainDataset,
     ValidationSet,
     collate,
-    parse_metadata,
     segment_seed,
 )
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from trainer.config import AudioConfig, Config, DataConfig
-from trainer.data import Corpus, parse_metadata
+from trainer.config.schema import AudioConfig, Config, DataConfig
+from trainer.corpus.metadata import parse_metadata
+from trainer.data import Corpus
 from trainer.demo_corpus import MARKER, DemoCorpusError, ensure_demo_corpus, main
 
 SR = 16000

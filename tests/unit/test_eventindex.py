@@ -9,10 +9,10 @@ import pytest
 
 from nal_tui.core import loader
 from nal_tui.core.follow import LogFollower
-from nal_tui.core.reducer import RunState
+from nal_tui.core.reducer.state import RunState
 from tests.factory import append_raw, run_end, run_start, step_event, steps, write_events
-from trainer import events as ev
 from trainer.events import index as ix
+from trainer.events import schema as ev
 
 
 def _load(path, use_index=True):

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from nal_tui.core.follow import FollowStats, LogFollower
-from nal_tui.core.reducer import RunState
+from nal_tui.core.reducer.state import RunState
 from nal_tui.core.tail import read_tail
-from trainer import events as ev
+from trainer.events import schema as ev
+from trainer.events.codec import encode
 
 T0 = 1_700_000_000.0
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ def line(n: int, t: float | None = None) -> bytes:
         step_time=0.1,
         samples_per_s=10.0,
     )
-    return ev.encode(e.to_record(T0 + n if t is None else t))
+    return encode(e.to_record(T0 + n if t is None else t))
 
 
 def append(path: Path, data: bytes) -> None:
@@ -184,8 +185,8 @@ def test_deleted_log_resets(tmp_path):
 
 def test_garbled_lines_counted_and_reported(tmp_path):
     p = tmp_path / ev.EVENTS_FILE
-    bad_schema = ev.encode({"v": 1, "event": "step", "t": T0})  # step without its fields
-    future = ev.encode({"v": 99, "event": "step", "t": T0})
+    bad_schema = encode({"v": 1, "event": "step", "t": T0})  # step without its fields
+    future = encode({"v": 99, "event": "step", "t": T0})
     p.write_bytes(
         line(1) + b"{not json\n" + b"\n" + line(2) + b'["a list"]\n' + bad_schema + future + line(3)
     )
@@ -311,7 +312,7 @@ def test_read_tail_preview(tmp_path):
         device="cpu",
         versions={},
     )
-    p.write_bytes(ev.encode(rs.to_record(T0)) + b"".join(line(n) for n in range(1, 5001)))
+    p.write_bytes(encode(rs.to_record(T0)) + b"".join(line(n) for n in range(1, 5001)))
     recs = read_tail(p, tail_bytes=20_000)
     assert recs[0]["event"] == "run_start"
     assert recs[-1]["step"] == 5000 and 10 < len(recs) < 200
@@ -331,7 +332,7 @@ def test_read_tail_preview(tmp_path):
         versions={},
     )
     big = line(4001) * 2000
-    append(p, ev.encode(rs2.to_record(T0 + 9000)) + big)
+    append(p, encode(rs2.to_record(T0 + 9000)) + big)
     assert read_tail(p, tail_bytes=20_000)[0]["run_id"] == "r2"
     assert read_tail(p, tail_bytes=20_000, scan_bytes=len(big) // 2)[0]["run_id"] == "r"
 

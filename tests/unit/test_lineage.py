@@ -14,24 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from trainer import events as ev
-from trainer import lineage, rundir
-from trainer.rundir import (
-    Manifest,
-    ManifestFile,
+from trainer import lineage
+from trainer.events.codec import encode
+from trainer.rundir.checkpoints import list_abandoned, list_checkpoints, verify_checkpoint
+from trainer.rundir.history import fresh_start_refusal, run_history, suggest_run_dir
+from trainer.rundir.layout import (
+    MOVE_JOURNAL,
+    CheckpointError,
     NoValidCheckpoint,
-    ParentRef,
     atomic_write_text,
     checkpoint_paths,
-    latest_checkpoint,
-    list_abandoned,
-    list_checkpoints,
-    read_manifest,
-    resolve_checkpoint,
-    run_history,
-    suggest_run_dir,
-    verify_checkpoint,
 )
+from trainer.rundir.manifest import Manifest, ManifestFile, ParentRef, read_manifest
+from trainer.rundir.resolve import is_run_checkpoint, latest_checkpoint, resolve_checkpoint
 
 
 def ckpt(
@@ -155,8 +150,8 @@ def test_resolve_checkpoint_forms(tmp_path: Path, monkeypatch) -> None:
         resolve_checkpoint(run, "best")
     with pytest.raises(NoValidCheckpoint, match="no checkpoints in"):
         resolve_checkpoint(tmp_path / "empty", "latest")
-    assert rundir.is_run_checkpoint(run, aside / "ckpt_00000020.pt")
-    assert not rundir.is_run_checkpoint(tmp_path / "other", aside / "ckpt_00000020.pt")
+    assert is_run_checkpoint(run, aside / "ckpt_00000020.pt")
+    assert not is_run_checkpoint(tmp_path / "other", aside / "ckpt_00000020.pt")
 
 
 # -------------------------------------------------------------------- branch plans
@@ -189,7 +184,7 @@ def test_resume_from_an_older_step_moves_the_later_ones_aside(tmp_path: Path) ->
     assert steps(list_checkpoints(tmp_path)) == [10]
     assert steps(list_abandoned(tmp_path)) == [20, 25, 30, 35]
     assert tree(tmp_path) == before  # moved, not copied or deleted
-    assert not (tmp_path / "checkpoints" / rundir.MOVE_JOURNAL).exists()
+    assert not (tmp_path / "checkpoints" / MOVE_JOURNAL).exists()
 
 
 def test_resume_from_an_abandoned_checkpoint_keeps_one_linear_chain(tmp_path: Path) -> None:
@@ -241,7 +236,7 @@ def test_new_branch_from_scratch_moves_every_live_checkpoint(tmp_path: Path) -> 
 _KILLED_MOVE = textwrap.dedent("""
     import os, signal, sys
     from trainer import lineage
-    from trainer.rundir import list_checkpoints
+    from trainer.rundir.checkpoints import list_checkpoints
     run = sys.argv[1]
     real, n = os.rename, []
     def rename(src, dst):
@@ -260,7 +255,7 @@ def test_a_move_killed_half_way_is_finished_at_the_next_start(tmp_path: Path) ->
     before = tree(tmp_path)
     proc = subprocess.run([sys.executable, "-c", _KILLED_MOVE, str(tmp_path)], timeout=120)
     assert proc.returncode == -9
-    assert (tmp_path / "checkpoints" / rundir.MOVE_JOURNAL).exists()
+    assert (tmp_path / "checkpoints" / MOVE_JOURNAL).exists()
     split = {(i.step, i.complete) for i in list_checkpoints(tmp_path)}
     assert (20, False) in split  # its .pt moved, its manifest not yet
     done = lineage.finish_interrupted_move(tmp_path)
@@ -276,7 +271,7 @@ def test_move_never_overwrites(tmp_path: Path) -> None:
     a = ckpt(tmp_path, 10)
     b = ckpt(tmp_path, 20, where=tmp_path / "checkpoints" / "abandoned" / "x")
     b.rename(b.with_name(a.name))
-    with pytest.raises(rundir.CheckpointError, match="target exists"):
+    with pytest.raises(CheckpointError, match="target exists"):
         lineage.move_files(tmp_path, [(b.with_name(a.name), a)])
     assert a.read_bytes() != b.with_name(a.name).read_bytes()
 
@@ -305,7 +300,7 @@ def _log(run_dir: Path, records: list[dict], torn: bytes = b"") -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "events.jsonl", "wb") as f:
         for r in records:
-            f.write(ev.encode({"v": 1, "t": 1.0, **r}))
+            f.write(encode({"v": 1, "t": 1.0, **r}))
         f.write(torn)
 
 
@@ -350,7 +345,7 @@ def test_fresh_start_refusal_names_last_step_and_choices(tmp_path: Path) -> None
     run = tmp_path / "demo"
     ckpt(run, 30)
     _log(run, [{"event": "run_start", "start_step": 0}, *_steps(1, 31)])
-    msg = rundir.fresh_start_refusal(run, run_history(run))
+    msg = fresh_start_refusal(run, run_history(run))
     assert "last step 31" in msg and "step 30" in msg
     for choice in ("--resume latest", f"--run-dir {tmp_path / 'demo-2'}", "--new-branch"):
         assert choice in msg
@@ -379,7 +374,7 @@ def test_suggest_run_dir(tmp_path: Path) -> None:
 def test_a_garbled_or_hostile_move_journal_moves_nothing(tmp_path: Path, journal: str) -> None:
     ckpt(tmp_path, 10)
     before = tree(tmp_path)
-    (tmp_path / "checkpoints" / rundir.MOVE_JOURNAL).write_text(journal)
-    with pytest.raises(rundir.CheckpointError, match="move journal"):
+    (tmp_path / "checkpoints" / MOVE_JOURNAL).write_text(journal)
+    with pytest.raises(CheckpointError, match="move journal"):
         lineage.finish_interrupted_move(tmp_path)
     assert tree(tmp_path) == before and steps(list_checkpoints(tmp_path)) == [10]

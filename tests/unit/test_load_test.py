@@ -10,21 +10,21 @@ from pathlib import Path
 import pytest
 
 from tests.ckpt_factory import RunsCode, demo_cfg, other_model_cfg, train_state
-from trainer import config as config_mod
-from trainer.checkpoint import (
-    LoadTest,
-    find_resume_checkpoint,
-    save_checkpoint,
-)
+from trainer.checkpoint import save_checkpoint
+from trainer.config.build import to_dict
+from trainer.config.schema import Config
 from trainer.lineage import model_config
-from trainer.rundir import NoValidCheckpoint, checkpoint_paths, verify_checkpoint
+from trainer.loadtest import LoadTest
+from trainer.rundir.checkpoints import verify_checkpoint
+from trainer.rundir.layout import NoValidCheckpoint, checkpoint_paths
+from trainer.rundir.resolve import find_resume_checkpoint
 
 CFG = demo_cfg()
 OTHER = other_model_cfg()
 
 
-def save(run_dir: Path, step: int, state: dict, cfg: config_mod.Config | None = CFG):
-    mc = model_config(config_mod.to_dict(cfg)) if cfg is not None else None
+def save(run_dir: Path, step: int, state: dict, cfg: Config | None = CFG):
+    mc = model_config(to_dict(cfg)) if cfg is not None else None
     return save_checkpoint(run_dir, step, 0, state, model_config=mc)
 
 

@@ -9,12 +9,14 @@ import os
 import pytest
 
 from nal_tui.core.follow import LogFollower
-from nal_tui.core.reducer import RunState
+from nal_tui.core.reducer.state import RunState
 from nal_tui.core.vocab import ALERT_GARBLED
 from tests.factory import T0
-from trainer import events as ev
 from trainer.events import index as ix
+from trainer.events import schema as ev
+from trainer.events.codec import encode
 from trainer.events.indexwrite import build_index
+from trainer.events.parse import parse_lines
 
 
 def _start(t: float, step: int, target: int = 3000) -> bytes:
@@ -23,7 +25,7 @@ def _start(t: float, step: int, target: int = 3000) -> bytes:
         world_size=1, device="cpu", versions={}, run_name="bulk", recon_loss="mrstft",
         checkpoint_every=100, val_every=50, milestone_every=250,
     )  # fmt: skip
-    return ev.encode(e.to_record(t))
+    return encode(e.to_record(t))
 
 
 def _step(n: int, t: float, **losses: float) -> bytes:
@@ -31,11 +33,11 @@ def _step(n: int, t: float, **losses: float) -> bytes:
     vals.update(losses)
     e = ev.Step(step=n, epoch=1 + n // 500, recon="mrstft", lr_g=2e-4, lr_d=2e-4,
                 step_time=0.2, samples_per_s=80.0 + n % 3, **vals)  # fmt: skip
-    return ev.encode(e.to_record(t))
+    return encode(e.to_record(t))
 
 
 def _other(e: ev.Event, t: float) -> bytes:
-    return ev.encode(e.to_record(t))
+    return encode(e.to_record(t))
 
 
 def write_log(path, n: int = 1200, resume_at: int = 700, resume_to: int = 600) -> bytes:
@@ -100,7 +102,7 @@ def one_by_one(path) -> RunState:
     data = open(path, "rb").read()
     lines = data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]
     for i, line in enumerate(lines):
-        recs, bad, sample = ev.parse_lines([line], i + 1, ev.EVENTS_FILE)
+        recs, bad, sample = parse_lines([line], i + 1, ev.EVENTS_FILE)
         if recs:
             s.feed(recs)
         s.note_garbled(bad, sample)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainer.config import LossConfig
+from trainer.config.schema import LossConfig
 from trainer.losses import (
     LossTracker,
     ReconstructionLoss,

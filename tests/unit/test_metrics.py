@@ -10,7 +10,7 @@ import torch
 
 from trainer import metrics as M
 from trainer.audio import MelSpectrogram
-from trainer.config import AudioConfig
+from trainer.config.schema import AudioConfig
 from trainer.demo_corpus import synthesize_utterance
 
 SR = 22050

@@ -8,35 +8,31 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
-from trainer import config
-from trainer.config import DiscriminatorConfig, GeneratorConfig
-from trainer.models import (
-    Discriminators,
-    Generator,
-    build_models,
-    count_parameters,
-    param_counts,
-)
+from trainer.config.schema import Config, DiscriminatorConfig, GeneratorConfig
+from trainer.config.yamlfile import load as load_config
+from trainer.models import build_models, count_parameters, param_counts
+from trainer.models.discriminators import Discriminators
+from trainer.models.generator import Generator
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 
-def load(name: str) -> config.Config:
-    return config.load(CONFIG_DIR / f"{name}.yaml")
+def load(name: str) -> Config:
+    return load_config(CONFIG_DIR / f"{name}.yaml")
 
 
 @pytest.fixture(scope="module")
-def demo() -> config.Config:
+def demo() -> Config:
     return load("demo")
 
 
 @pytest.fixture(scope="module")
-def demo_models(demo: config.Config) -> tuple[Generator, Discriminators]:
+def demo_models(demo: Config) -> tuple[Generator, Discriminators]:
     torch.manual_seed(0)
     return build_models(demo)
 
 
-def test_demo_generator_output_length(demo: config.Config, demo_models) -> None:
+def test_demo_generator_output_length(demo: Config, demo_models) -> None:
     g, _ = demo_models
     frames = 20
     wav = g(torch.randn(2, demo.audio.n_mels, frames))
@@ -82,7 +78,7 @@ def test_generator_resblock_choice(resblock: str) -> None:
     assert g(torch.randn(1, 8, 3)).shape == (1, 1, 24)
 
 
-def test_generator_weight_norm_and_init(demo: config.Config) -> None:
+def test_generator_weight_norm_and_init(demo: Config) -> None:
     torch.manual_seed(0)
     g = Generator(demo.generator, demo.audio.n_mels)
     conv = g.resblocks[0].convs[0]
@@ -92,7 +88,7 @@ def test_generator_weight_norm_and_init(demo: config.Config) -> None:
     assert std == pytest.approx(0.01, rel=0.1)
 
 
-def test_remove_weight_norm_keeps_output(demo: config.Config) -> None:
+def test_remove_weight_norm_keeps_output(demo: Config) -> None:
     torch.manual_seed(0)
     g = Generator(demo.generator, demo.audio.n_mels).eval()
     mel = torch.randn(1, demo.audio.n_mels, 10)
@@ -105,7 +101,7 @@ def test_remove_weight_norm_keeps_output(demo: config.Config) -> None:
     assert count_parameters(g) < param_counts(demo)["generator"]
 
 
-def test_discriminators_interface_shapes(demo: config.Config, demo_models) -> None:
+def test_discriminators_interface_shapes(demo: Config, demo_models) -> None:
     _, d = demo_models
     real, fake = torch.randn(2, 1, 4096), torch.randn(2, 1, 4096)
     real_logits, fake_logits, real_feats, fake_feats = d(real, fake)
@@ -171,7 +167,7 @@ def test_reference_width_msd_uses_reference_groups() -> None:
     assert groups == [1, 4, 16, 16, 16, 16, 1]
 
 
-def test_generator_step_grad_flows_only_into_generator(demo: config.Config, demo_models) -> None:
+def test_generator_step_grad_flows_only_into_generator(demo: Config, demo_models) -> None:
     g, d = demo_models
     mel = torch.randn(2, demo.audio.n_mels, 8)
     real = torch.randn(2, 1, 8 * demo.audio.hop_length)
@@ -216,7 +212,7 @@ def test_generator_param_counts_match_paper(preset: str, paper: float) -> None:
     assert abs(n - paper) / paper < 0.01
 
 
-def test_param_counts_keys(demo: config.Config) -> None:
+def test_param_counts_keys(demo: Config) -> None:
     counts = param_counts(demo)
     assert set(counts) >= {"generator", "mpd", "msd", "discriminators"}
     assert counts["discriminators"] == counts["mpd"] + counts["msd"]

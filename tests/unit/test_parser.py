@@ -7,7 +7,9 @@ import json
 import pytest
 
 from tests.factory import record, run_start, step_event
-from trainer import events as ev
+from trainer.events import schema as ev
+from trainer.events.codec import encode
+from trainer.events.parse import parse_line, parse_lines
 
 
 def _line(rec: dict) -> bytes:
@@ -39,14 +41,14 @@ def _step(**kw) -> dict:
 )
 def test_wrong_type_or_range_is_garbled(rec, needle):
     with pytest.raises(ev.EventError, match=needle):
-        ev.parse_line(_line(rec))
-    recs, bad, sample = ev.parse_lines([_line(rec)], 7)
+        parse_line(_line(rec))
+    recs, bad, sample = parse_lines([_line(rec)], 7)
     assert recs == [] and bad == 1 and "line 7" in sample and needle.split()[0] in sample
 
 
 def test_nonfinite_encodings_and_unknown_fields_and_events_pass():
-    assert ev.parse_line(_line(_step(g="nan", d="-inf", extra={"x": 1})))["g"] == "nan"
-    assert ev.parse_line(b'{"v":1,"event":"future_thing","t":5,"anything":[1]}')
+    assert parse_line(_line(_step(g="nan", d="-inf", extra={"x": 1})))["g"] == "nan"
+    assert parse_line(b'{"v":1,"event":"future_thing","t":5,"anything":[1]}')
 
 
 def test_bulk_path_accepts_exactly_what_parse_line_accepts():
@@ -55,16 +57,16 @@ def test_bulk_path_accepts_exactly_what_parse_line_accepts():
         b"",
         b"not json",
         _line(_step(step=-1)),
-        ev.encode(record(run_start())),
+        encode(record(run_start())),
         b"\xff\xfe binary",
         b'{"v":1,"event":"step","t":1}',
         b"[1,2]",
     ]
-    recs, bad, sample = ev.parse_lines(lines)
+    recs, bad, sample = parse_lines(lines)
     singles = []
     for line in lines:
         try:
-            singles.append(ev.parse_line(line))
+            singles.append(parse_line(line))
         except ev.EventError:
             pass
     assert recs == singles and len(recs) == 2
@@ -73,5 +75,5 @@ def test_bulk_path_accepts_exactly_what_parse_line_accepts():
 
 
 def test_sample_of_a_hostile_line_is_capped():
-    recs, bad, sample = ev.parse_lines([b"x" * 100_000])
+    recs, bad, sample = parse_lines([b"x" * 100_000])
     assert bad == 1 and len(sample) < 300

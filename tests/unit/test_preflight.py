@@ -13,8 +13,23 @@ from pathlib import Path
 import pytest
 
 from nal_tui import preflight as pf
-from trainer import rundir
-from trainer.config import from_dict, load
+from nal_tui.preflight.checks_data import check_config, check_data, check_output_dirs
+from nal_tui.preflight.checks_env import (
+    _Sub,
+    check_installation,
+    check_models,
+    check_resources,
+    check_run_state,
+    check_trainer,
+)
+from nal_tui.preflight.estimates import estimate_disk, estimate_memory, estimate_params
+from nal_tui.preflight.report import FAIL, PASS, SKIP, WARN
+from trainer.config.build import from_dict
+from trainer.config.yamlfile import load
+from trainer.rundir.history import fresh_start_refusal, run_history
+from trainer.rundir.layout import CHECKPOINTS_DIR, PID_FILE, checkpoint_paths
+from trainer.rundir.lock import own_pid_info
+from trainer.rundir.manifest import Manifest, ManifestFile
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo.yaml"
@@ -71,15 +86,15 @@ def yaml_of(path: Path) -> dict:
 
 
 def test_config_pass(tmp_path):
-    res, cfg = pf.check_config(DEMO)
-    assert res.status == pf.PASS and cfg.name == "demo" and "2000 steps" in res.message
+    res, cfg = check_config(DEMO)
+    assert res.status == PASS and cfg.name == "demo" and "2000 steps" in res.message
 
 
 def test_config_bad_key_names_file_and_key(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("name: x\ntrain: {batch_sise: 4}\n")
-    res, cfg = pf.check_config(p)
-    assert cfg is None and res.status == pf.FAIL
+    res, cfg = check_config(p)
+    assert cfg is None and res.status == FAIL
     assert str(p) in res.message and "train.batch_sise" in res.message
     assert "batch_size" in res.message  # the did-you-mean hint
 
@@ -87,8 +102,8 @@ def test_config_bad_key_names_file_and_key(tmp_path):
 def test_config_out_of_range_value(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("train: {batch_size: 0}\n")
-    res, _ = pf.check_config(p)
-    assert res.status == pf.FAIL and "train.batch_size" in res.message and "minimum" in res.message
+    res, _ = check_config(p)
+    assert res.status == FAIL and "train.batch_size" in res.message and "minimum" in res.message
 
 
 # --------------------------------------------------------------------- 2. data
@@ -96,32 +111,32 @@ def test_config_out_of_range_value(tmp_path):
 
 def test_data_pass(tmp_path):
     make_corpus(tmp_path / "c")
-    res = pf.check_data(cfg_for(tmp_path / "c"))
-    assert res.status == pf.PASS, res
+    res = check_data(cfg_for(tmp_path / "c"))
+    assert res.status == PASS, res
     assert "10 clips (8 train, 2 validation)" in res.message
 
 
 def test_data_missing_wav(tmp_path):
     make_corpus(tmp_path / "c")
     (tmp_path / "c" / "wavs" / "utt004.wav").unlink()
-    res = pf.check_data(cfg_for(tmp_path / "c"))
-    assert res.status == pf.FAIL and res.message.startswith("[missing_files]")
+    res = check_data(cfg_for(tmp_path / "c"))
+    assert res.status == FAIL and res.message.startswith("[missing_files]")
     assert "1 of 10 wav files" in res.message and "utt004.wav" in res.message and res.fix
 
 
 def test_data_wrong_sample_rate_fails_without_resample(tmp_path):
     make_corpus(tmp_path / "c")
     write_wav(tmp_path / "c" / "wavs" / "utt001.wav", sr=22050)
-    res = pf.check_data(cfg_for(tmp_path / "c", resample=False))
-    assert res.status == pf.FAIL and "22050 Hz" in res.message and "utt001.wav" in res.message
+    res = check_data(cfg_for(tmp_path / "c", resample=False))
+    assert res.status == FAIL and "22050 Hz" in res.message and "utt001.wav" in res.message
     assert "data.resample" in res.fix
 
 
 def test_data_wrong_sample_rate_warns_with_resample(tmp_path):
     make_corpus(tmp_path / "c")
     write_wav(tmp_path / "c" / "wavs" / "utt001.wav", sr=22050)
-    res = pf.check_data(cfg_for(tmp_path / "c", resample=True))
-    assert res.status == pf.WARN and "utt001.wav" in res.details[0]
+    res = check_data(cfg_for(tmp_path / "c", resample=True))
+    assert res.status == WARN and "utt001.wav" in res.details[0]
     assert (
         res.details[0].startswith("warning [sample_rate]") and "resampled on load" in res.details[0]
     )
@@ -131,8 +146,8 @@ def test_data_stereo_and_garbage_files_fail(tmp_path):
     make_corpus(tmp_path / "c")
     write_wav(tmp_path / "c" / "wavs" / "utt002.wav", channels=2)
     (tmp_path / "c" / "wavs" / "utt003.wav").write_bytes(b"ID3 not a wav at all")
-    res = pf.check_data(cfg_for(tmp_path / "c"))
-    assert res.status == pf.FAIL
+    res = check_data(cfg_for(tmp_path / "c"))
+    assert res.status == FAIL
     text = " ".join([res.message, *res.details])
     assert "[mono]" in text and "utt002.wav: has 2 channels" in text
     assert "[not_wav]" in text and "utt003.wav: is a MP3 file" in text
@@ -140,13 +155,13 @@ def test_data_stereo_and_garbage_files_fail(tmp_path):
 
 def test_data_too_few_clips_for_batch(tmp_path):
     make_corpus(tmp_path / "c", n=5)
-    res = pf.check_data(cfg_for(tmp_path / "c", val_size=2))  # 3 train < batch 4
-    assert res.status == pf.FAIL and "leaves 3 for training" in res.message
+    res = check_data(cfg_for(tmp_path / "c", val_size=2))  # 3 train < batch 4
+    assert res.status == FAIL and "leaves 3 for training" in res.message
 
 
 def test_data_missing_corpus(tmp_path):
-    res = pf.check_data(cfg_for(tmp_path / "nowhere"))
-    assert res.status == pf.FAIL and "corpus directory not found" in res.message
+    res = check_data(cfg_for(tmp_path / "nowhere"))
+    assert res.status == FAIL and "corpus directory not found" in res.message
 
 
 def _cut(path: Path, keep: int) -> None:
@@ -159,33 +174,33 @@ def test_data_uses_the_trainers_corpus_rules(tmp_path):
     make_corpus(tmp_path / "c")
     _cut(tmp_path / "c" / "wavs" / "utt005.wav", 44 + 1000)  # the header claims 0.5 s
     _cut(tmp_path / "c" / "wavs" / "utt006.wav", 44)
-    res = pf.check_data(cfg_for(tmp_path / "c"))
-    assert res.status == pf.FAIL
+    res = check_data(cfg_for(tmp_path / "c"))
+    assert res.status == FAIL
     text = " ".join([res.message, *res.details])
     assert "[truncated_wav]" in text and "utt005.wav" in text
     assert "[header_only]" in text and "utt006.wav" in text
 
 
 def test_short_training_clips_warn_and_short_validation_clips_fail(tmp_path):
-    from trainer import corpus as C
+    from trainer.corpus.metadata import split_ids
 
     ids = make_corpus(tmp_path / "c", n=12)
     cfg = cfg_for(tmp_path / "c")
-    _, val = C.split_ids(ids, cfg.data.val_size, cfg.data.split_seed)
+    _, val = split_ids(ids, cfg.data.val_size, cfg.data.split_seed)
     train = [i for i in ids if i not in val]
     write_wav(tmp_path / "c" / "wavs" / f"{train[0]}.wav", seconds=0.1)  # < segment_size
-    res = pf.check_data(cfg)
-    assert res.status == pf.WARN and res.details[0].startswith("warning [short_clips]")
+    res = check_data(cfg)
+    assert res.status == WARN and res.details[0].startswith("warning [short_clips]")
     assert f"{train[0]}.wav" in res.details[0] and "zero-padded" in res.details[0]
     write_wav(tmp_path / "c" / "wavs" / f"{val[0]}.wav", seconds=0.02)  # < the largest STFT
-    res = pf.check_data(cfg)
-    assert res.status == pf.FAIL and res.message.startswith("[val_too_short]")
+    res = check_data(cfg)
+    assert res.status == FAIL and res.message.startswith("[val_too_short]")
     assert f"{val[0]}.wav" in res.message
 
 
 def test_demo_corpus_missing_will_be_generated(tmp_path):
-    res = pf.check_data(cfg_for(tmp_path / "demo_corpus", demo=True))
-    assert res.status == pf.PASS and "will be generated" in res.message
+    res = check_data(cfg_for(tmp_path / "demo_corpus", demo=True))
+    assert res.status == PASS and "will be generated" in res.message
 
 
 def test_mels_pass_and_mismatch(tmp_path):
@@ -193,12 +208,12 @@ def test_mels_pass_and_mismatch(tmp_path):
     frames = 8000 // 128  # 0.5 s at 16 kHz, hop 128
     for i in ids:
         write_npy(tmp_path / "mels" / f"{i}.npy", (64, frames))
-    ok = pf.check_data(cfg_for(tmp_path / "c", mels_dir=str(tmp_path / "mels")))
-    assert ok.status == pf.PASS and "mels present" in ok.message
+    ok = check_data(cfg_for(tmp_path / "c", mels_dir=str(tmp_path / "mels")))
+    assert ok.status == PASS and "mels present" in ok.message
     write_npy(tmp_path / "mels" / "utt000.npy", (80, frames))
     (tmp_path / "mels" / "utt001.npy").unlink()
-    bad = pf.check_data(cfg_for(tmp_path / "c", mels_dir=str(tmp_path / "mels")))
-    assert bad.status == pf.FAIL
+    bad = check_data(cfg_for(tmp_path / "c", mels_dir=str(tmp_path / "mels")))
+    assert bad.status == FAIL
     text = " ".join([bad.message, *bad.details])
     assert "[mels]" in text and "also utt001.npy" in text
     assert "utt000.npy: mel shape (80, 62) must be [n_mels=64, frames]" in text
@@ -209,39 +224,39 @@ def test_mels_pass_and_mismatch(tmp_path):
 
 def test_output_dirs_writable_and_left_clean(tmp_path):
     rd = tmp_path / "logs" / "run"
-    res = pf.check_output_dirs(rd)
-    assert res.status == pf.PASS
+    res = check_output_dirs(rd)
+    assert res.status == PASS
     assert not (tmp_path / "logs").exists()  # nothing left behind
 
 
 def test_output_dirs_existing_run_dir_keeps_contents(tmp_path):
     rd = tmp_path / "run"
-    (rd / rundir.CHECKPOINTS_DIR).mkdir(parents=True)
-    (rd / rundir.CHECKPOINTS_DIR / "keep").write_text("x")
-    assert pf.check_output_dirs(rd).status == pf.PASS
+    (rd / CHECKPOINTS_DIR).mkdir(parents=True)
+    (rd / CHECKPOINTS_DIR / "keep").write_text("x")
+    assert check_output_dirs(rd).status == PASS
     assert sorted(p.name for p in rd.rglob("*")) == ["checkpoints", "keep"]
 
 
 def test_output_dirs_not_creatable(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a directory should be")
-    res = pf.check_output_dirs(blocker / "run")
-    assert res.status == pf.FAIL and "cannot create or write" in res.message and res.fix
+    res = check_output_dirs(blocker / "run")
+    assert res.status == FAIL and "cannot create or write" in res.message and res.fix
 
 
 # ---------------------------------------------------------- 4. installation
 
 
 def test_installation_pass():
-    res = pf.check_installation()
-    assert res.status == pf.PASS and "torch 2.13" in res.message
+    res = check_installation()
+    assert res.status == PASS and "torch 2.13" in res.message
     assert any(d.startswith("info:") for d in res.details)
 
 
 def test_installation_wrong_torch_and_missing_package():
     versions = {"torch": "2.12.1", "soxr": None}
-    res = pf.check_installation(lambda d: versions.get(d, "99.0"))
-    assert res.status == pf.FAIL
+    res = check_installation(lambda d: versions.get(d, "99.0"))
+    assert res.status == FAIL
     text = " ".join([res.message, *res.details])
     assert "torch 2.12.1 is not supported (need >=2.13,<2.14)" in text
     assert "soxr is not installed" in text
@@ -255,15 +270,15 @@ def test_trainer_pass():
     from nal_tui.core.command import trainer_base_command
 
     base, _ = trainer_base_command()
-    res = pf.check_trainer(pf._Sub([*base, "--help"]))
-    assert res.status == pf.PASS
+    res = check_trainer(_Sub([*base, "--help"]))
+    assert res.status == PASS
 
 
 def test_trainer_fail():
-    res = pf.check_trainer(pf._Sub(["/nonexistent/nal-train", "--help"]))
-    assert res.status == pf.FAIL and "cannot run" in res.message
-    res = pf.check_trainer(
-        pf._Sub(
+    res = check_trainer(_Sub(["/nonexistent/nal-train", "--help"]))
+    assert res.status == FAIL and "cannot run" in res.message
+    res = check_trainer(
+        _Sub(
             [
                 sys.executable,
                 "-c",
@@ -272,7 +287,7 @@ def test_trainer_fail():
             ]
         )
     )
-    assert res.status == pf.FAIL and "boom" in res.message
+    assert res.status == FAIL and "boom" in res.message
 
 
 # ----------------------------------------------------------- 6. models
@@ -283,46 +298,46 @@ def demo_counts():
     from nal_tui.core.command import trainer_base_command
 
     base, _ = trainer_base_command()
-    return pf._Sub([*base, "summary", "--config", str(DEMO)])
+    return _Sub([*base, "summary", "--config", str(DEMO)])
 
 
 def test_models_pass_and_estimate_is_close(demo_counts):
-    res, counts = pf.check_models(demo_counts)
-    assert res.status == pf.PASS and "generator" in res.message and counts["generator"] > 0
-    est = pf.estimate_params(load(DEMO))
+    res, counts = check_models(demo_counts)
+    assert res.status == PASS and "generator" in res.message and counts["generator"] > 0
+    est = estimate_params(load(DEMO))
     for k in ("generator", "mpd", "msd"):
         assert abs(est[k] - counts[k]) / counts[k] < 0.1, (k, est[k], counts[k])
 
 
 def test_models_fail():
-    sub = pf._Sub(
+    sub = _Sub(
         [
             sys.executable,
             "-c",
             "import sys; print('RuntimeError: bad kernel size', file=sys.stderr); sys.exit(1)",
         ]
     )
-    res, counts = pf.check_models(sub)
-    assert res.status == pf.FAIL and "bad kernel size" in res.message and counts == {}
-    res, _ = pf.check_models(pf._Sub([sys.executable, "-c", "print('no json here')"]))
-    assert res.status == pf.FAIL and "no JSON object" in res.message
+    res, counts = check_models(sub)
+    assert res.status == FAIL and "bad kernel size" in res.message and counts == {}
+    res, _ = check_models(_Sub([sys.executable, "-c", "print('no json here')"]))
+    assert res.status == FAIL and "no JSON object" in res.message
 
 
 # ------------------------------------------------------------ 7. resources
 
 
 def test_resources_pass(tmp_path):
-    res = pf.check_resources(
+    res = check_resources(
         load(DEMO), tmp_path, disk_free=1 << 40, mem_available=1 << 36, mem_total=1 << 36, gpu=None
     )
-    assert res.status == pf.PASS and "suffice" in res.message
+    assert res.status == PASS and "suffice" in res.message
 
 
 def test_resources_full_disk(tmp_path):
-    res = pf.check_resources(
+    res = check_resources(
         load(DEMO), tmp_path, disk_free=1 << 20, mem_available=1 << 36, mem_total=1 << 36, gpu=None
     )
-    assert res.status == pf.FAIL and "not enough disk" in res.message
+    assert res.status == FAIL and "not enough disk" in res.message
     assert "keep_last" in res.fix
 
 
@@ -332,32 +347,32 @@ def test_resources_full_disk_via_disk_usage(tmp_path, monkeypatch):
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 30, 1 << 30, 4096))
-    res = pf.check_resources(load(DEMO), tmp_path / "new" / "run", gpu=None)
-    assert res.status == pf.FAIL and "4.0 KiB is free" in res.message
+    res = check_resources(load(DEMO), tmp_path / "new" / "run", gpu=None)
+    assert res.status == FAIL and "4.0 KiB is free" in res.message
 
 
 def test_resources_milestones_warn(tmp_path):
     cfg = load(DEMO)
-    disk = pf.estimate_disk(cfg, sum(pf.estimate_params(cfg).values()))
+    disk = estimate_disk(cfg, sum(estimate_params(cfg).values()))
     free = (disk.required + disk.with_milestones) // 2
-    res = pf.check_resources(
+    res = check_resources(
         cfg, tmp_path, disk_free=free, mem_available=1 << 36, mem_total=1 << 36, gpu=None
     )
-    assert res.status == pf.WARN and "milestone" in res.message
+    assert res.status == WARN and "milestone" in res.message
 
 
 def test_resources_memory_too_small(tmp_path):
-    res = pf.check_resources(
+    res = check_resources(
         load(DEMO), tmp_path, disk_free=1 << 40, mem_available=1 << 20, mem_total=1 << 24, gpu=None
     )
-    assert res.status == pf.FAIL and "train.batch_size" in res.fix
+    assert res.status == FAIL and "train.batch_size" in res.fix
 
 
 def test_estimates_scale_with_config():
     v1 = load(REPO / "config" / "hifigan_v1.yaml")
-    params = sum(pf.estimate_params(v1).values())
+    params = sum(estimate_params(v1).values())
     assert 60e6 < params < 110e6  # the reference V1: ~14M generator + ~70M discriminators
-    mem = pf.estimate_memory(v1, params)
+    mem = estimate_memory(v1, params)
     assert 6 << 30 < mem < 40 << 30  # trains at batch 16 on a 16-32 GB GPU
 
 
@@ -365,22 +380,22 @@ def test_estimates_scale_with_config():
 
 
 def test_run_state_free_dir(tmp_path):
-    assert pf.check_run_state(tmp_path / "run").status == pf.PASS
+    assert check_run_state(tmp_path / "run").status == PASS
 
 
 def test_run_state_live_trainer_fails(tmp_path, monkeypatch):
     from nal_tui.core import proc
 
     monkeypatch.setattr(proc, "is_trainer_cmdline", lambda cmd: True)
-    (tmp_path / rundir.PID_FILE).write_text(json.dumps(rundir.own_pid_info(tmp_path).__dict__))
-    res = pf.check_run_state(tmp_path)
-    assert res.status == pf.FAIL and "already owns" in res.message and "nal-tui stop" in res.fix
+    (tmp_path / PID_FILE).write_text(json.dumps(own_pid_info(tmp_path).__dict__))
+    res = check_run_state(tmp_path)
+    assert res.status == FAIL and "already owns" in res.message and "nal-tui stop" in res.fix
 
 
 def test_run_state_stale_pid_file_warns_with_fix(tmp_path):
     p = subprocess.Popen(["true"])
     p.wait()
-    (tmp_path / rundir.PID_FILE).write_text(
+    (tmp_path / PID_FILE).write_text(
         json.dumps(
             {
                 "pid": p.pid,
@@ -391,24 +406,24 @@ def test_run_state_stale_pid_file_warns_with_fix(tmp_path):
             }
         )
     )
-    res = pf.check_run_state(tmp_path)
-    assert res.status == pf.WARN and "stale" in res.message
-    assert f"delete {tmp_path / rundir.PID_FILE}" in res.fix
+    res = check_run_state(tmp_path)
+    assert res.status == WARN and "stale" in res.message
+    assert f"delete {tmp_path / PID_FILE}" in res.fix
 
 
 def _checkpoint(rd: Path, step: int, payload: bytes = b"weights") -> Path:
     import hashlib
 
-    pt, man = rundir.checkpoint_paths(rd, step)
+    pt, man = checkpoint_paths(rd, step)
     pt.parent.mkdir(parents=True, exist_ok=True)
     pt.write_bytes(payload)
     man.write_text(
-        rundir.Manifest(
+        Manifest(
             step,
             0,
             time.time(),
             False,
-            (rundir.ManifestFile(pt.name, len(payload), hashlib.sha256(payload).hexdigest()),),
+            (ManifestFile(pt.name, len(payload), hashlib.sha256(payload).hexdigest()),),
         ).to_json()
     )
     return pt
@@ -428,32 +443,30 @@ def test_run_state_resume_uses_the_trainers_load_test(tmp_path):
     ok = json.dumps({"ok": True, "checkpoint": "x/ckpt_00000400.pt", "step": 400,
                      "message": "usable: x/ckpt_00000400.pt (step 400)",
                      "skipped": [{"path": "x/ckpt_00000500.pt", "reason": "pickled code"}]})  # fmt: skip
-    res = pf.check_run_state(tmp_path, resume="latest", verify=_Answer(0, ok))
-    assert res.status == pf.PASS and "resume from step 400" in res.message
+    res = check_run_state(tmp_path, resume="latest", verify=_Answer(0, ok))
+    assert res.status == PASS and "resume from step 400" in res.message
     assert res.details == ["skipped ckpt_00000500.pt: pickled code"]
     bad = json.dumps({"ok": False, "checkpoint": None, "step": None, "skipped": [],
                       "message": "cannot resume: another model config: \x1b[31mgen.x"})  # fmt: skip
-    res = pf.check_run_state(tmp_path, resume="x.pt", verify=_Answer(5, bad))
-    assert res.status == pf.FAIL and "another model config" in res.message
+    res = check_run_state(tmp_path, resume="x.pt", verify=_Answer(5, bad))
+    assert res.status == FAIL and "another model config" in res.message
     assert "\x1b" not in res.message
-    res = pf.check_run_state(tmp_path, resume="x.pt", verify=_Answer(None, "", "no answer"))
-    assert res.status == pf.FAIL and "did not answer" in res.message
+    res = check_run_state(tmp_path, resume="x.pt", verify=_Answer(None, "", "no answer"))
+    assert res.status == FAIL and "did not answer" in res.message
 
 
 def test_run_state_a_fresh_start_in_a_run_dir_that_holds_a_run_fails(tmp_path):
     """The trainer refuses such a start (exit 2); preflight gives the same verdict, and
     passes a start that says it is a new branch."""
     _checkpoint(tmp_path, 400)
-    res = pf.check_run_state(tmp_path)
-    assert res.status == pf.FAIL and res.message == rundir.fresh_start_refusal(
-        tmp_path, rundir.run_history(tmp_path), choices=False
+    res = check_run_state(tmp_path)
+    assert res.status == FAIL and res.message == fresh_start_refusal(
+        tmp_path, run_history(tmp_path), choices=False
     )
     assert f"--run-dir {tmp_path.with_name(tmp_path.name + '-2')}" in res.fix
-    res = pf.check_run_state(tmp_path, new_branch=True)
+    res = check_run_state(tmp_path, new_branch=True)
     assert (
-        res.status == pf.PASS
-        and "moved aside" in res.message
-        and "nothing is deleted" in res.message
+        res.status == PASS and "moved aside" in res.message and "nothing is deleted" in res.message
     )
 
 
@@ -474,7 +487,7 @@ def test_run_checks_demo_fresh(tmp_path, monkeypatch):
         "System resources",
         "Run state",
     ]
-    assert rep.checks[5].status == pf.SKIP and rep.total == 7
+    assert rep.checks[5].status == SKIP and rep.total == 7
     assert rep.lines()[-1].startswith("7/7 checks passed")
 
 
@@ -482,8 +495,8 @@ def test_run_checks_bad_config_skips_dependents(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("trian: {}\n")
     rep = pf.run_checks(p, None, build_models=True)
-    assert not rep.ok and rep.checks[0].status == pf.FAIL
-    assert {c.name for c in rep.checks if c.status == pf.SKIP} == {
+    assert not rep.ok and rep.checks[0].status == FAIL
+    assert {c.name for c in rep.checks if c.status == SKIP} == {
         "Data",
         "Output directories",
         "Model components",

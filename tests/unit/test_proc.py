@@ -11,7 +11,8 @@ import pytest
 
 from nal_tui.core import proc
 from nal_tui.core.vocab import PID_GARBLED, PID_NONE, PID_STALE
-from trainer import rundir
+from trainer.rundir.layout import PID_FILE
+from trainer.rundir.lock import own_pid_info
 
 
 def _pid_doc(cmd=("nal-train", "train")) -> dict:
@@ -19,7 +20,7 @@ def _pid_doc(cmd=("nal-train", "train")) -> dict:
 
 
 def test_fifo_pid_file_is_refused_without_blocking(tmp_path):
-    os.mkfifo(tmp_path / rundir.PID_FILE)
+    os.mkfifo(tmp_path / PID_FILE)
     t0 = time.monotonic()
     st = proc.pid_state(tmp_path)  # a plain open() would block here forever
     assert st.state == PID_GARBLED and "not a regular file" in st.message
@@ -29,20 +30,20 @@ def test_fifo_pid_file_is_refused_without_blocking(tmp_path):
 def test_symlink_huge_and_binary_pid_files_are_refused(tmp_path):
     target = tmp_path / "elsewhere.json"
     target.write_text(json.dumps(_pid_doc()))
-    (tmp_path / rundir.PID_FILE).symlink_to(target)
+    (tmp_path / PID_FILE).symlink_to(target)
     assert "symbolic link" in proc.pid_state(tmp_path).message
-    (tmp_path / rundir.PID_FILE).unlink()
-    with open(tmp_path / rundir.PID_FILE, "wb") as f:
+    (tmp_path / PID_FILE).unlink()
+    with open(tmp_path / PID_FILE, "wb") as f:
         f.truncate(1 << 30)  # sparse: a gigabyte that must not be read
     assert "too large" in proc.pid_state(tmp_path).message
-    (tmp_path / rundir.PID_FILE).write_bytes(b"\xff\xfe\x00\x1b[2J" * 10)
+    (tmp_path / PID_FILE).write_bytes(b"\xff\xfe\x00\x1b[2J" * 10)
     st = proc.pid_state(tmp_path)
     assert st.state == PID_GARBLED and "\x1b" not in st.message
 
 
 def test_missing_and_stale(tmp_path):
     assert proc.pid_state(tmp_path).state == PID_NONE
-    (tmp_path / rundir.PID_FILE).write_text(json.dumps(_pid_doc()))
+    (tmp_path / PID_FILE).write_text(json.dumps(_pid_doc()))
     assert proc.pid_state(tmp_path).state == PID_STALE
 
 
@@ -66,7 +67,7 @@ def test_trainer_command_lines(cmd, ours):
 
 def test_our_own_process_is_not_a_trainer(tmp_path):
     """The identity gate: pid and start time match, but pytest is not our trainer."""
-    info = rundir.own_pid_info(tmp_path)
+    info = own_pid_info(tmp_path)
     assert not proc.matches(info)
 
 

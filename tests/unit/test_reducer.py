@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 from nal_tui.core import vocab as V
-from nal_tui.core.reducer import RunState
+from nal_tui.core.reducer.state import RunState
 from nal_tui.core.status import StatusInputs, derive_status
 from nal_tui.core.text import clean
 from tests.factory import T0, record, records, run_end, run_start, step_event, steps
-from trainer import events as ev
+from trainer.events import schema as ev
 
 
 def _state(events, **kw) -> RunState:

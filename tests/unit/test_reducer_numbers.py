@@ -8,10 +8,10 @@ import math
 import pytest
 
 from nal_tui.core import vocab as V
-from nal_tui.core.reducer import RunState
+from nal_tui.core.reducer.state import RunState
 from nal_tui.core.status import StatusInputs, derive_status
 from tests.factory import T0, checkpoint_record, record, run_end, run_start, step_event
-from trainer import events as ev
+from trainer.events import schema as ev
 
 
 def start(t=T0, start_step=0, target=1000, **kw) -> dict:

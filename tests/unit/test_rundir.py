@@ -14,25 +14,24 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trainer.rundir import (
+from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
+from trainer.rundir.layout import (
     LOCK_FILE,
     PID_FILE,
-    Manifest,
     ManifestError,
-    ManifestFile,
+    atomic_write_bytes,
+    atomic_write_text,
+    checkpoint_paths,
+)
+from trainer.rundir.lock import (
     PidFileError,
     PidInfo,
     RunLock,
     RunLocked,
-    atomic_write_bytes,
-    atomic_write_text,
-    checkpoint_paths,
-    list_checkpoints,
     process_matches,
-    read_manifest,
     read_pid_file,
-    verify_checkpoint,
 )
+from trainer.rundir.manifest import Manifest, ManifestFile, read_manifest
 
 
 def fake_checkpoint(
@@ -292,7 +291,7 @@ def test_process_matches_checks_pid_create_time_and_cmdline(tmp_path: Path, slee
 
 _HOLDER = textwrap.dedent("""
     import sys
-    from trainer.rundir import RunLock
+    from trainer.rundir.lock import RunLock
     with RunLock(sys.argv[1]):
         print("locked", flush=True)
         sys.stdin.readline()
@@ -369,14 +368,14 @@ def test_lock_of_killed_holder_is_free(tmp_path: Path) -> None:
 
 def test_the_run_of_a_checkpoint_path_live_or_abandoned(tmp_path):
     from tests.factory import write_checkpoint
-    from trainer import rundir
     from trainer.inference import run_dir_of
+    from trainer.rundir.layout import CONFIG_FILE
 
     rd = tmp_path / "run"
     live = write_checkpoint(rd, 10)
     aside = write_checkpoint(rd, 50, aside="20260101-000000_steps-40-50")
     assert run_dir_of(live) is None  # not a run yet: no config.yaml
-    (rd / rundir.CONFIG_FILE).write_text("name: x\n")
+    (rd / CONFIG_FILE).write_text("name: x\n")
     assert run_dir_of(live) == rd.resolve() and run_dir_of(aside) == rd.resolve()
     stray = tmp_path / "elsewhere" / "ckpt_00000010.pt"
     stray.parent.mkdir()

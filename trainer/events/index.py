@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
 import zlib
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import events as ev
+from trainer.events import schema as ev
 
 log = logging.getLogger("nal-train")
 
@@ -184,8 +185,6 @@ class IndexReader:
         except OSError:
             return None
         try:
-            import stat
-
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 os.close(fd)
                 return None

@@ -16,7 +16,8 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from trainer import events as ev
+from trainer.events import schema as ev
+from trainer.events.codec import float_field
 from trainer.events.index import (
     _NL,
     BLOCK,
@@ -37,6 +38,7 @@ from trainer.events.index import (
     log,
     scan,
 )
+from trainer.events.parse import parse_line
 
 # ---------------------------------------------------------------------------- building
 
@@ -148,7 +150,7 @@ def _classify(b: _Builder, line: bytes, start: int, end: int) -> bytes | None:
         b.blank(end)
         return None
     try:
-        rec = ev.parse_line(line)
+        rec = parse_line(line)
     except ev.EventError:
         return b.other(KIND_GARBLED, start, end)
     return _add_record(b, rec, start, end)
@@ -157,7 +159,7 @@ def _classify(b: _Builder, line: bytes, start: int, end: int) -> bytes | None:
 def _add_record(b: _Builder, rec: dict[str, Any], start: int, end: int) -> bytes | None:
     name = rec[ev.K_EVENT]
     if name == ev.Step.EVENT:
-        vals = [ev.float_field(rec, k) for k in ev.LOSS_KEYS]
+        vals = [float_field(rec, k) for k in ev.LOSS_KEYS]
         return b.step(rec["step"], float(rec[ev.K_TIME]), vals, start, end)
     return b.other(KIND_OF_EVENT.get(name, KIND_OTHER), start, end)
 

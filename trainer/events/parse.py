@@ -11,18 +11,16 @@ import json as _json
 from collections.abc import Mapping
 from typing import Any
 
-from trainer.events import (
-    _NONFINITE,
-    _REQUIRED,
+from trainer.events.codec import NONFINITE, _orjson, loads
+from trainer.events.schema import (
     EVENTS_FILE,
     K_EVENT,
     K_TIME,
     K_VERSION,
     LOSS_KEYS,
+    REQUIRED_FIELDS,
     SCHEMA_VERSION,
     EventError,
-    _orjson,
-    loads,
 )
 
 
@@ -38,7 +36,7 @@ def validate(rec: Mapping[str, Any]) -> None:
     t = rec.get(K_TIME)
     if t.__class__ not in _NUM or not 0.0 <= t <= MAX_TIME:
         raise EventError(f"{name}: 't' must be a unix time, got {_short(t)}")
-    missing = _REQUIRED.get(name, frozenset()) - rec.keys()
+    missing = REQUIRED_FIELDS.get(name, frozenset()) - rec.keys()
     if missing:
         raise EventError(f"{name}: missing field(s) {', '.join(sorted(missing))}")
     for key, check in _CHECKS.get(name, ()):
@@ -80,7 +78,7 @@ def _opt(inner: Any) -> Any:
 
 
 def _is_loss(v: Any) -> bool:
-    return v.__class__ in _NUM or (v.__class__ is str and v in _NONFINITE)
+    return v.__class__ in _NUM or (v.__class__ is str and v in NONFINITE)
 
 
 def _is_nonneg(v: Any) -> bool:

@@ -4,31 +4,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from trainer.config import Config
+from trainer.config.schema import Config
 
-from .discriminators import (
-    Discriminators,
-    MultiPeriodDiscriminator,
-    MultiScaleDiscriminator,
-    PeriodDiscriminator,
-    ScaleDiscriminator,
-)
-from .generator import Generator, ResBlock1, ResBlock2, remove_weight_norm_
+from .discriminators import Discriminators
+from .generator import Generator
 
-__all__ = [
-    "Discriminators",
-    "Generator",
-    "MultiPeriodDiscriminator",
-    "MultiScaleDiscriminator",
-    "PeriodDiscriminator",
-    "ResBlock1",
-    "ResBlock2",
-    "ScaleDiscriminator",
-    "build_models",
-    "count_parameters",
-    "param_counts",
-    "remove_weight_norm_",
-]
+__all__ = ["build_models", "count_parameters", "param_counts"]
 
 
 def build_models(cfg: Config) -> tuple[Generator, Discriminators]:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
-from trainer.config import DiscriminatorConfig
+from trainer.config.schema import DiscriminatorConfig
 
 from .generator import LRELU_SLOPE, get_padding
 

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from trainer.config import GeneratorConfig
+from trainer.config.schema import GeneratorConfig
 
 LRELU_SLOPE = 0.1
 INIT_STD = 0.01

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.events import VAL_SET
+from trainer.events.schema import VAL_SET
 from trainer.rundir.layout import (
     ABANDONED_DIR,
     CHECKPOINTS_DIR,

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.events import EventError, loads
+from trainer.events.codec import loads
+from trainer.events.schema import EventError
 from trainer.rundir.checkpoints import CheckpointInfo, list_abandoned, list_checkpoints
 from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, EVENTS, PID_FILE
 

@@ -12,7 +12,7 @@ import re
 import secrets
 from pathlib import Path
 
-from trainer.events import EVENTS_FILE
+from trainer.events.schema import EVENTS_FILE
 
 EVENTS = EVENTS_FILE
 CONFIG_FILE = "config.yaml"

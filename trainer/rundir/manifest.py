@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.events import METRIC_HIGHER_IS_BETTER
+from trainer.events.schema import METRIC_HIGHER_IS_BETTER
 from trainer.rundir.layout import MANIFEST_FORMAT, ManifestError
 
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from trainer.events import METRIC_HIGHER_IS_BETTER
+from trainer.events.schema import METRIC_HIGHER_IS_BETTER
 from trainer.rundir.checkpoints import (
     CheckpointInfo,
     Verifier,

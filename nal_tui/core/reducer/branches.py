@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from trainer import events as ev
+from trainer.events import schema as ev
 
 from ..text import clean
 from ..vocab import ALERT_BRANCH, LEVEL_INFO

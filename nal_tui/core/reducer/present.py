@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from trainer import events as ev
+from trainer.events import schema as ev
 
 from ..views import (
     AlertsView,

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from trainer import events as ev
+from trainer.events import schema as ev
 
 from ..blocks import StepBlock, as_float, block_from_records
 from ..series import is_rising

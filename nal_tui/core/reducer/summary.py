@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from trainer import events as ev
+from trainer.events import schema as ev
 from trainer.events.index import BlockInfo
 
 from ..blocks import as_float

@@ -18,7 +18,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from nal_tui.core.text import clean
-from trainer import rundir
+from trainer.rundir.history import RunHistory
+from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR
 
 RESUME, NEW_RUN, NEW_BRANCH = "resume", "new-run", "new-branch"
 
@@ -34,7 +35,7 @@ class RunHoldsRunScreen(ModalScreen[str | None]):
         Binding("escape", "choose(None)", "Cancel"),
     ]
 
-    def __init__(self, run_dir: Path, hist: rundir.RunHistory, suggested: Path) -> None:
+    def __init__(self, run_dir: Path, hist: RunHistory, suggested: Path) -> None:
         super().__init__()
         self.run_dir, self.hist, self.suggested = run_dir, hist, suggested
 
@@ -55,7 +56,7 @@ class RunHoldsRunScreen(ModalScreen[str | None]):
         t.append(f"  start over from step 0 in {rd} as a new branch: its ")
         t.append(f"{h.n_checkpoints} checkpoint(s)")
         t.append(" are moved aside to ")
-        t.append(f"{rundir.CHECKPOINTS_DIR}/{rundir.ABANDONED_DIR}/", style="bold")
+        t.append(f"{CHECKPOINTS_DIR}/{ABANDONED_DIR}/", style="bold")
         t.append(", not deleted (they stay listed and resumable)\n")
         t.append(" Esc ", style="bold reverse")
         t.append(" cancel\n\n")

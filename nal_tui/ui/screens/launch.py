@@ -16,7 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from nal_tui.core.text import clean
-from trainer import rundir
+from trainer.rundir.history import RunHistory
+from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR
 
 CHECK_STYLES = {
     "pass": ("✔", "green"),
@@ -218,7 +219,7 @@ class StartScreen(LaunchScreen):
         self,
         config_path: Path,
         run_dir: Path | None,
-        new_branch: rundir.RunHistory | None = None,
+        new_branch: RunHistory | None = None,
         **kw: Any,
     ) -> None:
         self.config_path, self.run_dir, self.branch_of = config_path, run_dir, new_branch
@@ -237,7 +238,7 @@ class StartScreen(LaunchScreen):
             t.append("A new branch from step 0: ", style="bold yellow")
             t.append(
                 f"the run's {h.n_checkpoints} checkpoint(s) (last step {h.last_step:,}) are "
-                f"moved aside to {rundir.CHECKPOINTS_DIR}/{rundir.ABANDONED_DIR}/, not "
+                f"moved aside to {CHECKPOINTS_DIR}/{ABANDONED_DIR}/, not "
                 "deleted; they stay in the table and can be resumed.\n"
             )
         t.append(
@@ -292,7 +293,7 @@ class ResumeScreen(LaunchScreen):
         step = f" (step {self.checkpoint_step:,})" if self.checkpoint_step is not None else ""
         t.append(f"{name}{step}  ")
         t.append(self.verified, style="green" if self.verified.startswith("✔") else "yellow")
-        aside = f"{rundir.CHECKPOINTS_DIR}/{rundir.ABANDONED_DIR}/"
+        aside = f"{CHECKPOINTS_DIR}/{ABANDONED_DIR}/"
         if self.abandoned:
             t.append("\nThis checkpoint is on an abandoned branch. ", style="bold yellow")
             t.append(
