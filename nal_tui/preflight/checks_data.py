@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from nal_tui.core.text import clean
-from trainer import corpus as C
 from trainer.corpus.check import check_corpus
 from trainer.corpus.report import (
     RULE_BATCH,
@@ -25,6 +24,7 @@ from trainer.corpus.report import (
     RULE_SHORTER_THAN_HOP,
     RULE_TRUNCATED,
     RULE_UNREADABLE,
+    RULE_UNSEEN,
     RULE_VAL_SIZE,
     RULE_VAL_TOO_SHORT,
     Finding,
@@ -78,7 +78,7 @@ FIXES = {
     RULE_VAL_TOO_SHORT: "use longer validation clips, another data.split_seed, or smaller STFTs",
     RULE_BATCH: "add clips, or lower data.val_size or train.batch_size",
     RULE_MELS: "recompute the mels with this config's audio settings (n_mels, hop_length)",
-    getattr(C, "RULE_UNSEEN", "unseen_set"): "fix data.unseen_metadata: readable, long enough "
+    RULE_UNSEEN: "fix data.unseen_metadata: readable, long enough "
     "clips, none of them in the training corpus",
 }
 
