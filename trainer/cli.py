@@ -17,7 +17,13 @@ from trainer.config.yamlfile import load
 from trainer.events import schema as ev
 from trainer.rundir.checkpoints import CheckpointInfo
 from trainer.rundir.history import fresh_start_refusal, run_history
-from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, CONFIG_FILE, CheckpointError
+from trainer.rundir.layout import (
+    ABANDONED_DIR,
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    CheckpointError,
+    default_run_dir,
+)
 from trainer.rundir.lock import PidFileError, process_matches, read_pid_file
 from trainer.signals import StopFlag, ignore_stop_signals, signal_name
 
@@ -29,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--config", type=Path, help="YAML config (default when resuming: the run dir's config.yaml)"
     )
-    t.add_argument("--run-dir", type=Path, help="run directory (default logs/<config name>)")
+    t.add_argument(
+        "--run-dir", type=Path, help=f"run directory (default {default_run_dir('<config name>')})"
+    )
     start = t.add_mutually_exclusive_group()
     start.add_argument(
         "--resume",
@@ -131,7 +139,7 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
     if solo and stop.set:
         _say(f"stopped by {signal_name(stop.signum)} before start-up; nothing was written")
         return ev.EXIT_OK
-    run_dir = args.run_dir or Path("logs") / cfg.name
+    run_dir = args.run_dir or default_run_dir(cfg.name)
     refusal = _fresh_start_refusal(run_dir) if not (args.resume or args.new_branch) else None
     if refusal:
         _say(refusal)
@@ -212,7 +220,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         except ConfigError as e:
             print(f"nal-train: {e}", file=sys.stderr)
             return ev.EXIT_USAGE
-        run_dir = run_dir or Path("logs") / cfg.name
+        run_dir = run_dir or default_run_dir(cfg.name)
     if run_dir is None:
         print(
             "nal-train verify: give --run-dir (or --config, or a checkpoint path)", file=sys.stderr

@@ -17,19 +17,11 @@ from typing import IO, Any
 
 from trainer import logsetup
 from trainer.events import schema as ev
+from trainer.events.units import fmt_duration
 from trainer.events.writer import add_observer
 
 LOG_EVERY_S = 30.0
 REDRAW_S = 0.2
-
-
-def _dur(s: float | None) -> str:
-    if s is None or s != s or s < 0 or s > 1e9:
-        return "--"
-    s = int(s)
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _num(v: Any) -> str:
@@ -62,7 +54,7 @@ class Console:
                 rate = (s1 - s0) / (t1 - t0)
         target = f"/{self.target:,}" if self.target else ""
         pct = f" {100 * step / self.target:4.1f}%" if self.target else ""
-        eta = _dur((self.target - step) / rate) if rate and self.target else "--"
+        eta = fmt_duration((self.target - step) / rate) if rate and self.target else "--"
         # Most important first; a narrow terminal drops whole parts from the end of this
         # list (never cuts one): recon, then D, then G.
         self.parts = [

@@ -36,7 +36,7 @@ EXIT_NONFINITE = 4
 EXIT_NO_CHECKPOINT = 5
 EXIT_STORAGE = 6  # a run-directory write failed (disk full, I/O error): see run_end.reason
 
-# alert kinds the trainer writes (the dashboard adds its own derived ones).
+# Alert kinds: the one list. The trainer writes these in ``alert`` events ...
 ALERT_NONFINITE = "nonfinite"
 ALERT_CHECKPOINT_SKIPPED = "checkpoint_skipped"
 ALERT_RESUME_FALLBACK = "resume_fallback"
@@ -46,6 +46,41 @@ ALERT_SHORT_CLIPS = "short_clips"  # training clips shorter than a segment (zero
 ALERT_CORPUS = "corpus"  # another corpus warning (e.g. clips resampled on load)
 ALERT_OVERTRAINING = "overtraining"  # the best-checkpoint metric has stopped improving
 ALERT_METRIC_UNAVAILABLE = "metric_unavailable"  # a validation metric's package is missing
+TRAINER_ALERT_KINDS = (
+    ALERT_NONFINITE,
+    ALERT_CHECKPOINT_SKIPPED,
+    ALERT_RESUME_FALLBACK,
+    ALERT_COMPILE_FALLBACK,
+    ALERT_CHECKPOINT_KEPT_ASIDE,
+    ALERT_SHORT_CLIPS,
+    ALERT_CORPUS,
+    ALERT_OVERTRAINING,
+    ALERT_METRIC_UNAVAILABLE,
+)
+# ... and readers of the log (the dashboard, the watcher) derive these from it; a reader shows
+# a kind it does not know generically.
+ALERT_D_COLLAPSE = "d_collapse"
+ALERT_IMBALANCE = "gd_imbalance"
+ALERT_STALLED = "stalled"
+ALERT_CRASHED = "crashed"
+ALERT_RUN_FAILED = "run_failed"
+ALERT_START_REFUSED = "start_refused"  # a failed run_end right after a run_end: nothing ran
+ALERT_GARBLED = "garbled"
+ALERT_BACKWARDS = "steps_backwards"
+ALERT_BRANCH = "branch"  # a run_start below the last step: the later steps were abandoned
+DERIVED_ALERT_KINDS = (
+    ALERT_D_COLLAPSE,
+    ALERT_IMBALANCE,
+    ALERT_STALLED,
+    ALERT_CRASHED,
+    ALERT_RUN_FAILED,
+    ALERT_START_REFUSED,
+    ALERT_GARBLED,
+    ALERT_BACKWARDS,
+    ALERT_BRANCH,
+)
+ALERT_KINDS = TRAINER_ALERT_KINDS + DERIVED_ALERT_KINDS
+ALERT_LEVELS = ("info", "warning", "error")
 
 # Validation sets (the ``val`` event's ``set``) and metric names (keys of its ``metrics``).
 VAL_SET = "val"  # the fixed utterances held out of the training corpus

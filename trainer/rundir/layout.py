@@ -15,6 +15,7 @@ from pathlib import Path
 from trainer.events.schema import EVENTS_FILE
 
 EVENTS = EVENTS_FILE
+LOGS_DIR = Path("logs")  # where runs go by default, relative to the current directory
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
@@ -33,6 +34,13 @@ CKPT_SUFFIX = ".pt"
 MANIFEST_SUFFIX = ".json"
 TMP_SUFFIX = ".tmp"
 HASH_CHUNK = 1 << 20  # 1 MiB: large enough to stream at disk speed, small enough for RAM.
+
+
+def default_run_dir(run_name: str, logs_dir: str | os.PathLike[str] = LOGS_DIR) -> Path:
+    """``<logs>/<config name>``: the run directory when none is given (the one definition;
+    the trainer, preflight, nal-tui and their help texts use it)."""
+    return Path(logs_dir) / run_name
+
 
 CKPT_NAME_RE = re.compile(r"^ckpt_(\d{8,})\.(pt|json)$")  # ckpt_<step>.pt|json
 # Temp names look like ".ckpt_00001000.pt.<hex>.tmp" (see atomic_write_bytes / save_checkpoint).
