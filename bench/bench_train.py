@@ -29,7 +29,7 @@ from trainer.config.yamlfile import load
 from trainer.demo_corpus import ensure_demo_corpus  # noqa: E402
 from trainer.events import schema as ev
 from trainer.events.writer import EventWriter  # noqa: E402
-from trainer.loop import Trainer  # noqa: E402
+from trainer.train.loop import Trainer  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -10,7 +10,7 @@ them. Runs are interleaved round-robin and the median is reported, so a machine 
 drifts slows every variant alike.
 
 Part 2 (``--validation``): one validation by the trainer's own code
-(``trainer.validation.Validator``: generator, reconstruction loss, mel L1, M-STFT, PESQ, STOI
+(``trainer.train.validation.Validator``: generator, reconstruction loss, mel L1, M-STFT, PESQ, STOI
 and the composite, as ``config/hifigan_v1.yaml`` configures them) on a V1 generator, measured
 on ``--val-utts`` generated utterances and scaled per second of audio to the config's
 ``data.val_size`` LJSpeech-length utterances, against ``log.val_every`` x the measured V1
@@ -44,8 +44,8 @@ import torch  # noqa: E402
 from trainer.config.build import replace  # noqa: E402
 from trainer.config.schema import Config  # noqa: E402
 from trainer.config.yamlfile import load  # noqa: E402
-from trainer.inference import MelExtractor, prepare_for_inference, set_threads  # noqa: E402
 from trainer.models.generator import Generator  # noqa: E402
+from trainer.tools.inference import MelExtractor, prepare_for_inference, set_threads  # noqa: E402
 
 CONFIGS = {
     "v1": "config/hifigan_v1.yaml",
@@ -124,7 +124,7 @@ def _infer(g: torch.nn.Module, mel: torch.Tensor, device: torch.device) -> np.nd
 
 
 def ours_exported(g: Generator, fmt: str, mel: torch.Tensor, work: Path, threads: int):
-    from trainer import export as ex
+    from trainer.tools import export as ex
 
     path = work / f"g_{id(g)}.{'pt' if fmt == 'torchscript' else 'onnx'}"
     if fmt == "torchscript":
@@ -241,7 +241,7 @@ def bench_rtf(args: argparse.Namespace, device: torch.device, threads: int) -> N
 def measure_step_time(device: torch.device, work: Path, steps: int) -> float:
     """Median seconds per real V1 training step (batch 16, segment 8192) on ``device``."""
     from trainer.demo_corpus import ensure_demo_corpus
-    from trainer.loop import Trainer
+    from trainer.train.loop import Trainer
 
     cfg = load(ROOT / CONFIGS["v1"])
     n = cfg.train.batch_size * (steps + 1) + 8  # one epoch covers every timed step
@@ -289,11 +289,11 @@ def measure_validation(
     device: torch.device, work: Path, n_utts: int
 ) -> tuple[float, float, dict[str, float], list[str]]:
     """(seconds, seconds of audio, seconds per part, skipped metrics) of one validation of
-    ``n_utts`` utterances by the trainer's own code (trainer.validation.Validator), with the
+    ``n_utts`` utterances by the trainer's own code (trainer.train.validation.Validator), with the
     metrics and composite of config/hifigan_v1.yaml and a V1 generator in eval mode."""
     from trainer.audio import MelSpectrogram
     from trainer.losses import ReconstructionLoss
-    from trainer.validation import Validator
+    from trainer.train.validation import Validator
 
     cfg = load(ROOT / CONFIGS["v1"])
     torch.manual_seed(0)
@@ -327,7 +327,7 @@ def bench_validation(args: argparse.Namespace, device: torch.device) -> None:
     print()
     print(f"Validation cost, V1 generator, device {device}, torch {torch.__version__}")
     print(
-        f"  trainer.validation.Validator on {args.val_utts} utterances, {audio_s:.1f} s of audio, "
+        f"  trainer.train.validation.Validator on {args.val_utts} utterances, {audio_s:.1f} s of audio, "
         f"in {total:.2f} s: generator {parts['generator']:.2f} s, reconstruction loss and mel "
         f"L1 {parts['recon']:.2f} s, "
         + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items() if k not in ("generator", "recon"))

@@ -24,11 +24,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 
-from trainer import loop  # noqa: E402
 from trainer.config.build import replace  # noqa: E402
 from trainer.config.yamlfile import load  # noqa: E402
 from trainer.demo_corpus import ensure_demo_corpus  # noqa: E402
 from trainer.events import schema as ev  # noqa: E402
+from trainer.train import loop  # noqa: E402
 
 CONFIGS = {
     "v1": "config/hifigan_v1.yaml",
@@ -102,7 +102,7 @@ def train_one(name: str, mode: str, args: argparse.Namespace, corpus: Path, work
 
 def vocode_check(run_dir: Path, corpus: Path, device: str, batch: int) -> dict:
     from trainer import cli
-    from trainer.inference import MelExtractor, MelInput, load_generator, vocode
+    from trainer.tools.inference import MelExtractor, MelInput, load_generator, vocode
 
     wavs = sorted((corpus / "wavs").glob("*.wav"))[: 2 * batch]
     loaded = load_generator(run_dir, "latest", device)

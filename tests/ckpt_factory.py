@@ -22,11 +22,11 @@ def other_model_cfg():
 
 
 def train_state(cfg, step: int) -> dict[str, Any]:
-    """The layout trainer.loop.Trainer.state_dict saves, for ``cfg``'s models."""
+    """The layout trainer.train.loop.Trainer.state_dict saves, for ``cfg``'s models."""
     import torch
 
+    from trainer.checkpointing.rng import capture_rng_state
     from trainer.models import build_models
-    from trainer.rng import capture_rng_state
 
     g, d = build_models(cfg)
     og, od = torch.optim.AdamW(g.parameters()), torch.optim.AdamW(d.parameters())
@@ -68,8 +68,8 @@ HOSTILE_KINDS = {
 
 def save_hostile(run_dir: Path, step: int, kind: str, marker: Path) -> None:
     """Replace checkpoint ``step`` with one whose hash verifies but which cannot be used."""
-    from trainer.checkpoint import save_checkpoint
-    from trainer.lineage import model_config
+    from trainer.checkpointing.lineage import model_config
+    from trainer.checkpointing.store import save_checkpoint
 
     cfg = other_model_cfg() if kind == "config" else demo_cfg()
     state = train_state(cfg, step)

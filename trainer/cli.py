@@ -11,7 +11,6 @@ import os
 import sys
 from pathlib import Path
 
-from trainer import console, logsetup
 from trainer.config.schema import Config, ConfigError
 from trainer.config.yamlfile import load
 from trainer.events import schema as ev
@@ -25,7 +24,8 @@ from trainer.rundir.layout import (
     default_run_dir,
 )
 from trainer.rundir.lock import PidFileError, process_matches, read_pid_file
-from trainer.signals import StopFlag, ignore_stop_signals, signal_name
+from trainer.train import console, logsetup
+from trainer.train.signals import StopFlag, ignore_stop_signals, signal_name
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print one JSON object")
     s = sub.add_parser("summary", help="print parameter counts as JSON")
     s.add_argument("--config", type=Path, required=True)
-    from trainer import export, vocode  # torch-free until their commands run
+    from trainer.tools import (
+        export,
+        vocode,  # torch-free until their commands run
+    )
 
     vocode.add_parser(sub)
     export.add_parser(sub)
@@ -149,7 +152,7 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
     log = logging.getLogger(logsetup.LOGGER)
     log.info("start-up: loading torch")
     console.attach(rank)  # a live progress line on a terminal, periodic log lines otherwise
-    from trainer.loop import train  # torch is imported only here
+    from trainer.train.loop import train  # torch is imported only here
 
     if solo and stop.set:
         log.warning(
@@ -238,7 +241,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             return ev.EXIT_USAGE
     if cfg is None:
         note = " (shapes not checked: no config)"
-    from trainer.loadtest import LoadTest
+    from trainer.checkpointing.loadtest import LoadTest
     from trainer.rundir.resolve import find_resume_checkpoint  # torch is imported only here
 
     test = LoadTest(cfg)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, demo_config_dict, read_events, wait_for, write_config
-from trainer.loadtest import load_checkpoint
+from trainer.checkpointing.loadtest import load_checkpoint
 from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
 
 pytestmark = pytest.mark.slow

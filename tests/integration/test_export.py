@@ -12,11 +12,11 @@ import torch
 
 from tests.integration.vocoder_runs import make_run
 from trainer import cli
-from trainer import export as export_mod
 from trainer.config.build import to_dict
 from trainer.events import schema as ev
-from trainer.inference import load_generator
 from trainer.rundir.checkpoints import list_checkpoints
+from trainer.tools import export as export_mod
+from trainer.tools.inference import load_generator
 
 HOP, N_MELS = 128, 64  # config/demo.yaml
 

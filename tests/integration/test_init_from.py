@@ -12,15 +12,15 @@ import torch
 
 from tests.ckpt_factory import demo_cfg, other_model_cfg, train_state
 from tests.conftest import ROOT, demo_config_dict, nal_train_cmd, read_events, write_config
-from trainer import loop
-from trainer.checkpoint import save_checkpoint
+from trainer.checkpointing.lineage import model_config
+from trainer.checkpointing.loadtest import load_checkpoint
+from trainer.checkpointing.store import save_checkpoint
 from trainer.config.build import from_dict, to_dict
-from trainer.errors import TrainerError
 from trainer.events import schema as ev
-from trainer.lineage import model_config
-from trainer.loadtest import load_checkpoint
 from trainer.rundir.checkpoints import list_checkpoints
 from trainer.rundir.layout import checkpoint_paths
+from trainer.train import loop
+from trainer.train.errors import TrainerError
 
 
 def _source(tmp_path: Path, cfg, step: int = 7, lr: float = 1e-6) -> Path:

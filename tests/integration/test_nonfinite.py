@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from tests.conftest import demo_config_dict
-from trainer import loop
-from trainer import step as step_mod
 from trainer.config.build import from_dict
+from trainer.train import loop
+from trainer.train import step as step_mod
 
 
 def _state(t: loop.Trainer) -> dict:

@@ -32,7 +32,7 @@ from tests.conftest import (
 from trainer.events import schema as ev
 from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
 from trainer.rundir.lock import read_pid_file
-from trainer.startup import HOLD_ENV
+from trainer.train.startup import HOLD_ENV
 
 POLL = 0.02
 

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from tests.conftest import demo_config_dict, read_events
-from trainer import loop
-from trainer import step as step_mod
+from trainer.checkpointing.loadtest import load_checkpoint
 from trainer.config.build import from_dict
 from trainer.events import schema as ev
 from trainer.events.codec import float_field
-from trainer.loadtest import load_checkpoint
 from trainer.losses import hifigan_generator_loss
 from trainer.rundir.checkpoints import list_checkpoints
+from trainer.train import loop
+from trainer.train import step as step_mod
 
 
 def _cfg(corpus: Path, **over):
@@ -164,7 +164,7 @@ def test_validation_reports_every_metric_and_writes_ground_truth_once(
 
     import soundfile as sf
 
-    from trainer import metrics as M
+    from trainer.train import metrics as M
 
     cfg = _cfg(demo_corpus, log={"val_every": 2, "val_samples": 2})
     run = tmp_path / "run"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import demo_config_dict, read_events
-from trainer import loop
-from trainer import metrics as M
 from trainer.config.build import from_dict
 from trainer.events import schema as ev
+from trainer.train import loop
+from trainer.train import metrics as M
 
 
 def _cfg(corpus: Path, **over):

@@ -11,14 +11,15 @@ import soundfile as sf
 
 from tests.conftest import demo_config_dict
 from tests.integration.vocoder_runs import make_run
-from trainer import cli, loop
-from trainer import metrics as M
+from trainer import cli
 from trainer.audio import MelSpectrogram, read_wav
 from trainer.config.build import from_dict
 from trainer.data import Corpus
 from trainer.events import schema as ev
-from trainer.inference import MelExtractor, load_generator, vocode_batch
 from trainer.rundir.layout import checkpoint_paths
+from trainer.tools.inference import MelExtractor, load_generator, vocode_batch
+from trainer.train import loop
+from trainer.train import metrics as M
 
 SR, HOP, N_MELS = 16000, 128, 64  # config/demo.yaml
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from tests.conftest import DEMO_CONFIG
-from trainer.checkpoint import save_checkpoint
+from trainer.checkpointing.store import save_checkpoint
 from trainer.config.build import from_dict
 from trainer.config.schema import Config
 from trainer.config.yamlfile import dump, load

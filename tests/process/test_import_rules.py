@@ -32,8 +32,8 @@ OTHERS = ["nal_tui", "nal_tui.cli", "nal_tui.preflight", "nal_tui.ui.app", "trai
           "trainer.config.schema", "trainer.config.build", "trainer.config.yamlfile",
           "trainer.corpus", "trainer.corpus.report", "trainer.corpus.headers",
           "trainer.corpus.metadata", "trainer.corpus.check",
-          "trainer.signals", "trainer.lineage", "trainer.logsetup", "trainer.console",
-          "trainer.errors"]  # fmt: skip
+          "trainer.train.signals", "trainer.checkpointing.lineage", "trainer.train.logsetup", "trainer.train.console",
+          "trainer.train.errors"]  # fmt: skip
 
 
 def _loaded_after_import(module: str, heavy: tuple[str, ...]) -> list[str]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from tests.ckpt_factory import demo_cfg, save_hostile, train_state
 from tests.conftest import DEMO_CONFIG, ROOT
-from trainer.checkpoint import save_checkpoint
+from trainer.checkpointing.lineage import model_config
+from trainer.checkpointing.store import save_checkpoint
 from trainer.config.build import to_dict
-from trainer.lineage import model_config
 
 
 def _preflight(run: Path, resume: str) -> dict:

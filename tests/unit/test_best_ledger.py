@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from trainer import lineage
+from trainer.checkpointing import lineage
 from trainer.config.schema import BestConfig
-from trainer.ledger import BestTracker
 from trainer.rundir.checkpoints import list_checkpoints
 from trainer.rundir.layout import NoValidCheckpoint, atomic_write_text, checkpoint_paths
 from trainer.rundir.manifest import BestRecord, Manifest, ManifestFile, read_manifest
 from trainer.rundir.resolve import best_checkpoint, best_checkpoints, resolve_checkpoint
+from trainer.train.ledger import BestTracker
 
 
 def ckpt(

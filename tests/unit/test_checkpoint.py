@@ -18,10 +18,10 @@ import pytest
 import torch
 from torch import nn
 
-from trainer import checkpoint as ckpt_mod
-from trainer.checkpoint import clean_leftovers, save_checkpoint
-from trainer.loadtest import load_checkpoint
-from trainer.rng import capture_rng_state, restore_rng_state
+from trainer.checkpointing import store as ckpt_mod
+from trainer.checkpointing.loadtest import load_checkpoint
+from trainer.checkpointing.rng import capture_rng_state, restore_rng_state
+from trainer.checkpointing.store import clean_leftovers, save_checkpoint
 from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
 from trainer.rundir.layout import CheckpointError, NoValidCheckpoint, checkpoint_paths
 from trainer.rundir.manifest import read_manifest
@@ -101,7 +101,7 @@ def test_failed_replace_keeps_previous(tmp_path: Path, monkeypatch) -> None:
 # A trainer SIGKILLed at a chosen point of the save (SIGKILL cannot be blocked or handled).
 _KILLED_SAVE = textwrap.dedent("""
     import os, signal, sys, torch
-    import trainer.checkpoint as c
+    import trainer.checkpointing.store as c
     where, run_dir = sys.argv[1], sys.argv[2]
     die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     if where == "torch_save":
@@ -378,7 +378,7 @@ def test_retention_killed_between_rename_and_unlink_is_recovered(tmp_path: Path)
         save_checkpoint(tmp_path, s, 0, small_state(s))
     code = textwrap.dedent("""
         import os, signal, sys
-        import trainer.checkpoint as c
+        import trainer.checkpointing.store as c
         real = os.rename
         def rename_then_die(src, dst):
             real(src, dst)

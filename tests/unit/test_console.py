@@ -1,4 +1,4 @@
-"""trainer.console: a live progress line on a terminal, plain log lines otherwise."""
+"""trainer.train.console: a live progress line on a terminal, plain log lines otherwise."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import io
 import logging
 
 from tests.factory import DEMO_CONFIG, record, run_end, run_start, step_event
-from trainer import console
 from trainer.config.yamlfile import load
+from trainer.train import console
 
 
 class Tty(io.StringIO):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer import lineage
+from trainer.checkpointing import lineage
 from trainer.events.codec import encode
 from trainer.rundir.checkpoints import list_abandoned, list_checkpoints, verify_checkpoint
 from trainer.rundir.history import fresh_start_refusal, run_history, suggest_run_dir
@@ -235,7 +235,7 @@ def test_new_branch_from_scratch_moves_every_live_checkpoint(tmp_path: Path) -> 
 
 _KILLED_MOVE = textwrap.dedent("""
     import os, signal, sys
-    from trainer import lineage
+    from trainer.checkpointing import lineage
     from trainer.rundir.checkpoints import list_checkpoints
     run = sys.argv[1]
     real, n = os.rename, []

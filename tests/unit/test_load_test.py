@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.ckpt_factory import RunsCode, demo_cfg, other_model_cfg, train_state
-from trainer.checkpoint import save_checkpoint
+from trainer.checkpointing.lineage import model_config
+from trainer.checkpointing.loadtest import LoadTest
+from trainer.checkpointing.store import save_checkpoint
 from trainer.config.build import to_dict
 from trainer.config.schema import Config
-from trainer.lineage import model_config
-from trainer.loadtest import LoadTest
 from trainer.rundir.checkpoints import verify_checkpoint
 from trainer.rundir.layout import NoValidCheckpoint, checkpoint_paths
 from trainer.rundir.resolve import find_resume_checkpoint

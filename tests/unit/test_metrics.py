@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainer import metrics as M
 from trainer.audio import MelSpectrogram
 from trainer.config.schema import AudioConfig
 from trainer.demo_corpus import synthesize_utterance
+from trainer.train import metrics as M
 
 SR = 22050
 AUDIO = AudioConfig(sample_rate=SR)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.rollback import StepRollback
+from trainer.train.rollback import StepRollback
 
 
 def _setup() -> tuple[torch.nn.Module, torch.optim.Optimizer]:

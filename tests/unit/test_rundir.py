@@ -368,8 +368,8 @@ def test_lock_of_killed_holder_is_free(tmp_path: Path) -> None:
 
 def test_the_run_of_a_checkpoint_path_live_or_abandoned(tmp_path):
     from tests.factory import write_checkpoint
-    from trainer.inference import run_dir_of
     from trainer.rundir.layout import CONFIG_FILE
+    from trainer.tools.inference import run_dir_of
 
     rd = tmp_path / "run"
     live = write_checkpoint(rd, 10)

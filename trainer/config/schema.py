@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RECON_LOSSES = ("mrstft", "mel", "pwg")
-# Validation quality metrics (trainer/metrics.py; names as in the val event) and the ones
+# Validation quality metrics (trainer/train/metrics.py; names as in the val event) and the ones
 # the best-checkpoint ledger may rank by.
 VAL_METRICS = ("mel_l1", "mstft", "pesq", "stoi")
 BEST_METRICS = ("mel_l1", "mstft", "pesq", "composite")

@@ -15,7 +15,7 @@ from trainer.events.codec import encode
 from trainer.events.schema import Event
 
 # Observers see every record an EventWriter in this process writes (after it is on disk).
-# ``trainer.console`` registers one to draw the foreground progress line.
+# ``trainer.train.console`` registers one to draw the foreground progress line.
 _OBSERVERS: list[Callable[[dict[str, Any]], None]] = []
 
 

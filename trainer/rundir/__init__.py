@@ -10,7 +10,7 @@ S while live checkpoints after S exist starts a new branch: those later checkpoi
 aside (os.rename, never copied or deleted) into ``checkpoints/abandoned/<dir>/``, where they
 stay listed and resumable by path, and retention never sees them. "latest" is the newest
 live checkpoint that passes verification. This package is the one definition of those
-rules; :mod:`trainer.lineage` carries out the moves.
+rules; :mod:`trainer.checkpointing.lineage` carries out the moves.
 
 The parts: :mod:`.layout` (names, atomic writes, hashing, the checkpoint errors),
 :mod:`.manifest`, :mod:`.checkpoints` (describe, list, verify), :mod:`.resolve` ("latest",

@@ -1,7 +1,7 @@
 """Run-directory layout: file and directory names, checkpoint names, atomic writes, hashing.
 
 The errors a checkpoint can raise live here too, so every part of :mod:`trainer.rundir`
-(and :mod:`trainer.lineage`) names them from one place.
+(and :mod:`trainer.checkpointing.lineage`) names them from one place.
 """
 
 from __future__ import annotations

@@ -89,6 +89,6 @@ _ASIDE_STEPS = re.compile(r"_steps?-(\d+)(?:-\d+)?(?:_\d+)?/?$")
 def _aside_from(moved_aside: Any) -> int | None:
     """The lowest step moved aside by a run_start, from its ``moved_aside`` directory name
     (``checkpoints/abandoned/<time>_steps-A-B`` or ``..._step-A``, maybe with a ``_2``
-    suffix: trainer.lineage), or None."""
+    suffix: trainer.checkpointing.lineage), or None."""
     m = _ASIDE_STEPS.search(moved_aside) if isinstance(moved_aside, str) else None
     return int(m.group(1)) if m else None

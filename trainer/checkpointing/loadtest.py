@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from trainer import lineage
+from trainer.checkpointing import lineage
 from trainer.rundir.checkpoints import CheckpointInfo, checkpoint_info, verify_checkpoint
 from trainer.rundir.layout import CheckpointError, ManifestError
 from trainer.rundir.manifest import read_manifest
@@ -23,7 +23,7 @@ from trainer.rundir.manifest import read_manifest
 if TYPE_CHECKING:
     from trainer.config.schema import Config
 
-# The training state's layout (see trainer.loop.Trainer.state_dict). A checkpoint with
+# The training state's layout (see trainer.train.loop.Trainer.state_dict). A checkpoint with
 # another format is refused by name, never half-loaded.
 CHECKPOINT_FORMAT = 1
 STATE_KEYS = (

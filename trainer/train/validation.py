@@ -23,12 +23,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from trainer import metrics as M
 from trainer.audio import write_wav
 from trainer.config.schema import Config
 from trainer.data import ValItem
 from trainer.events import schema as ev
 from trainer.rundir.layout import SAMPLES_DIR
+from trainer.train import metrics as M
 
 GT_DIR = "gt"  # samples/gt/: ground-truth copies, written once per run
 UNSEEN_DIR = ev.UNSEEN_SET  # samples/step_*/unseen/, samples/gt/unseen/

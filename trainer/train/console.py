@@ -15,10 +15,10 @@ import time
 from collections import deque
 from typing import IO, Any
 
-from trainer import logsetup
 from trainer.events import schema as ev
 from trainer.events.units import fmt_duration
 from trainer.events.writer import add_observer
+from trainer.train import logsetup
 
 LOG_EVERY_S = 30.0
 REDRAW_S = 0.2

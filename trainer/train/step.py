@@ -3,7 +3,7 @@
 G trains against the updated D, as in the reference. A non-finite step changes neither
 network nor either optimizer: with fused AdamW the skip happens inside the kernel
 (``found_inf``), and D's update, already made when G's half turns out bad, is put back on
-the device (:class:`~trainer.rollback.StepRollback`). The figures come back as a
+the device (:class:`~trainer.train.rollback.StepRollback`). The figures come back as a
 :class:`StepResult` of device tensors; the loop sums them with :class:`StepTotals` and
 syncs once per logging step.
 """
@@ -18,8 +18,8 @@ from torch import nn
 from trainer.audio import MelSpectrogram
 from trainer.config.schema import Config
 from trainer.losses import ReconstructionLoss, hifigan_discriminator_loss, hifigan_generator_loss
-from trainer.rollback import StepRollback
-from trainer.startup import Nets, Precision
+from trainer.train.rollback import StepRollback
+from trainer.train.startup import Nets, Precision
 
 
 class StepResult(NamedTuple):

@@ -5,8 +5,8 @@ and fsync; the manifest into its own temp file and fsync; os.replace the .pt int
 fsync the directory; os.replace the manifest into place, last. A checkpoint without its
 manifest is incomplete and never resumed from (a save killed between the two renames is
 finished at the next start from its manifest temp). Layout, manifests, lineage, "latest"
-and retention live in the torch-free :mod:`trainer.rundir` and :mod:`trainer.lineage`; the
-load test in :mod:`trainer.loadtest`; RNG states in :mod:`trainer.rng`. Their names are
+and retention live in the torch-free :mod:`trainer.rundir` and :mod:`trainer.checkpointing.lineage`; the
+load test in :mod:`trainer.checkpointing.loadtest`; RNG states in :mod:`trainer.checkpointing.rng`. Their names are
 importable from here too, so the trainer has one module to import for checkpoints.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from trainer import lineage
-from trainer.loadtest import (
+from trainer.checkpointing import lineage
+from trainer.checkpointing.loadtest import (
     CHECKPOINT_FORMAT,
     STATE_KEYS,
     LoadTest,
@@ -36,7 +36,7 @@ from trainer.loadtest import (
     probe_orphan,
     safe_load,
 )
-from trainer.rng import capture_rng_state, restore_rng_state
+from trainer.checkpointing.rng import capture_rng_state, restore_rng_state
 from trainer.rundir.checkpoints import (
     CheckpointInfo,
     Verifier,

@@ -64,7 +64,7 @@ def resolve_run_dir(run_dir: Path | None, checkpoint: str) -> Path:
     """``--run-dir``, or the run that holds ``--checkpoint PATH``; ValueError when neither."""
     if run_dir is not None:
         return run_dir
-    from trainer.inference import run_dir_of
+    from trainer.tools.inference import run_dir_of
 
     if checkpoint not in ("latest", "best"):
         found = run_dir_of(checkpoint)
@@ -112,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
         if (out_dir / f"{f.stem}.wav").resolve() == f.resolve():
             return fail(f"{f}: the output would overwrite this input; choose another --out")
 
-    from trainer import inference as inf
     from trainer.audio import write_wav
     from trainer.rundir.layout import CheckpointError
+    from trainer.tools import inference as inf
 
     t_load = time.perf_counter()
     try:

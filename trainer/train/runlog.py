@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from trainer.errors import StorageError, storage
 from trainer.events import schema as ev
 from trainer.events.writer import EventWriteError, EventWriter
-from trainer.signals import StopFlag
+from trainer.train.errors import StorageError, storage
+from trainer.train.signals import StopFlag
 
 log = logging.getLogger("nal-train")
 

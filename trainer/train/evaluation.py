@@ -1,9 +1,9 @@
-"""The trainer's validation at a step: the passes (trainer.validation; the unseen set
+"""The trainer's validation at a step: the passes (trainer.train.validation; the unseen set
 first), their ``val`` records and log lines, the alert for a metric whose package is
 missing, the best-K ledger's verdict and its overtraining alert. It keeps the last
 validation for the manifest of a checkpoint saved at that step.
 
-A part the Trainer keeps; it holds no reference to the Trainer (see trainer.startup).
+A part the Trainer keeps; it holds no reference to the Trainer (see trainer.train.startup).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 from torch import nn
 
-from trainer import metrics as metrics_mod
 from trainer.data import ValidationSet
 from trainer.events import schema as ev
-from trainer.ledger import BestTracker, Verdict
-from trainer.runlog import EventLog
-from trainer.validation import SetResult, Validator
+from trainer.train import metrics as metrics_mod
+from trainer.train.ledger import BestTracker, Verdict
+from trainer.train.runlog import EventLog
+from trainer.train.validation import SetResult, Validator
 
 log = logging.getLogger("nal-train")
 

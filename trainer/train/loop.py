@@ -5,10 +5,10 @@ event log, samples and checkpoints. Everything that exact resume needs (weights,
 and scheduler states, AMP scaler, RNG states, sampler position) is checkpointed together.
 
 The parts live in their own modules: start-up (phases, precision, data, networks, loader)
-in trainer.startup, where a run starts from in trainer.resume, the one training step in
-trainer.step, validation and its reports in trainer.evaluation, checkpoint saves in
-trainer.saving, the event log and the run's storage failure in trainer.runlog. None of
-them holds a reference to the Trainer (see trainer.startup).
+in trainer.train.startup, where a run starts from in trainer.train.resume, the one training step in
+trainer.train.step, validation and its reports in trainer.train.evaluation, checkpoint saves in
+trainer.train.saving, the event log and the run's storage failure in trainer.train.runlog. None of
+them holds a reference to the Trainer (see trainer.train.startup).
 """
 
 from __future__ import annotations
@@ -27,24 +27,19 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from trainer import checkpoint as ckpt
-from trainer import distributed as dist_mod
-from trainer import lineage, startup
-from trainer import resume as resume_mod
+from trainer.checkpointing import lineage
+from trainer.checkpointing import store as ckpt
+from trainer.checkpointing.loadtest import CHECKPOINT_FORMAT
+from trainer.checkpointing.rng import capture_rng_state, restore_rng_state
 from trainer.config.build import to_dict
 from trainer.config.schema import Config
 from trainer.config.yamlfile import dump
 from trainer.data import ResumableBatchSampler
-from trainer.errors import StorageError, TrainerError, storage
-from trainer.evaluation import Evaluation
 from trainer.events import schema as ev
 from trainer.events.writer import EventWriteError
-from trainer.ledger import BestTracker, Verdict
-from trainer.loadtest import CHECKPOINT_FORMAT
 from trainer.losses import ReconstructionLoss
 from trainer.models.discriminators import Discriminators
 from trainer.models.generator import Generator
-from trainer.rng import capture_rng_state, restore_rng_state
 from trainer.rundir.checkpoints import CheckpointInfo
 from trainer.rundir.history import RunHistory, fresh_start_refusal, run_history
 from trainer.rundir.layout import (
@@ -57,12 +52,18 @@ from trainer.rundir.layout import (
     checkpoint_paths,
 )
 from trainer.rundir.lock import RunLock, RunLocked
-from trainer.runlog import EventLog
-from trainer.saving import Checkpointer
-from trainer.signals import StopFlag, StopRequested, signal_name
-from trainer.startup import HOLD_ENV
-from trainer.step import StepResult, StepTotals, TrainStep
-from trainer.validation import Validator
+from trainer.train import distributed as dist_mod
+from trainer.train import resume as resume_mod
+from trainer.train import startup
+from trainer.train.errors import StorageError, TrainerError, storage
+from trainer.train.evaluation import Evaluation
+from trainer.train.ledger import BestTracker, Verdict
+from trainer.train.runlog import EventLog
+from trainer.train.saving import Checkpointer
+from trainer.train.signals import StopFlag, StopRequested, signal_name
+from trainer.train.startup import HOLD_ENV
+from trainer.train.step import StepResult, StepTotals, TrainStep
+from trainer.train.validation import Validator
 
 __all__ = ["HOLD_ENV", "StopFlag", "StorageError", "Trainer", "TrainerError", "train"]
 
@@ -401,18 +402,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def train_step(self, batch: dict[str, torch.Tensor]) -> StepResult:
-        """One D update then one G update (see trainer.step); the figures stay on the device."""
+        """One D update then one G update (see trainer.train.step); the figures stay on the device."""
         return self._step(batch)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> Verdict | None:
-        """Validate the current weights (see trainer.evaluation); returns the ledger's
+        """Validate the current weights (see trainer.train.evaluation); returns the ledger's
         verdict on the validation set's score (None without ``checkpoint.best``)."""
         return self.evaluation.run(_unwrap(self.nets.g_raw), self.pos.step)
 
     # ------------------------------------------------------------------ checkpoint
     def save(self) -> None:
-        """Checkpoint the current state (see trainer.saving), with this step's validation."""
+        """Checkpoint the current state (see trainer.train.saving), with this step's validation."""
         validation, verdict = self.evaluation.at(self.pos.step)
         self.checkpointer.save(
             self.pos.step,

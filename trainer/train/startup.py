@@ -24,21 +24,21 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from trainer import checkpoint as ckpt
-from trainer import distributed as dist_mod
-from trainer import metrics as metrics_mod
 from trainer.audio import AudioError, MelSpectrogram
+from trainer.checkpointing import store as ckpt
 from trainer.config.schema import Config
 from trainer.corpus.report import RULE_SHORT_CLIPS, RULE_UNREADABLE, DataError
 from trainer.data import Corpus, ResumableBatchSampler, TrainDataset, ValidationSet, collate
 from trainer.demo_corpus import ensure_demo_corpus
-from trainer.errors import TrainerError
 from trainer.events import schema as ev
 from trainer.models import build_models
 from trainer.models.discriminators import Discriminators
 from trainer.models.generator import Generator
 from trainer.rundir.layout import CheckpointError
-from trainer.signals import StopFlag, StopRequested
+from trainer.train import distributed as dist_mod
+from trainer.train import metrics as metrics_mod
+from trainer.train.errors import TrainerError
+from trainer.train.signals import StopFlag, StopRequested
 
 log = logging.getLogger("nal-train")
 

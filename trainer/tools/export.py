@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.events import schema as ev
-from trainer.vocode import CHECKPOINT_HELP, fail, resolve_run_dir
+from trainer.tools.vocode import CHECKPOINT_HELP, fail, resolve_run_dir
 
 FORMATS = ("torchscript", "onnx")
 PARITY_TOLERANCE = 1e-4  # max abs difference in fp32 output samples (audio is in [-1, 1])
@@ -172,7 +172,7 @@ def parity_mels(cfg: Any, source: Path | None) -> list[Any]:
     import numpy as np
 
     from trainer.demo_corpus import synthesize_utterance
-    from trainer.inference import MelExtractor, load_npy_mel
+    from trainer.tools.inference import MelExtractor, load_npy_mel
 
     ext = MelExtractor(cfg)
     if source is not None:
@@ -294,8 +294,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace, fmt: str, run_dir: Path, out: Path) -> int:
-    from trainer import inference as inf
     from trainer.rundir.layout import CheckpointError, atomic_write_text, temp_path_for
+    from trainer.tools import inference as inf
 
     try:
         loaded = inf.load_generator(run_dir, args.checkpoint, "cpu")

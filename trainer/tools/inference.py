@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from trainer.audio import LOG_FLOOR, MelSpectrogram, read_wav
+from trainer.checkpointing.loadtest import safe_load
 from trainer.config.schema import Config, ConfigError
 from trainer.config.yamlfile import load
-from trainer.loadtest import safe_load
 from trainer.models.generator import Generator
 from trainer.rundir.checkpoints import CheckpointInfo, verify_checkpoint
 from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, CONFIG_FILE, CheckpointError

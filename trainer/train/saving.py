@@ -2,7 +2,7 @@
 manifest (lineage, the validation at that step, the best-K note), the ``checkpoint``
 record, and retention.
 
-A part the Trainer keeps; it holds no reference to the Trainer (see trainer.startup).
+A part the Trainer keeps; it holds no reference to the Trainer (see trainer.train.startup).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import Any
 
 import torch
 
-from trainer import checkpoint as ckpt
-from trainer import lineage
+from trainer.checkpointing import lineage
+from trainer.checkpointing import store as ckpt
 from trainer.config.schema import Config
-from trainer.errors import TrainerError
 from trainer.events import schema as ev
-from trainer.ledger import BestTracker, Verdict
 from trainer.rundir.retention import apply_retention
-from trainer.runlog import EventLog
-from trainer.startup import Nets
+from trainer.train.errors import TrainerError
+from trainer.train.ledger import BestTracker, Verdict
+from trainer.train.runlog import EventLog
+from trainer.train.startup import Nets
 
 log = logging.getLogger("nal-train")
 

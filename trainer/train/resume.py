@@ -3,7 +3,7 @@ the corpus and the models are built), the ``--init-from`` source of a fine-tune,
 branch plan that keeps ``checkpoints/`` one linear chain.
 
 Plain functions over the run directory, the config and the networks: nothing here holds
-the Trainer (see trainer.startup on why no part may).
+the Trainer (see trainer.train.startup on why no part may).
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trainer import checkpoint as ckpt
-from trainer import lineage
+from trainer.checkpointing import lineage
+from trainer.checkpointing import store as ckpt
+from trainer.checkpointing.loadtest import LoadTest
 from trainer.config.schema import Config
-from trainer.errors import TrainerError
 from trainer.events import schema as ev
-from trainer.loadtest import LoadTest
 from trainer.rundir.checkpoints import CheckpointInfo, checkpoint_info
 from trainer.rundir.layout import CheckpointError
 from trainer.rundir.resolve import (
@@ -28,7 +27,8 @@ from trainer.rundir.resolve import (
     is_run_checkpoint,
     resolve_checkpoint,
 )
-from trainer.startup import Nets
+from trainer.train.errors import TrainerError
+from trainer.train.startup import Nets
 
 log = logging.getLogger("nal-train")
 
