@@ -72,7 +72,7 @@ def bench(args: argparse.Namespace, config_path: str, work: Path) -> dict:
             try:
                 batch = next(it)
             except StopIteration:  # epoch boundary: a new iterator, as the loop does
-                t.sampler.set_epoch(t.pos.epoch + 1)
+                t.data.sampler.set_epoch(t.pos.epoch + 1)
                 t.pos.epoch += 1
                 it = iter(t.loader)
                 batch = next(it)

@@ -22,7 +22,9 @@ def other_model_cfg():
 
 
 def train_state(cfg, step: int) -> dict[str, Any]:
-    """The layout trainer.train.loop.Trainer.state_dict saves, for ``cfg``'s models."""
+    """A format-1 training state for ``cfg``'s models, written out key by key as format 1
+    was saved: a fixed sample of the on-disk format (trainer.checkpointing.format), so a
+    change to the format that stops reading it fails the tests that load it."""
     import torch
 
     from trainer.checkpointing.rng import capture_rng_state

@@ -61,20 +61,20 @@ def test_init_from_takes_the_weights_and_starts_fresh(demo_corpus: Path, tmp_pat
     cfg = _cfg(demo_corpus, lr_g=3e-4, lr_d=1e-4)
     t = _setup(cfg, tmp_path, src)
     try:
-        assert _same(t.g_raw.state_dict(), source["generator"])
-        assert _same(t.d_raw.state_dict(), source["discriminators"])
+        assert _same(t.nets.g_raw.state_dict(), source["generator"])
+        assert _same(t.nets.d_raw.state_dict(), source["discriminators"])
         assert t.pos.step == 0 and t.pos.epoch == 0
-        assert [g["lr"] for g in t.opt_g.param_groups] == [3e-4]  # never the source's 1e-6
-        assert [g["lr"] for g in t.opt_d.param_groups] == [1e-4]
-        assert not t.opt_g.state and not t.opt_d.state  # fresh Adam moments
-        assert t.sched_g.last_epoch == 0
+        assert [g["lr"] for g in t.nets.opt_g.param_groups] == [3e-4]  # never the source's 1e-6
+        assert [g["lr"] for g in t.nets.opt_d.param_groups] == [1e-4]
+        assert not t.nets.opt_g.state and not t.nets.opt_d.state  # fresh Adam moments
+        assert t.nets.sched_g.last_epoch == 0
     finally:
         t.close()
     # --init-optimizers: the moments come along, the learning rate still does not.
     t = _setup(cfg, tmp_path, src, init_optimizers=True)
     try:
-        assert t.opt_g.state and [g["lr"] for g in t.opt_g.param_groups] == [3e-4]
-        assert t.opt_g.param_groups[0]["initial_lr"] == 3e-4 and t.pos.step == 0
+        assert t.nets.opt_g.state and [g["lr"] for g in t.nets.opt_g.param_groups] == [3e-4]
+        assert t.nets.opt_g.param_groups[0]["initial_lr"] == 3e-4 and t.pos.step == 0
     finally:
         t.close()
 
@@ -92,8 +92,8 @@ def test_generator_only_from_a_run_with_other_discriminators(
     torch.manual_seed(cfg.train.seed)
     t = _setup(cfg, tmp_path, src, init_generator_only=True)
     try:
-        assert _same(t.g_raw.state_dict(), load_checkpoint(src)["generator"])
-        assert not _same(t.d_raw.state_dict(), load_checkpoint(src)["discriminators"])
+        assert _same(t.nets.g_raw.state_dict(), load_checkpoint(src)["generator"])
+        assert not _same(t.nets.d_raw.state_dict(), load_checkpoint(src)["discriminators"])
     finally:
         t.close()
 

@@ -20,10 +20,10 @@ from trainer.train import step as step_mod
 def _state(t: loop.Trainer) -> dict:
     return copy.deepcopy(
         {
-            "g": t.g_raw.state_dict(),
-            "d": t.d_raw.state_dict(),
-            "opt_g": t.opt_g.state_dict(),
-            "opt_d": t.opt_d.state_dict(),
+            "g": t.nets.g_raw.state_dict(),
+            "d": t.nets.d_raw.state_dict(),
+            "opt_g": t.nets.opt_g.state_dict(),
+            "opt_d": t.nets.opt_d.state_dict(),
         }
     )
 
@@ -68,7 +68,7 @@ def trainer(demo_corpus: Path, tmp_path: Path):
 
 
 def _batches(t: loop.Trainer):
-    t.sampler.set_epoch(0)
+    t.data.sampler.set_epoch(0)
     yield from t.loader
 
 
@@ -113,6 +113,6 @@ def test_nonfinite_first_step_leaves_fresh_optimizer_state(
     for net in ("g", "d"):
         assert _differences(before[net], after[net]) == []
     # The step created Adam state; it holds what a fresh state holds (zeros, step 0).
-    for opt in (trainer.opt_g, trainer.opt_d):
+    for opt in (trainer.nets.opt_g, trainer.nets.opt_d):
         for st in opt.state.values():
             assert all(not v.any() for v in st.values() if isinstance(v, torch.Tensor))

@@ -93,15 +93,15 @@ def test_nonfinite_steps_are_skipped_then_stop(
             return out._replace(total=out.total * math.nan)
         return out
 
-    orig_step = loop.Trainer.train_step
+    orig_step = step_mod.TrainStep.__call__
 
     def spy(self, batch):
         if calls["n"] >= 2:
-            snapshots.append({k: v.clone() for k, v in self.g_raw.state_dict().items()})
+            snapshots.append({k: v.clone() for k, v in self.nets.g_raw.state_dict().items()})
         return orig_step(self, batch)
 
     monkeypatch.setattr(step_mod, "hifigan_generator_loss", poisoned)
-    monkeypatch.setattr(loop.Trainer, "train_step", spy)
+    monkeypatch.setattr(step_mod.TrainStep, "__call__", spy)
     code = _train(cfg, tmp_path / "run", target_step=50)
     assert code == ev.EXIT_NONFINITE
     recs = read_events(tmp_path / "run")

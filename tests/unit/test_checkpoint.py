@@ -384,7 +384,8 @@ def test_retention_killed_between_rename_and_unlink_is_recovered(tmp_path: Path)
             real(src, dst)
             os.kill(os.getpid(), signal.SIGKILL)
         c.os.rename = rename_then_die
-        c.apply_retention(sys.argv[1], keep_last=1)
+        from trainer.rundir.retention import apply_retention
+        apply_retention(sys.argv[1], keep_last=1)
     """)
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=120)
     assert proc.returncode == -signal.SIGKILL

@@ -16,6 +16,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from trainer.checkpointing import lineage
+from trainer.checkpointing.format import (
+    K_DISCRIMINATORS,
+    K_GENERATOR,
+    WEIGHT_PARTS,
+    format_problem,
+    missing_keys,
+    saved_config,
+    saved_step,
+)
+from trainer.config.build import to_dict
+from trainer.models import build_models
 from trainer.rundir.checkpoints import CheckpointInfo, checkpoint_info, verify_checkpoint
 from trainer.rundir.layout import CheckpointError, ManifestError
 from trainer.rundir.manifest import read_manifest
@@ -23,21 +34,6 @@ from trainer.rundir.manifest import read_manifest
 if TYPE_CHECKING:
     from trainer.config.schema import Config
 
-# The training state's layout (see trainer.train.loop.Trainer.state_dict). A checkpoint with
-# another format is refused by name, never half-loaded.
-CHECKPOINT_FORMAT = 1
-STATE_KEYS = (
-    "generator",
-    "discriminators",
-    "opt_g",
-    "opt_d",
-    "sched_g",
-    "sched_d",
-    "step",
-    "epoch",
-    "batch_in_epoch",
-    "rng",
-)
 
 _GLOBAL_RE = re.compile(r"GLOBAL ([A-Za-z_][\w.]{0,80})")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -81,7 +77,7 @@ def probe_orphan(pt: Path) -> str:
         state = torch.load(pt, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # noqa: BLE001 - described, never raised
         return f"it does not load: {_load_error(e)}"
-    step = state.get("step") if isinstance(state, dict) else None
+    step = saved_step(state) if isinstance(state, dict) else None
     if isinstance(step, int) and not isinstance(step, bool):
         return f"it loads (a training state of step {step}) but cannot be verified without it"
     return "it loads but holds no training state"
@@ -89,13 +85,11 @@ def probe_orphan(pt: Path) -> str:
 
 def model_shapes(cfg: Config) -> dict[str, dict[str, tuple[int, ...]]]:
     """Parameter and buffer shapes of the config's models, built on the meta device (no memory)."""
-    from trainer.models import build_models
-
     with torch.device("meta"):
         g, d = build_models(cfg)
     return {
-        "generator": {k: tuple(v.shape) for k, v in g.state_dict().items()},
-        "discriminators": {k: tuple(v.shape) for k, v in d.state_dict().items()},
+        K_GENERATOR: {k: tuple(v.shape) for k, v in g.state_dict().items()},
+        K_DISCRIMINATORS: {k: tuple(v.shape) for k, v in d.state_dict().items()},
     }
 
 
@@ -133,28 +127,21 @@ def check_state(
     shapes: dict[str, dict[str, tuple[int, ...]]] | None = None,
 ) -> str | None:
     """Why a loaded training state cannot be resumed (format, keys, step, config, shapes)."""
-    if not isinstance(state, dict):
-        return f"it holds a {type(state).__name__}, not a training state dict"
-    fmt = state.get("format")
-    if fmt is None:
-        return "it has no 'format' field (not a nal-train training checkpoint)"
-    if not isinstance(fmt, int) or isinstance(fmt, bool):
-        return f"its format is {lineage.short_value(fmt)}, not a format number"
-    if fmt != CHECKPOINT_FORMAT:
-        newer = " (saved by a newer nal-train?)" if fmt > CHECKPOINT_FORMAT else ""
-        return f"it has format {fmt}; this nal-train reads format {CHECKPOINT_FORMAT}{newer}"
-    missing = [k for k in STATE_KEYS if k not in state]
+    problem = format_problem(state)
+    if problem:
+        return problem
+    missing = missing_keys(state)
     if missing:
         return f"it lacks the key(s) {', '.join(missing)}"
-    if state["step"] != step:
-        return f"it holds step {lineage.short_value(state['step'])} but is named step {step}"
-    saved_cfg = state.get("config")
-    if model_cfg is not None and isinstance(saved_cfg, dict):
+    if saved_step(state) != step:
+        return f"it holds step {lineage.short_value(saved_step(state))} but is named step {step}"
+    saved_cfg = saved_config(state)
+    if model_cfg is not None and saved_cfg is not None:
         problem = config_mismatch(lineage.model_config(saved_cfg), model_cfg)
         if problem:
             return problem
     if shapes is not None:
-        for part in ("generator", "discriminators"):
+        for part in WEIGHT_PARTS:
             problem = _shape_problem(part, state[part], shapes[part])
             if problem:
                 return problem
@@ -177,14 +164,13 @@ class LoadTest:
     The state of the last checkpoint that passed is kept in ``passed`` so the caller never
     loads it twice.
 
-    ``parts`` (for ``nal-train train --init-from``): only these weights are needed, e.g.
-    ``("generator",)``; the optimizer, schedule and step keys are not, and model-config keys
-    that differ without changing a shape are noted in ``notes`` instead of refused.
+    ``parts`` (for ``nal-train train --init-from``, see ``format.init_parts``): only these
+    keys are needed, e.g. the generator's; the optimizer, schedule and step keys are not,
+    and model-config keys that differ without changing a shape are noted in ``notes``
+    instead of refused.
     """
 
     def __init__(self, cfg: Config | None, parts: tuple[str, ...] | None = None) -> None:
-        from trainer.config.build import to_dict
-
         self.cfg = cfg
         self.model_cfg = lineage.model_config(to_dict(cfg)) if cfg else None
         self.parts = parts
@@ -230,14 +216,9 @@ class LoadTest:
             state = safe_load(info.path)
         except CheckpointError as e:
             return False, str(e)
-        if not isinstance(state, dict):
-            return False, f"it holds a {type(state).__name__}, not a training state dict"
-        fmt = state.get("format")
-        if fmt != CHECKPOINT_FORMAT or isinstance(fmt, bool):
-            return (
-                False,
-                f"its format is {lineage.short_value(fmt)}; this nal-train reads {CHECKPOINT_FORMAT}",
-            )
+        problem = format_problem(state)
+        if problem:
+            return False, problem
         shapes = self.shapes()
         for part in self.parts:
             if part not in state:
@@ -246,12 +227,12 @@ class LoadTest:
                 problem = _shape_problem(part, state[part], shapes[part])
                 if problem:
                     return False, problem
-        saved = state.get("config")
+        saved = saved_config(state)
         self.notes = []
-        if self.model_cfg is not None and isinstance(saved, dict):
+        if self.model_cfg is not None and saved is not None:
             diffs = lineage.config_differences(lineage.model_config(saved), self.model_cfg)
             # Only the sections of the parts taken matter (no discriminator: its keys don't).
-            skip = () if "discriminators" in self.parts else ("discriminator.",)
+            skip = () if K_DISCRIMINATORS in self.parts else ("discriminator.",)
             self.notes = [d for d in diffs if not d.startswith(skip)]
         self.passed = (info, state)
         return True, "ok"

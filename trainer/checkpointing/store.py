@@ -4,10 +4,9 @@ Save order: torch.save into a hidden temp file in ``checkpoints/`` (hashed while
 and fsync; the manifest into its own temp file and fsync; os.replace the .pt into place,
 fsync the directory; os.replace the manifest into place, last. A checkpoint without its
 manifest is incomplete and never resumed from (a save killed between the two renames is
-finished at the next start from its manifest temp). Layout, manifests, lineage, "latest"
-and retention live in the torch-free :mod:`trainer.rundir` and :mod:`trainer.checkpointing.lineage`; the
-load test in :mod:`trainer.checkpointing.loadtest`; RNG states in :mod:`trainer.checkpointing.rng`. Their names are
-importable from here too, so the trainer has one module to import for checkpoints.
+finished at the next start from its manifest temp). What the .pt holds is
+:mod:`trainer.checkpointing.format`; layout, manifests, "latest" and retention are the
+torch-free :mod:`trainer.rundir`.
 """
 
 from __future__ import annotations
@@ -25,18 +24,7 @@ from typing import Any
 import torch
 
 from trainer.checkpointing import lineage
-from trainer.checkpointing.loadtest import (
-    CHECKPOINT_FORMAT,
-    STATE_KEYS,
-    LoadTest,
-    check_state,
-    config_mismatch,
-    load_checkpoint,
-    model_shapes,
-    probe_orphan,
-    safe_load,
-)
-from trainer.checkpointing.rng import capture_rng_state, restore_rng_state
+from trainer.checkpointing.loadtest import probe_orphan
 from trainer.rundir.checkpoints import (
     CheckpointInfo,
     Verifier,
@@ -49,8 +37,6 @@ from trainer.rundir.layout import (
     HASH_CHUNK,
     SAMPLES_DIR,
     TMP_SUFFIX,
-    CheckpointError,
-    NoValidCheckpoint,
     checkpoint_paths,
     fsync_dir,
     open_exclusive,
@@ -58,31 +44,6 @@ from trainer.rundir.layout import (
     unlink_quiet,
 )
 from trainer.rundir.manifest import BestRecord, Manifest, ManifestFile, ParentRef
-from trainer.rundir.resolve import find_resume_checkpoint
-from trainer.rundir.retention import apply_retention
-
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "STATE_KEYS",
-    "CheckpointError",
-    "Leftovers",
-    "LoadTest",
-    "NoValidCheckpoint",
-    "VerifyCache",
-    "apply_retention",
-    "capture_rng_state",
-    "check_state",
-    "clean_leftovers",
-    "config_mismatch",
-    "find_resume_checkpoint",
-    "load_checkpoint",
-    "model_shapes",
-    "probe_orphan",
-    "restore_rng_state",
-    "safe_load",
-    "save_checkpoint",
-    "signals_deferred",
-]
 
 _DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from trainer.audio import LOG_FLOOR, MelSpectrogram, read_wav
+from trainer.checkpointing.format import saved_step
+from trainer.checkpointing.format import weights as generator_weights
 from trainer.checkpointing.loadtest import safe_load
 from trainer.config.schema import Config, ConfigError
 from trainer.config.yamlfile import load
@@ -139,7 +141,7 @@ def load_generator(
         raise CheckpointError(f"checkpoint {info.path} cannot be loaded: {e}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {info.path} holds a {type(state).__name__}")
-    weights = state.get("generator")
+    weights = generator_weights(state)
     if not isinstance(weights, dict):
         raise CheckpointError(f"checkpoint {info.path} holds no generator weights")
     g = Generator(cfg.generator, cfg.audio.n_mels)
@@ -151,7 +153,7 @@ def load_generator(
             f"checkpoint {info.path} does not fit the generator of {Path(run_dir) / CONFIG_FILE}: {detail}"
         ) from None
     g = prepare_for_inference(g).to(device)
-    return LoadedGenerator(g, cfg, info, int(state.get("step", info.step)))
+    return LoadedGenerator(g, cfg, info, int(saved_step(state) or info.step))
 
 
 # --------------------------------------------------------------------------- inputs

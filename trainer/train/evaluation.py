@@ -44,7 +44,9 @@ class Evaluation:
         unseen_set: ValidationSet | None,
         best: BestTracker | None,
         events: EventLog,
+        every: int,
     ) -> None:
+        self.every = every  # log.val_every
         self.validator = validator
         self.val_set = val_set
         self.unseen_set = unseen_set
@@ -55,6 +57,9 @@ class Evaluation:
         self.last: dict[str, dict[str, float]] = {}
         self.verdict: Verdict | None = None
         self._metric_notes: set[str] = set()
+
+    def should_validate(self, step: int) -> bool:
+        return step % self.every == 0
 
     def run(self, g: nn.Module, step: int) -> Verdict | None:
         """Validate ``g`` on the unseen set (if any), then the validation set.

@@ -11,15 +11,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainer.checkpointing import lineage
 from trainer.checkpointing import store as ckpt
+from trainer.checkpointing.format import init_parts, load_init
 from trainer.checkpointing.loadtest import LoadTest
 from trainer.config.schema import Config
 from trainer.events import schema as ev
 from trainer.rundir.checkpoints import CheckpointInfo, checkpoint_info
+from trainer.rundir.history import RunHistory
 from trainer.rundir.layout import CheckpointError
 from trainer.rundir.resolve import (
     checkpoint_path_arg,
@@ -33,6 +36,21 @@ from trainer.train.startup import Nets
 log = logging.getLogger("nal-train")
 
 Skipped = list[tuple[CheckpointInfo, str]]  # better candidates that failed, and why
+
+
+@dataclass
+class Origin:
+    """Where this start comes from: what the run directory held, the checkpoint resumed or
+    fine-tuned from (its state until loaded), and the branch this start writes."""
+
+    history: RunHistory | None = None  # the run directory before this start (rank 0)
+    resumed: CheckpointInfo | None = None
+    resume_state: dict[str, Any] | None = None
+    skipped: Skipped = field(default_factory=list)  # newer checkpoints that failed the test
+    init: CheckpointInfo | None = None  # --init-from
+    init_state: dict[str, Any] | None = None
+    plan: lineage.BranchPlan | None = None  # the branch this start writes (rank 0)
+    moved_aside: str | None = None  # where the abandoned live checkpoints went, if anywhere
 
 
 def choose_resume(
@@ -128,10 +146,7 @@ def choose_init(
 ) -> tuple[CheckpointInfo, dict[str, Any]]:
     """--init-from: the source checkpoint through the load test (hash, weights_only,
     format, the weights taken and their shapes against this config)."""
-    parts = ("generator",) if generator_only else ("generator", "discriminators")
-    if optimizers:
-        parts += ("opt_g",) if generator_only else ("opt_g", "opt_d")
-    test = LoadTest(cfg, parts=parts)
+    test = LoadTest(cfg, parts=init_parts(generator_only, optimizers))
     src = Path(init_from).expanduser()
     try:
         info = checkpoint_info(src)
@@ -145,7 +160,7 @@ def choose_init(
     return test.passed
 
 
-def load_init(
+def init_weights(
     cfg: Config,
     nets: Nets,
     info: CheckpointInfo,
@@ -156,22 +171,16 @@ def load_init(
     """Load the source weights (and optimizer moments with --init-optimizers); the
     learning rate, its schedule, the step count and the RNG stay this run's own."""
     with loads_into_model("initialise", info.path, (KeyError, TypeError, ValueError, RuntimeError)):
-        nets.g_raw.load_state_dict(state["generator"])
-        if not generator_only:
-            nets.d_raw.load_state_dict(state["discriminators"])
-        if optimizers:
-            pairs = [(nets.opt_g, "opt_g", cfg.optim.lr_g)]
-            if not generator_only:
-                pairs.append((nets.opt_d, "opt_d", cfg.optim.lr_d))
-            for opt, key, lr in pairs:
-                opt.load_state_dict(state[key])
-                for group in opt.param_groups:  # never the source's decayed rate
-                    group.update(
-                        lr=lr,
-                        initial_lr=lr,
-                        betas=tuple(cfg.optim.betas),
-                        weight_decay=cfg.optim.weight_decay,
-                    )
+        loaded = load_init(state, nets, generator_only, optimizers)
+        lrs = {id(nets.opt_g): cfg.optim.lr_g, id(nets.opt_d): cfg.optim.lr_d}
+        for opt in loaded:
+            for group in opt.param_groups:  # never the source's decayed rate
+                group.update(
+                    lr=lrs[id(opt)],
+                    initial_lr=lrs[id(opt)],
+                    betas=tuple(cfg.optim.betas),
+                    weight_decay=cfg.optim.weight_decay,
+                )
     what = "generator" if generator_only else "generator and discriminators"
     opts = ", optimizer moments" if optimizers else ""
     log.info(

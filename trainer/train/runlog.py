@@ -1,4 +1,5 @@
-"""The run's event log as the trainer writes it, and the run's storage failure.
+"""The run's event log as the trainer writes it, the run's storage failure, and the
+cadence and content of the ``step`` record.
 
 Rank 0 opens the log; a process without one emits nothing. A write that fails is the run's
 storage failure: recorded once, said once, and the run is asked to stop. ``emit`` never
@@ -10,10 +11,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
+
+from trainer.config.schema import Config
 from trainer.events import schema as ev
 from trainer.events.writer import EventWriteError, EventWriter
 from trainer.train.errors import StorageError, storage
 from trainer.train.signals import StopFlag
+from trainer.train.step import StepResult, StepTotals
 
 log = logging.getLogger("nal-train")
 
@@ -69,3 +74,54 @@ class EventLog:
         except OSError as e:
             if self.failure is None:
                 log.warning("%s", e)
+
+
+class StepLog:
+    """The ``step`` record's cadence and content: loss means since the last logging step
+    (every ``log.log_every`` steps and at the target), their step time and throughput."""
+
+    def __init__(self, cfg: Config, device: torch.device, world_size: int, events: EventLog):
+        self.every = cfg.log.log_every
+        self.recon = cfg.loss.recon
+        self.per_step = cfg.train.batch_size * world_size  # samples per step, all ranks
+        # On a CPU a host sync costs nothing: every step syncs, so streaks are said promptly.
+        self.sync_every_step = device.type == "cpu"
+        self.events = events
+        self.totals = StepTotals(device)
+
+    def due(self, step: int, target_step: int) -> bool:
+        return step % self.every == 0 or step == target_step
+
+    def syncs(self, step: int, target_step: int) -> bool:
+        """Whether the host looks at this step's figures (the one sync of a step)."""
+        return self.sync_every_step or self.due(step, target_step)
+
+    def add(self, result: StepResult) -> None:
+        self.totals.add(result)
+
+    def add_time(self, seconds: float) -> None:
+        self.totals.seconds += seconds
+
+    def write(self, step: int, epoch: int, lr_g: float, lr_d: float) -> None:
+        """The step record of a logging step (a host sync), then a fresh window."""
+        vals = self.totals.means()
+        step_time = self.totals.seconds / self.totals.steps
+        self.events.emit(
+            ev.Step(
+                step=step,
+                epoch=epoch,
+                g=vals["g"],
+                d=vals["d"],
+                stft=vals["recon"],
+                adv=vals["adv"],
+                fm=vals["fm"],
+                recon=self.recon,
+                lr_g=float(f"{lr_g:.6g}"),
+                lr_d=float(f"{lr_d:.6g}"),
+                grad_norm_g=vals["grad_norm_g"],
+                grad_norm_d=vals["grad_norm_d"],
+                step_time=round(step_time, 6),
+                samples_per_s=round(self.per_step / step_time, 3) if step_time > 0 else 0.0,
+            )
+        )
+        self.totals.reset()

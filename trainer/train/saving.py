@@ -1,6 +1,6 @@
-"""Saving the run's checkpoints (rank 0): the weights checked finite, the file and its
-manifest (lineage, the validation at that step, the best-K note), the ``checkpoint``
-record, and retention.
+"""The run's checkpoints (rank 0): when to save (the cadence, a new best, the end), the
+weights checked finite, the file and its manifest (lineage, the validation at that step,
+the best-K note), the ``checkpoint`` and ``milestone`` records, and retention.
 
 A part the Trainer keeps; it holds no reference to the Trainer (see trainer.train.startup).
 """
@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from trainer.checkpointing import lineage
-from trainer.checkpointing import store as ckpt
+from trainer.checkpointing.format import Position, build_state
+from trainer.checkpointing.store import VerifyCache, save_checkpoint
+from trainer.config.build import to_dict
 from trainer.config.schema import Config
 from trainer.events import schema as ev
+from trainer.rundir.layout import checkpoint_paths
 from trainer.rundir.retention import apply_retention
-from trainer.train.errors import TrainerError
-from trainer.train.ledger import BestTracker, Verdict
+from trainer.train.errors import TrainerError, storage
+from trainer.train.evaluation import Evaluation
+from trainer.train.ledger import BestTracker
+from trainer.train.nonfinite import NonFinitePolicy
 from trainer.train.runlog import EventLog
 from trainer.train.startup import Nets
 
@@ -34,59 +37,112 @@ def weights_finite(nets: Nets) -> bool:
 
 
 class Checkpointer:
-    """Writes checkpoints into ``run_dir`` and knows the step of the last one on disk."""
+    """Decides when to checkpoint (``checkpoint.every``, a validation that enters the best
+    K, the run's end), writes checkpoints into ``run_dir`` and knows the step of the last
+    one on disk."""
 
     def __init__(
         self,
         cfg: Config,
         run_dir: Path,
-        model_cfg: dict[str, Any],
-        verify: ckpt.VerifyCache,
+        verify: VerifyCache,
         best: BestTracker | None,
         events: EventLog,
+        nets: Nets,
+        scaler: torch.amp.GradScaler,
+        evaluation: Evaluation,
+        nonfinite: NonFinitePolicy,
+        world_size: int,
     ) -> None:
         self.cfg = cfg
+        self.every = cfg.checkpoint.every
+        self.milestone_every = cfg.checkpoint.milestone_every
         self.run_dir = run_dir
-        self.model_cfg = model_cfg
+        self.cfg_dict = to_dict(cfg)
+        self.model_cfg = lineage.model_config(self.cfg_dict)
         self.verify = verify
         self.best = best
         self.events = events
+        self.nets = nets
+        self.scaler = scaler
+        self.evaluation = evaluation
+        self.nonfinite = nonfinite
+        self.world_size = world_size
+        self.plan: lineage.BranchPlan | None = None  # the branch this start writes (rank 0)
         self.last_step = -1  # the step of the checkpoint on disk last (saved or resumed)
 
-    def save(
-        self,
-        step: int,
-        epoch: int,
-        nets: Nets,
-        state: Callable[[], dict[str, Any]],
-        plan: lineage.BranchPlan | None,
-        validation: dict[str, dict[str, float]] | None,
-        verdict: Verdict | None,
-    ) -> None:
-        """Save the state ``state()`` returns as the checkpoint of ``step``.
+    def due(self, step: int) -> bool:
+        """At the cadence, or when this step's validation entered the best K: the ledger
+        only ever names weights that are on disk, and the weights validated are the ones
+        saved."""
+        _, verdict = self.evaluation.at(step)
+        return step % self.every == 0 or (verdict is not None and verdict.enters)
 
-        ``validation`` and ``verdict``: the validation made at this step (None when the
-        step was not validated).
+    def maybe_save(self, pos: Position, target_step: int, *, last: bool = False) -> bool:
+        """Save when due (``last``: at the run's end, unless this step is on disk already).
+
+        A due save right after non-finite steps is skipped with an alert: the weights may
+        be the product of a skipped streak's neighbours, and the last good checkpoint stays
+        the newest. A failed write raises one StorageError naming the checkpoint.
         """
+        if not (self.last_step != pos.step if last else self.due(pos.step)):
+            return False
+        if not last:
+            n_bad = self.nonfinite.streak()
+            if n_bad:
+                self.events.emit(
+                    ev.Alert(
+                        kind=ev.ALERT_CHECKPOINT_SKIPPED,
+                        step=pos.step,
+                        message=f"checkpoint skipped: the last {n_bad} step(s) were non-finite",
+                    )
+                )
+                return False
+        path = checkpoint_paths(self.run_dir, pos.step)[0]
+        with storage("save checkpoint", path, during_save=True):
+            self.save(pos, target_step)
+        return True
+
+    def milestone(self, step: int) -> None:
+        """A ``milestone`` record every ``checkpoint.milestone_every`` steps."""
+        me = self.milestone_every
+        if me and step % me == 0:
+            self.events.emit(
+                ev.Milestone(step=step, name=f"step {step:,}", message=f"reached step {step:,}")
+            )
+
+    def save(self, pos: Position, target_step: int) -> None:
+        """Save the training state at ``pos`` as its step's checkpoint, with the validation
+        made at that step (if any) in its manifest."""
+        step, epoch = pos.step, pos.epoch
+        validation, verdict = self.evaluation.at(step)
         started = time.perf_counter()
-        if not weights_finite(nets):
+        if not weights_finite(self.nets):
             raise TrainerError(
                 f"step {step}: weights are not finite; refusing to save them", ev.EXIT_NONFINITE
             )
-        me = self.cfg.checkpoint.milestone_every
+        me = self.milestone_every
         milestone = bool(me) and step % me == 0
         note = None
         if self.best is not None:
             note = self.best.note(verdict if verdict is not None and verdict.step == step else None)
-        info = ckpt.save_checkpoint(
+        state = build_state(
+            self.nets,
+            self.scaler,
+            pos,
+            config=self.cfg_dict,
+            world_size=self.world_size,
+            target_step=target_step,
+        )
+        info = save_checkpoint(
             self.run_dir,
             step,
             epoch,
-            state(),
+            state,
             milestone=milestone,
             config_sha256=lineage.config_digest(self.model_cfg),
-            branch=plan.branch if plan is not None else None,
-            parent=plan.parent if plan is not None else None,
+            branch=self.plan.branch if self.plan is not None else None,
+            parent=self.plan.parent if self.plan is not None else None,
             model_config=self.model_cfg,
             validation=validation,
             best=note,
