@@ -17,13 +17,13 @@ from trainer.events import schema as ev
 from trainer.rundir.checkpoints import CheckpointInfo
 from trainer.rundir.history import fresh_start_refusal, run_history
 from trainer.rundir.layout import (
-    ABANDONED_DIR,
-    CHECKPOINTS_DIR,
     CONFIG_FILE,
     CheckpointError,
     default_run_dir,
 )
 from trainer.rundir.lock import PidFileError, process_matches, read_pid_file
+from trainer.rundir.resolve import find_resume_checkpoint, run_dir_of
+from trainer.tools.commands import add_export_parser, add_vocode_parser
 from trainer.train import console, logsetup
 from trainer.train.signals import StopFlag, ignore_stop_signals, signal_name
 
@@ -84,13 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print one JSON object")
     s = sub.add_parser("summary", help="print parameter counts as JSON")
     s.add_argument("--config", type=Path, required=True)
-    from trainer.tools import (
-        export,
-        vocode,  # torch-free until their commands run
-    )
-
-    vocode.add_parser(sub)
-    export.add_parser(sub)
+    add_vocode_parser(sub)
+    add_export_parser(sub)
     return p
 
 
@@ -202,20 +197,12 @@ def _fresh_start_refusal(run_dir: Path) -> str | None:
     return fresh_start_refusal(run_dir, hist) if hist is not None else None
 
 
-def _run_dir_of(path: Path) -> Path | None:
-    """The run dir of a checkpoint path (…/checkpoints/ckpt.pt or …/abandoned/<dir>/ckpt.pt)."""
-    d = path.resolve().parent
-    if d.parent.name == ABANDONED_DIR:
-        d = d.parent.parent
-    return d.parent if d.name == CHECKPOINTS_DIR else None
-
-
 def _cmd_verify(args: argparse.Namespace) -> int:
     """The trainer's full load test on one checkpoint; exit 0 usable, 5 not, 2 usage."""
     which = args.checkpoint
     run_dir = args.run_dir
     if run_dir is None and which != "latest":
-        run_dir = _run_dir_of(Path(which))
+        run_dir = run_dir_of(which, require_config=False)
     cfg: Config | None = None
     if args.config is not None:
         try:
@@ -241,8 +228,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             return ev.EXIT_USAGE
     if cfg is None:
         note = " (shapes not checked: no config)"
-    from trainer.checkpointing.loadtest import LoadTest
-    from trainer.rundir.resolve import find_resume_checkpoint  # torch is imported only here
+    from trainer.checkpointing.loadtest import LoadTest  # torch loads here
 
     test = LoadTest(cfg)
     skipped: list[tuple[CheckpointInfo, str]] = []
@@ -276,7 +262,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"nal-train: {e}", file=sys.stderr)
         return ev.EXIT_USAGE
-    from trainer.models import param_counts
+    from trainer.models import param_counts  # torch loads here
 
     print(json.dumps(param_counts(cfg)))
     return ev.EXIT_OK

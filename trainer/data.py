@@ -22,6 +22,7 @@ from trainer.config.schema import AudioConfig, Config
 from trainer.corpus.check import MEL_FRAME_TOLERANCE, check_corpus
 from trainer.corpus.metadata import MetadataLine, parse_metadata, split_ids
 from trainer.corpus.report import RULE_CORPUS_DIR, CorpusReport, DataError
+from trainer.demo_corpus import DemoCorpusError, ensure_demo_corpus
 
 __all__ = [
     "MEL_FRAME_TOLERANCE",
@@ -77,8 +78,6 @@ class Corpus:
         """
         data, audio = cfg.data, cfg.audio
         if data.demo:
-            from trainer.demo_corpus import DemoCorpusError, ensure_demo_corpus
-
             try:
                 ensure_demo_corpus(Path(data.corpus_dir).expanduser(), audio.sample_rate)
             except DemoCorpusError as e:

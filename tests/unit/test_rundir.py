@@ -369,12 +369,13 @@ def test_lock_of_killed_holder_is_free(tmp_path: Path) -> None:
 def test_the_run_of_a_checkpoint_path_live_or_abandoned(tmp_path):
     from tests.factory import write_checkpoint
     from trainer.rundir.layout import CONFIG_FILE
-    from trainer.tools.inference import run_dir_of
+    from trainer.rundir.resolve import run_dir_of
 
     rd = tmp_path / "run"
     live = write_checkpoint(rd, 10)
     aside = write_checkpoint(rd, 50, aside="20260101-000000_steps-40-50")
     assert run_dir_of(live) is None  # not a run yet: no config.yaml
+    assert run_dir_of(live, require_config=False) == rd.resolve()  # verify --config works
     (rd / CONFIG_FILE).write_text("name: x\n")
     assert run_dir_of(live) == rd.resolve() and run_dir_of(aside) == rd.resolve()
     stray = tmp_path / "elsewhere" / "ckpt_00000010.pt"

@@ -19,6 +19,7 @@ from trainer.rundir.checkpoints import (
 from trainer.rundir.layout import (
     ABANDONED_DIR,
     CHECKPOINTS_DIR,
+    CONFIG_FILE,
     CheckpointError,
     NoValidCheckpoint,
 )
@@ -211,3 +212,17 @@ def is_run_checkpoint(run_dir: str | os.PathLike[str], path: str | os.PathLike[s
     ck = os.path.realpath(Path(run_dir) / CHECKPOINTS_DIR)
     d = os.path.realpath(Path(path).parent)
     return d == ck or os.path.dirname(d) == os.path.join(ck, ABANDONED_DIR)
+
+
+def run_dir_of(checkpoint: str | os.PathLike[str], require_config: bool = True) -> Path | None:
+    """The run directory holding ``checkpoint`` (``<run>/checkpoints/ckpt_*.pt``, or an
+    abandoned branch's ``<run>/checkpoints/abandoned/<dir>/ckpt_*.pt``), if it is one
+    (with its resolved ``config.yaml`` unless ``require_config`` is False)."""
+    p = Path(checkpoint).expanduser().resolve()
+    ck = p.parent
+    if ck.parent.name == ABANDONED_DIR and ck.parent.parent.name == CHECKPOINTS_DIR:
+        ck = ck.parent.parent
+    run = ck.parent
+    if ck.name == CHECKPOINTS_DIR and (not require_config or (run / CONFIG_FILE).is_file()):
+        return run
+    return None

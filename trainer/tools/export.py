@@ -3,15 +3,18 @@
 Weight norm is folded in, batch and frames are dynamic axes. The command checks the exported
 file against eager PyTorch on real mels of two lengths (max abs difference printed, above
 ``PARITY_TOLERANCE`` it fails and removes the file) and writes ``FILE.json`` beside it with
-everything a user needs to compute the input mel. Torch is imported only when it runs.
+everything a user needs to compute the input mel. Its arguments are
+:mod:`trainer.tools.commands` (torch-free); this module runs the command.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.util
 import json
+import logging
 import os
 import time
 import warnings
@@ -19,10 +22,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer.events import schema as ev
-from trainer.tools.vocode import CHECKPOINT_HELP, fail, resolve_run_dir
+import numpy as np
+import torch
+from torch.export import Dim
 
-FORMATS = ("torchscript", "onnx")
+from trainer.audio import LOG_FLOOR, MAG_EPS
+from trainer.config.build import to_dict
+from trainer.demo_corpus import synthesize_utterance
+from trainer.events import schema as ev
+from trainer.rundir.layout import CheckpointError, atomic_write_text, temp_path_for
+from trainer.tools import inference as inf
+from trainer.tools.commands import fail, resolve_run_dir
+from trainer.tools.inference import MelExtractor, load_npy_mel
+
 PARITY_TOLERANCE = 1e-4  # max abs difference in fp32 output samples (audio is in [-1, 1])
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # exporter, its IR builder, parity check
 INPUT_NAME, OUTPUT_NAME = "mel", "audio"
@@ -32,31 +44,6 @@ PARITY_SECONDS = (1.0, 2.3)
 
 class ExportError(RuntimeError):
     """An export that cannot be made or does not match eager PyTorch."""
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    x = sub.add_parser(
-        "export",
-        help="export the generator as TorchScript or ONNX (parity-checked, with a JSON sidecar)",
-        description="Export a run's generator (weight norm removed; batch and frames dynamic) "
-        "as TorchScript or ONNX, check it against eager PyTorch on real mels, and write "
-        "FILE.json with the sample rate, hop and every mel setting.",
-    )
-    x.add_argument(
-        "--run-dir", type=Path, help="run directory (default: the one holding --checkpoint PATH)"
-    )
-    x.add_argument(
-        "--checkpoint", default="latest", metavar="best|latest|PATH", help=CHECKPOINT_HELP
-    )
-    x.add_argument("--format", required=True, choices=FORMATS)
-    x.add_argument("--out", type=Path, required=True, help="the file to write (.pt, .onnx)")
-    x.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
-    x.add_argument(
-        "--input",
-        type=Path,
-        help="a WAV or .npy mel for the parity check (default: generated speech-like audio)",
-    )
-    x.set_defaults(func=run)
 
 
 def missing_packages(fmt: str) -> list[str]:
@@ -70,8 +57,6 @@ def missing_packages(fmt: str) -> list[str]:
 
 def _quiet() -> Any:
     """Silence the tracer's and exporter's chatter (warnings and torch.onnx logging)."""
-    import contextlib
-    import logging
 
     @contextlib.contextmanager
     def cm():
@@ -92,8 +77,6 @@ def _quiet() -> Any:
 
 def export_torchscript(generator: Any, example: Any, path: Path) -> None:
     """Trace the generator (no data-dependent control flow, so any batch and length work)."""
-    import torch
-
     with _quiet(), torch.no_grad():
         traced = torch.jit.trace(generator, example, check_trace=False)
     traced.save(str(path))
@@ -101,9 +84,7 @@ def export_torchscript(generator: Any, example: Any, path: Path) -> None:
 
 def export_onnx(generator: Any, example: Any, path: Path, opset: int | None = None) -> int:
     """Export with the dynamo-based exporter, batch and frames dynamic; returns the opset."""
-    import onnx
-    import torch
-    from torch.export import Dim
+    import onnx  # the [export] extra: only for --format onnx
 
     kwargs: dict[str, Any] = {"opset_version": opset} if opset else {}
     with _quiet(), torch.no_grad():
@@ -126,11 +107,7 @@ def export_onnx(generator: Any, example: Any, path: Path, opset: int | None = No
 
 def load_runner(path: Path, fmt: str) -> Callable[[Any], Any]:
     """A function mel ``[B, n_mels, T]`` (numpy float32) -> audio (numpy) using only the file."""
-    import numpy as np
-
     if fmt == "torchscript":
-        import torch
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in 2.13
             module = torch.jit.load(str(path), map_location="cpu")
@@ -140,7 +117,7 @@ def load_runner(path: Path, fmt: str) -> Callable[[Any], Any]:
                 return module(torch.from_numpy(mel)).numpy()
 
         return run_ts
-    import onnxruntime as ort
+    import onnxruntime as ort  # the [export] extra: only for --format onnx
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -152,9 +129,6 @@ def load_runner(path: Path, fmt: str) -> Callable[[Any], Any]:
 
 def parity(generator: Any, runner: Callable[[Any], Any], mels: Sequence[Any]) -> list[float]:
     """Max abs difference between eager PyTorch and ``runner`` for each mel ``[n_mels, T]``."""
-    import numpy as np
-    import torch
-
     diffs = []
     for mel in mels:
         x = mel[None].float().contiguous()
@@ -169,11 +143,6 @@ def parity(generator: Any, runner: Callable[[Any], Any], mels: Sequence[Any]) ->
 
 def parity_mels(cfg: Any, source: Path | None) -> list[Any]:
     """Real mels of two different lengths: from ``source`` (a WAV or .npy) or generated speech."""
-    import numpy as np
-
-    from trainer.demo_corpus import synthesize_utterance
-    from trainer.tools.inference import MelExtractor, load_npy_mel
-
     ext = MelExtractor(cfg)
     if source is not None:
         mel = (
@@ -195,8 +164,6 @@ def parity_mels(cfg: Any, source: Path | None) -> list[Any]:
 
 def mel_settings(cfg: Any) -> dict[str, Any]:
     """Every setting of the input mel, so it can be computed without this project."""
-    from trainer.audio import LOG_FLOOR, MAG_EPS
-
     a = cfg.audio
     left = (a.n_fft - a.hop_length) // 2
     return {
@@ -227,10 +194,6 @@ def sidecar(
     diffs: list[float],
     frames: list[int],
 ) -> dict[str, Any]:
-    import torch
-
-    from trainer.config.build import to_dict
-
     a = cfg.audio
     return {
         "file": out.name,
@@ -287,16 +250,11 @@ def run(args: argparse.Namespace) -> int:
     if args.input is not None and not args.input.is_file():
         return fail(f"--input {args.input}: no such file")
 
-    import torch
-
     with torch.no_grad():  # not set_grad_enabled: run() is also called in-process
         return _export(args, fmt, run_dir, out)
 
 
 def _export(args: argparse.Namespace, fmt: str, run_dir: Path, out: Path) -> int:
-    from trainer.rundir.layout import CheckpointError, atomic_write_text, temp_path_for
-    from trainer.tools import inference as inf
-
     try:
         loaded = inf.load_generator(run_dir, args.checkpoint, "cpu")
         mels = parity_mels(loaded.cfg, args.input)

@@ -25,7 +25,7 @@ from trainer.config.schema import Config, ConfigError
 from trainer.config.yamlfile import load
 from trainer.models.generator import Generator
 from trainer.rundir.checkpoints import CheckpointInfo, verify_checkpoint
-from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, CONFIG_FILE, CheckpointError
+from trainer.rundir.layout import CONFIG_FILE, CheckpointError
 from trainer.rundir.resolve import resolve_checkpoint as resolve_in_run
 
 SILENCE = math.log(LOG_FLOOR)  # the log-mel of silence: what batched mels are padded with
@@ -49,19 +49,6 @@ def resolve_checkpoint(run_dir: str | os.PathLike[str], which: str = "latest") -
     if which not in ("latest", "best"):
         which = str(Path(which).expanduser())
     return resolve_in_run(run_dir, which, verify_checkpoint)
-
-
-def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path | None:
-    """The run directory holding ``checkpoint`` (``<run>/checkpoints/ckpt_*.pt``, or an
-    abandoned branch's ``<run>/checkpoints/abandoned/<dir>/ckpt_*.pt``), if it is one."""
-    p = Path(checkpoint).expanduser().resolve()
-    ck = p.parent
-    if ck.parent.name == ABANDONED_DIR and ck.parent.parent.name == CHECKPOINTS_DIR:
-        ck = ck.parent.parent
-    run = ck.parent
-    if ck.name == CHECKPOINTS_DIR and (run / CONFIG_FILE).is_file():
-        return run
-    return None
 
 
 def load_run_config(run_dir: str | os.PathLike[str]) -> Config:

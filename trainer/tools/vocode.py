@@ -1,76 +1,29 @@
 """``nal-train vocode``: turn WAVs (copy synthesis) or ``.npy`` mels into audio with a trained run.
 
-Torch is imported only when the command runs, so ``nal-train --help`` stays fast.
+Its arguments are :mod:`trainer.tools.commands` (torch-free); this module runs the command.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
+from trainer.audio import write_wav
 from trainer.events import schema as ev
+from trainer.rundir.layout import CheckpointError
+from trainer.tools import inference as inf
+from trainer.tools.commands import fail, resolve_run_dir
 
 WAV_SUFFIXES = (".wav",)
 MEL_SUFFIXES = (".npy",)
-CHECKPOINT_HELP = (
-    "best, latest (default) or a checkpoint path (absolute, or relative to the run dir)"
-)
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    v = sub.add_parser(
-        "vocode",
-        help="vocode WAV files (copy synthesis) or .npy mels with a trained run",
-        description="Vocode WAV files (their mel computed with the run's audio settings) or "
-        ".npy mels ([n_mels, frames] or [1, n_mels, frames]), or directories of them. "
-        "Writes <out>/<name>.wav at the model's sample rate.",
-    )
-    v.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="WAV, .npy or directory")
-    v.add_argument(
-        "--run-dir", type=Path, help="run directory (default: the one holding --checkpoint PATH)"
-    )
-    v.add_argument(
-        "--checkpoint", default="latest", metavar="best|latest|PATH", help=CHECKPOINT_HELP
-    )
-    v.add_argument("--out", type=Path, required=True, help="output directory (created)")
-    v.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    v.add_argument(
-        "--precision",
-        default="fp32",
-        choices=("fp32", "bf16", "fp16"),
-        help="inference precision (default fp32; bf16 is faster where the CPU or GPU has it; "
-        "fp16 on CUDA only)",
-    )
-    v.add_argument("--batch", type=int, default=1, help="files per forward pass (default 1)")
-    v.add_argument("--threads", type=int, help="CPU threads (default: one per physical core)")
-    v.set_defaults(func=run)
 
 
 def _umask_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
-
-
-def fail(message: str, code: int = ev.EXIT_USAGE) -> int:
-    print(f"nal-train: {message}", file=sys.stderr)
-    return code
-
-
-def resolve_run_dir(run_dir: Path | None, checkpoint: str) -> Path:
-    """``--run-dir``, or the run that holds ``--checkpoint PATH``; ValueError when neither."""
-    if run_dir is not None:
-        return run_dir
-    from trainer.tools.inference import run_dir_of
-
-    if checkpoint not in ("latest", "best"):
-        found = run_dir_of(checkpoint)
-        if found is not None:
-            return found
-    raise ValueError("--run-dir is required (or --checkpoint PATH inside a run's checkpoints/)")
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -111,10 +64,6 @@ def run(args: argparse.Namespace) -> int:
     for f in files:
         if (out_dir / f"{f.stem}.wav").resolve() == f.resolve():
             return fail(f"{f}: the output would overwrite this input; choose another --out")
-
-    from trainer.audio import write_wav
-    from trainer.rundir.layout import CheckpointError
-    from trainer.tools import inference as inf
 
     t_load = time.perf_counter()
     try:

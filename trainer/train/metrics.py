@@ -149,7 +149,7 @@ def pesq_wb(
     if not available(PESQ):
         note_once(PESQ, missing_reason(PESQ))
         return None
-    from pesq import BufferTooShortError, NoUtterancesError, pesq
+    from pesq import BufferTooShortError, NoUtterancesError, pesq  # the [quality] extra
 
     p, t = _pair_np(pred, target)
     if not np.any(t):  # pesq normalises by the peak: a silent reference divides by zero
@@ -170,7 +170,7 @@ def stoi(
     if not available(STOI):
         note_once(STOI, missing_reason(STOI))
         return None
-    from pystoi import stoi as _stoi
+    from pystoi import stoi as _stoi  # the [quality] extra
 
     p, t = _pair_np(pred, target)
     with warnings.catch_warnings(record=True) as caught:
