@@ -11,6 +11,13 @@ from trainer.config.build import replace, to_dict
 from trainer.config.yamlfile import load
 
 
+def small_state(step: int) -> dict[str, Any]:
+    """A tiny stand-in state (a step and one tensor) for tests of the file handling."""
+    import torch
+
+    return {"step": step, "w": torch.full((64,), float(step))}
+
+
 def demo_cfg(**sections: dict[str, Any]):
     cfg = load(DEMO_CONFIG)
     return replace(cfg, **sections) if sections else cfg

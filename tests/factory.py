@@ -237,3 +237,13 @@ def read_events(run_dir: Path) -> list[dict[str, Any]]:
     if not p.exists():
         return []
     return parse_lines(p.read_bytes().split(b"\n")[:-1])[0]
+
+
+def tree_digest(root: Path) -> str:
+    """One digest of every file under ``root``, names and bytes."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()

@@ -3,17 +3,12 @@ interrupted moves and saves, run history and the fresh-start refusal."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.lineage_factory import ckpt, steps, tree
 from trainer.checkpointing import lineage
 from trainer.events.codec import encode
 from trainer.rundir.checkpoints import list_abandoned, list_checkpoints, verify_checkpoint
@@ -22,55 +17,10 @@ from trainer.rundir.layout import (
     MOVE_JOURNAL,
     CheckpointError,
     NoValidCheckpoint,
-    atomic_write_text,
     checkpoint_paths,
 )
 from trainer.rundir.manifest import Manifest, ManifestFile, ParentRef, read_manifest
 from trainer.rundir.resolve import is_run_checkpoint, latest_checkpoint, resolve_checkpoint
-
-
-def ckpt(
-    run_dir: Path,
-    step: int,
-    branch: str | None = "B0",
-    parent: ParentRef | None = None,
-    where: Path | None = None,
-) -> Path:
-    """A checkpoint as save_checkpoint writes it (without torch), in checkpoints/ or ``where``."""
-    pt, _ = checkpoint_paths(run_dir, step)
-    if where is not None:
-        where.mkdir(parents=True, exist_ok=True)
-        pt = where / pt.name
-    pt.parent.mkdir(parents=True, exist_ok=True)
-    data = f"weights of step {step} on {branch}".encode() * 50
-    pt.write_bytes(data)
-    m = Manifest(
-        step=step,
-        epoch=0,
-        created=time.time(),
-        milestone=False,
-        files=(ManifestFile(pt.name, len(data), hashlib.sha256(data).hexdigest()),),
-        branch=branch,
-        parent=parent,
-    )
-    atomic_write_text(pt.with_suffix(".json"), m.to_json())
-    return pt
-
-
-def tree(run_dir: Path) -> dict[str, bytes]:
-    """Every checkpoint file under checkpoints/ by name -> bytes (to prove nothing is lost)."""
-    out = {}
-    for root, _, files in os.walk(run_dir / "checkpoints"):
-        for f in files:
-            if f.startswith("ckpt_"):
-                assert f not in out, f"{f} exists twice"
-                out[f] = (Path(root) / f).read_bytes()
-    return out
-
-
-def steps(infos) -> list[int]:
-    return [i.step for i in infos]
-
 
 # ------------------------------------------------------------------------ manifests
 
@@ -231,40 +181,6 @@ def test_new_branch_from_scratch_moves_every_live_checkpoint(tmp_path: Path) -> 
         ckpt(tmp_path, s)
     _, aside2 = lineage.apply_plan(tmp_path, lineage.plan_start(tmp_path, None))
     assert aside2 != aside and steps(list_abandoned(tmp_path)) == [5, 10, 5, 10]
-
-
-_KILLED_MOVE = textwrap.dedent("""
-    import os, signal, sys
-    from trainer.checkpointing import lineage
-    from trainer.rundir.checkpoints import list_checkpoints
-    run = sys.argv[1]
-    real, n = os.rename, []
-    def rename(src, dst):
-        n.append(dst)
-        if len(n) == 2:  # the journal is in place and one file has moved
-            os.kill(os.getpid(), signal.SIGKILL)
-        real(src, dst)
-    lineage.os.rename = rename
-    lineage.apply_plan(run, lineage.plan_start(run, list_checkpoints(run)[0]))
-""")
-
-
-def test_a_move_killed_half_way_is_finished_at_the_next_start(tmp_path: Path) -> None:
-    for s in (10, 20, 30):
-        ckpt(tmp_path, s)
-    before = tree(tmp_path)
-    proc = subprocess.run([sys.executable, "-c", _KILLED_MOVE, str(tmp_path)], timeout=120)
-    assert proc.returncode == -9
-    assert (tmp_path / "checkpoints" / MOVE_JOURNAL).exists()
-    split = {(i.step, i.complete) for i in list_checkpoints(tmp_path)}
-    assert (20, False) in split  # its .pt moved, its manifest not yet
-    done = lineage.finish_interrupted_move(tmp_path)
-    assert len(done) == 3  # 20's manifest and 30's two files
-    assert steps(list_checkpoints(tmp_path)) == [10]
-    ab = list_abandoned(tmp_path)
-    assert steps(ab) == [20, 30] and all(i.complete for i in ab)
-    assert tree(tmp_path) == before
-    assert lineage.finish_interrupted_move(tmp_path) == []
 
 
 def test_move_never_overwrites(tmp_path: Path) -> None:
