@@ -5,11 +5,7 @@ they work on. Torch-free, so ``nal-train --help`` stays fast; torch loads when o
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-from trainer.events import schema as ev
-from trainer.rundir.resolve import run_dir_of
 
 CHECKPOINT_HELP = (
     "best, latest (default) or a checkpoint path (absolute, or relative to the run dir)"
@@ -69,22 +65,6 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
         help="a WAV or .npy mel for the parity check (default: generated speech-like audio)",
     )
     x.set_defaults(func=_run_export)
-
-
-def fail(message: str, code: int = ev.EXIT_USAGE) -> int:
-    print(f"nal-train: {message}", file=sys.stderr)
-    return code
-
-
-def resolve_run_dir(run_dir: Path | None, checkpoint: str) -> Path:
-    """``--run-dir``, or the run that holds ``--checkpoint PATH``; ValueError when neither."""
-    if run_dir is not None:
-        return run_dir
-    if checkpoint not in ("latest", "best"):
-        found = run_dir_of(checkpoint)
-        if found is not None:
-            return found
-    raise ValueError("--run-dir is required (or --checkpoint PATH inside a run's checkpoints/)")
 
 
 def _run_vocode(args: argparse.Namespace) -> int:

@@ -32,8 +32,7 @@ from trainer.demo_corpus import synthesize_utterance
 from trainer.events import schema as ev
 from trainer.rundir.layout import CheckpointError, atomic_write_text, temp_path_for
 from trainer.tools import inference as inf
-from trainer.tools.commands import fail, resolve_run_dir
-from trainer.tools.inference import MelExtractor, load_npy_mel
+from trainer.tools.inference import MelExtractor, fail, load_npy_mel, resolve_run_dir
 
 PARITY_TOLERANCE = 1e-4  # max abs difference in fp32 output samples (audio is in [-1, 1])
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # exporter, its IR builder, parity check

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,10 +24,12 @@ from trainer.checkpointing.format import weights as generator_weights
 from trainer.checkpointing.loadtest import safe_load
 from trainer.config.schema import Config, ConfigError
 from trainer.config.yamlfile import load
+from trainer.events import schema as ev
 from trainer.models.generator import Generator
 from trainer.rundir.checkpoints import CheckpointInfo, verify_checkpoint
 from trainer.rundir.layout import CONFIG_FILE, CheckpointError
 from trainer.rundir.resolve import resolve_checkpoint as resolve_in_run
+from trainer.rundir.resolve import run_dir_of
 
 SILENCE = math.log(LOG_FLOOR)  # the log-mel of silence: what batched mels are padded with
 
@@ -49,6 +52,22 @@ def resolve_checkpoint(run_dir: str | os.PathLike[str], which: str = "latest") -
     if which not in ("latest", "best"):
         which = str(Path(which).expanduser())
     return resolve_in_run(run_dir, which, verify_checkpoint)
+
+
+def fail(message: str, code: int = ev.EXIT_USAGE) -> int:
+    print(f"nal-train: {message}", file=sys.stderr)
+    return code
+
+
+def resolve_run_dir(run_dir: Path | None, checkpoint: str) -> Path:
+    """``--run-dir``, or the run that holds ``--checkpoint PATH``; ValueError when neither."""
+    if run_dir is not None:
+        return run_dir
+    if checkpoint not in ("latest", "best"):
+        found = run_dir_of(checkpoint)
+        if found is not None:
+            return found
+    raise ValueError("--run-dir is required (or --checkpoint PATH inside a run's checkpoints/)")
 
 
 def load_run_config(run_dir: str | os.PathLike[str]) -> Config:

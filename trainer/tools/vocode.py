@@ -14,7 +14,7 @@ from trainer.audio import write_wav
 from trainer.events import schema as ev
 from trainer.rundir.layout import CheckpointError
 from trainer.tools import inference as inf
-from trainer.tools.commands import fail, resolve_run_dir
+from trainer.tools.inference import fail, resolve_run_dir
 
 WAV_SUFFIXES = (".wav",)
 MEL_SUFFIXES = (".npy",)
