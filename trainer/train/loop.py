@@ -12,15 +12,11 @@ component holds a reference to the Trainer (see trainer.train.startup on why).
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -49,7 +45,7 @@ from trainer.train.errors import StorageError, TrainerError, storage
 from trainer.train.evaluation import Evaluation
 from trainer.train.ledger import BestTracker
 from trainer.train.nonfinite import NonFinitePolicy
-from trainer.train.runlog import EventLog, StepLog
+from trainer.train.runlog import EventLog, StepLog, run_start_event
 from trainer.train.saving import Checkpointer
 from trainer.train.signals import StopFlag, StopRequested, signal_name
 from trainer.train.startup import HOLD_ENV, Data, Nets, Precision
@@ -59,15 +55,6 @@ from trainer.train.validation import Validator
 __all__ = ["HOLD_ENV", "StopFlag", "StorageError", "Trainer", "TrainerError", "train"]
 
 log = logging.getLogger("nal-train")
-
-
-def _versions() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "schema": str(ev.SCHEMA_VERSION),
-    }
 
 
 @dataclass(frozen=True)
@@ -126,6 +113,10 @@ class Trainer:
     origin: resume_mod.Origin
     pos: Position
     outcome: Outcome
+    _target_given: bool  # --target-step given: a resume keeps it, not the run's own
+    _start_step: int  # the step this process started training from
+    _run_started: bool  # run_start is written
+    _pending_alerts: list[startup.Alert]  # said once run_start is written
 
     def __init__(
         self,
@@ -159,9 +150,9 @@ class Trainer:
         self.origin = resume_mod.Origin()
         self.pos = Position()
         self.outcome = Outcome()
-        self._start_step = 0  # the step this process started training from
-        self._run_started = False  # run_start is written
-        self._pending_alerts: list[startup.Alert] = []  # said once run_start is written
+        self._start_step = 0
+        self._run_started = False
+        self._pending_alerts = []
 
     @property
     def is_main(self) -> bool:
@@ -339,37 +330,21 @@ class Trainer:
         self.events.end(self.last_step(), status, reason, code)
 
     def _emit_run_start(self, resumed_from: str | None, devices: list[str]) -> None:
-        cfg, o = self.cfg, self.origin
+        o = self.origin
         self.events.emit(
-            ev.RunStart(
-                run_id=uuid.uuid4().hex[:12],
-                pid=os.getpid(),
-                config_path=str(self.config_path),
-                start_step=self.pos.step,
-                target_step=self.target_step,
-                world_size=self.dist.world_size,
-                device=str(self.device),
-                versions=_versions(),
-                resumed_from=resumed_from,
-                run_name=self.run_dir.name,
-                backend=self.dist.backend,
-                rank_devices=devices,
-                batch_size=cfg.train.batch_size,
-                segment_size=cfg.audio.segment_size,
-                sample_rate=cfg.audio.sample_rate,
-                recon_loss=cfg.loss.recon,
-                log_every=cfg.log.log_every,
-                val_every=cfg.log.val_every,
-                checkpoint_every=cfg.checkpoint.every,
-                milestone_every=cfg.checkpoint.milestone_every,
-                precision=self.precision.name,
-                branch=o.plan.branch if o.plan is not None else "",
-                parent_step=o.resumed.step if o.resumed is not None else None,
-                moved_aside=o.moved_aside,
-                init_from=str(o.init.path) if o.init is not None else None,
-                init_from_sha256=o.init.sha256 if o.init is not None else None,
-                init_from_step=o.init.step if o.init is not None else None,
-                init_generator_only=self.options.init_generator_only and o.init is not None,
+            run_start_event(
+                self.cfg,
+                self.run_dir,
+                self.config_path,
+                self.pos.step,
+                self.target_step,
+                self.dist,
+                str(self.device),
+                self.precision.name,
+                o,
+                self.options.init_generator_only,
+                resumed_from,
+                devices,
             )
         )
         self._run_started = True

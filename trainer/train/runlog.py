@@ -9,14 +9,20 @@ raises, so a full disk ends the run cleanly with exit 6 instead of a traceback.
 from __future__ import annotations
 
 import logging
+import os
+import platform
+import uuid
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from trainer.config.schema import Config
 from trainer.events import schema as ev
 from trainer.events.writer import EventWriteError, EventWriter
+from trainer.train.distributed import DistInfo
 from trainer.train.errors import StorageError, storage
+from trainer.train.resume import Origin
 from trainer.train.signals import StopFlag
 from trainer.train.step import StepResult, StepTotals
 
@@ -125,3 +131,60 @@ class StepLog:
             )
         )
         self.totals.reset()
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "schema": str(ev.SCHEMA_VERSION),
+    }
+
+
+def run_start_event(
+    cfg: Config,
+    run_dir: Path,
+    config_path: str,
+    start_step: int,
+    target_step: int,
+    dist: DistInfo,
+    device: str,
+    precision: str,
+    origin: Origin,
+    init_generator_only: bool,
+    resumed_from: str | None,
+    devices: list[str],
+) -> ev.RunStart:
+    """The ``run_start`` record: what runs, where from, with which settings."""
+    o = origin
+    return ev.RunStart(
+        run_id=uuid.uuid4().hex[:12],
+        pid=os.getpid(),
+        config_path=str(config_path),
+        start_step=start_step,
+        target_step=target_step,
+        world_size=dist.world_size,
+        device=device,
+        versions=_versions(),
+        resumed_from=resumed_from,
+        run_name=run_dir.name,
+        backend=dist.backend,
+        rank_devices=devices,
+        batch_size=cfg.train.batch_size,
+        segment_size=cfg.audio.segment_size,
+        sample_rate=cfg.audio.sample_rate,
+        recon_loss=cfg.loss.recon,
+        log_every=cfg.log.log_every,
+        val_every=cfg.log.val_every,
+        checkpoint_every=cfg.checkpoint.every,
+        milestone_every=cfg.checkpoint.milestone_every,
+        precision=precision,
+        branch=o.plan.branch if o.plan is not None else "",
+        parent_step=o.resumed.step if o.resumed is not None else None,
+        moved_aside=o.moved_aside,
+        init_from=str(o.init.path) if o.init is not None else None,
+        init_from_sha256=o.init.sha256 if o.init is not None else None,
+        init_from_step=o.init.step if o.init is not None else None,
+        init_generator_only=init_generator_only and o.init is not None,
+    )
