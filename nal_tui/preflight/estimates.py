@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +50,6 @@ def estimate_params(cfg: Any) -> dict[str, int]:
 
 
 def _gcd3(a: int, b: int, c: int) -> int:
-    import math
-
     return math.gcd(a, math.gcd(b, c))
 
 

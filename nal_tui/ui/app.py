@@ -29,6 +29,7 @@ from nal_tui.core.reducer.state import RunState
 from nal_tui.core.services import CachedVerifier, CheckpointService, SystemSampler
 from nal_tui.core.session import RunSession
 from nal_tui.core.views import CheckpointRow, SystemView
+from nal_tui.core.vocab import LOSS_KEYS
 from nal_tui.ui.control import ControlMixin
 from nal_tui.ui.dashboard import SIZE_CLASSES, Dashboard, size_class
 from nal_tui.ui.feeds import FeedsMixin
@@ -41,7 +42,6 @@ from nal_tui.ui.texts import welcome_text
 from nal_tui.ui.widgets.chart import BigChart
 from nal_tui.ui.widgets.checkpoints import CheckpointTable
 from nal_tui.ui.widgets.header import HeaderBar
-from trainer.events.schema import LOSS_KEYS
 
 CHART_EVERY_S = 0.5
 Measure = Callable[[], tuple[SystemView, PidState]]

@@ -18,6 +18,7 @@ from textual.worker import Worker, WorkerState
 from nal_tui import preflight
 from nal_tui.core.defaults import default_run_dir
 from nal_tui.core.results import StartResult, StopResult
+from nal_tui.core.rundir import RunHistory, config_file, run_history, suggest_run_dir
 from nal_tui.core.runs import find_runs
 from nal_tui.core.session import RunSession
 from nal_tui.core.text import clean
@@ -27,8 +28,6 @@ from nal_tui.ui.screens.launch import LaunchRequest, ResumeScreen, StartScreen
 from nal_tui.ui.screens.runs import RunPickerScreen
 from nal_tui.ui.screens.stop import KillScreen, StopScreen
 from nal_tui.ui.widgets.checkpoints import CheckpointTable, verified_cell
-from trainer.rundir.history import RunHistory, run_history, suggest_run_dir
-from trainer.rundir.layout import CONFIG_FILE
 
 
 class ControlMixin:
@@ -115,7 +114,7 @@ class ControlMixin:
         if row is not None and not row.abandoned:
             later = tuple(r.step for r in self.rows if not r.abandoned and r.step > row.step)
         check = lambda: preflight.run_checks(  # noqa: E731
-            rd / CONFIG_FILE, run_dir=rd, resume=target, build_models=False,
+            config_file(rd), run_dir=rd, resume=target, build_models=False,
             logs_dir=self.session.logs_dir,
         )  # fmt: skip
         screen = ResumeScreen(

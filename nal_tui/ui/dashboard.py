@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from nal_tui.core.reducer.present import loss_label
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.views import CheckpointRow, SystemView
+from nal_tui.core.vocab import LOSS_KEYS
 from nal_tui.ui.texts import facts_lines
 from nal_tui.ui.widgets.alerts import AlertsPanel
 from nal_tui.ui.widgets.base import TextPanel
@@ -22,7 +23,6 @@ from nal_tui.ui.widgets.losses import LossesPanel
 from nal_tui.ui.widgets.progress import ProgressPanel
 from nal_tui.ui.widgets.system import SystemPanel
 from nal_tui.ui.widgets.validation import ValidationPanel
-from trainer.events.schema import LOSS_KEYS
 
 COMPACT_W, COMPACT_H = 100, 30  # below either: one column, details in the facts panel
 MEDIUM_W, MEDIUM_H = 140, 40  # below either: two columns, fewer right-hand panels

@@ -16,10 +16,10 @@ from textual.worker import get_current_worker
 from nal_tui.core.follow import LogFollower
 from nal_tui.core.proc import PidState
 from nal_tui.core.reducer.state import RunState
+from nal_tui.core.rundir import events_file
 from nal_tui.core.services import CheckpointService
 from nal_tui.core.views import CheckpointRow, SystemView
 from nal_tui.ui.messages import CheckpointsListed, HistoryLoaded, LogChanged, SystemSampled
-from trainer.rundir.layout import EVENTS
 
 
 class FeedsMixin:
@@ -60,12 +60,12 @@ class FeedsMixin:
         worker = get_current_worker()
         state = RunState()
         follower = LogFollower(
-            run_dir / EVENTS, self._follower_batch(run_dir), polling=self.polling
+            events_file(run_dir), self._follower_batch(run_dir), polling=self.polling
         )
         try:
             follower.load_into(state, stopped=lambda: worker.is_cancelled)
         except OSError as e:  # an unreadable log is shown, not fatal
-            state.note_garbled(1, f"cannot read {run_dir / EVENTS}: {e.strerror or e}")
+            state.note_garbled(1, f"cannot read {events_file(run_dir)}: {e.strerror or e}")
         if not worker.is_cancelled:
             self.post_message(HistoryLoaded(run_dir, state, follower))
 

@@ -10,7 +10,6 @@ import pytest
 
 from nal_tui.core.follow import LogFollower
 from nal_tui.core.reducer.state import RunState
-from nal_tui.core.vocab import ALERT_GARBLED
 from tests.factory import T0
 from trainer.events import index as ix
 from trainer.events import schema as ev
@@ -118,7 +117,7 @@ def _nan_safe(x):
 
 
 def snapshot(s: RunState) -> dict:
-    alerts = [a for a in s.alerts.rows if a.kind != ALERT_GARBLED]
+    alerts = [a for a in s.alerts.rows if a.kind != ev.ALERT_GARBLED]
     p = s.progress
     return {
         "step": s.step, "max_step": p.max_step, "epoch": p.epoch, "target": s.target_step,

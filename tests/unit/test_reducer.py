@@ -43,9 +43,9 @@ def test_after_run_end_no_live_pid_and_no_next_checkpoint():
 def test_steps_going_back_without_run_start_raise_an_alert():
     st = _state([run_start(), *steps(1, 50), *steps(10, 20)])
     kinds = [a.kind for a in st.alerts.rows]
-    assert V.ALERT_BACKWARDS in kinds and st.resume_steps == []
+    assert ev.ALERT_BACKWARDS in kinds and st.resume_steps == []
     st2 = _state([run_start(), *steps(1, 50), run_start(start=9), *steps(10, 20)])
-    assert V.ALERT_BACKWARDS not in [a.kind for a in st2.alerts.rows]
+    assert ev.ALERT_BACKWARDS not in [a.kind for a in st2.alerts.rows]
     assert st2.resume_steps == [9]
 
 
@@ -73,9 +73,9 @@ def test_nonfinite_collapse_and_imbalance_detectors():
     evs += [step_event(s, d=0.001) for s in range(21, 80)]
     st = _state(evs)
     kinds = [a.kind for a in st.alerts.rows]
-    assert kinds.count(V.ALERT_NONFINITE) == 1 and V.ALERT_D_COLLAPSE in kinds
+    assert kinds.count(ev.ALERT_NONFINITE) == 1 and ev.ALERT_D_COLLAPSE in kinds
     evs = [run_start(), *[step_event(s, adv=2.5 if s < 256 else 40.0) for s in range(1, 600)]]
-    assert V.ALERT_IMBALANCE in [a.kind for a in _state(evs).alerts.rows]
+    assert ev.ALERT_IMBALANCE in [a.kind for a in _state(evs).alerts.rows]
 
 
 def test_status_rule_covers_every_case():
@@ -98,6 +98,6 @@ def test_stall_alert_after_silence_and_garbled_counted():
     st = _state([run_start(), *steps(1, 100)])
     st.set_pid_state(V.PID_LIVE, 1, T0)
     st.refresh(T0 + 10 + 10_000)
-    assert V.ALERT_STALLED in [a.kind for a in st.alerts.rows]
+    assert ev.ALERT_STALLED in [a.kind for a in st.alerts.rows]
     st.note_garbled(3, "events.jsonl line 9: bad\x1b[2J")
     assert st.garbled == 3 and "\x1b" not in st.garbled_sample

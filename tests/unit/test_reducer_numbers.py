@@ -131,7 +131,7 @@ def test_nonfinite_alert_once_per_episode_and_nan_visible():
     recs += steps(13, 20, T0 + 8)
     recs += [step(21, T0 + 20, fm=-math.inf)]
     s.feed(recs)
-    alerts = kinds(s, V.ALERT_NONFINITE)
+    alerts = kinds(s, ev.ALERT_NONFINITE)
     assert [(a.step, a.level) for a in alerts] == [(11, "error"), (21, "error")]
     assert "g=nan" in alerts[0].message and "fm=-inf" in alerts[1].message
     assert s.losses["fm"].current == -math.inf
@@ -164,11 +164,11 @@ def test_d_collapse_alert_once_per_episode():
     s.feed([start()] + steps(1, 100, T0))
     assert not kinds(s)
     s.feed(steps(101, 160, T0 + 60, d=0.001))
-    assert [a.step for a in kinds(s, V.ALERT_D_COLLAPSE)] == [150]  # the 50th collapsed value
+    assert [a.step for a in kinds(s, ev.ALERT_D_COLLAPSE)] == [150]  # the 50th collapsed value
     s.feed(steps(161, 200, T0 + 100, d=0.001))
     s.feed(steps(201, 210, T0 + 120, d=3.0))
     s.feed(steps(211, 260, T0 + 130, d=0.0))
-    assert [a.step for a in kinds(s, V.ALERT_D_COLLAPSE)] == [150, 260]
+    assert [a.step for a in kinds(s, ev.ALERT_D_COLLAPSE)] == [150, 260]
 
 
 def test_gd_imbalance_alert():
@@ -176,7 +176,7 @@ def test_gd_imbalance_alert():
     s = RunState(imbalance_factor=4.0)
     s.feed([start()] + steps(1, 255, T0, adv=2.0, d=2.0))
     s.feed(steps(256, 1100, T0 + 200, adv=20.0, d=2.0))
-    alerts = kinds(s, V.ALERT_IMBALANCE)
+    alerts = kinds(s, ev.ALERT_IMBALANCE)
     assert len(alerts) == 1  # one per episode
     assert "x10" in alerts[0].message and alerts[0].step == 511  # end of the 2nd window
 
@@ -190,13 +190,13 @@ def test_stalled_alert():
     s.refresh(last + 30)
     assert not kinds(s)
     s.refresh(last + 61)
-    assert [a.kind for a in kinds(s)] == [V.ALERT_STALLED]
+    assert [a.kind for a in kinds(s)] == [ev.ALERT_STALLED]
     s.refresh(last + 120)
     assert len(kinds(s)) == 1  # once per silence
     s.feed(steps(51, 51, last + 121))
     assert s.since_last_event(last + 122) == pytest.approx(1.0)
     s.refresh(last + 122 + 61)
-    assert len(kinds(s, V.ALERT_STALLED)) == 2  # a new silence, a new alert
+    assert len(kinds(s, ev.ALERT_STALLED)) == 2  # a new silence, a new alert
 
 
 def test_crashed_when_process_gone_without_run_end():
@@ -206,7 +206,7 @@ def test_crashed_when_process_gone_without_run_end():
     assert s.status == V.STATUS_RUNNING and s.header(T0).pid == 99
     s.set_pid_state(V.PID_STALE)
     assert s.status == V.STATUS_CRASHED
-    assert [a.kind for a in kinds(s)] == [V.ALERT_CRASHED]
+    assert [a.kind for a in kinds(s)] == [ev.ALERT_CRASHED]
     assert s.progress_view().eta_s is None
     s.set_pid_state(V.PID_NONE)
     s.set_pid_state(V.PID_STALE)
@@ -230,7 +230,7 @@ def test_status_transitions():
     assert s.status == V.STATUS_RUNNING  # process unknown to us yet, log is fresh
     s.feed([end(1000, T0 + 200)])
     assert s.status == V.STATUS_COMPLETED and s.progress_view().eta_s is None
-    assert not kinds(s, V.ALERT_CRASHED)
+    assert not kinds(s, ev.ALERT_CRASHED)
 
 
 def test_stale_when_process_unknown_and_log_old():
@@ -293,7 +293,7 @@ def test_garbled_pid_file_makes_a_run_stale_and_reason_is_kept():
     assert s.status == V.STATUS_RUNNING and s.header(T0).pid == 77
     s.set_pid_state(V.PID_STALE)
     assert s.status == V.STATUS_CRASHED and "PID file is stale" in s.status_reason
-    assert [a.message for a in kinds(s, V.ALERT_CRASHED)] == [s.status_reason]
+    assert [a.message for a in kinds(s, ev.ALERT_CRASHED)] == [s.status_reason]
 
 
 def test_failed_run_end_shows_crashed_with_reason():
@@ -301,7 +301,7 @@ def test_failed_run_end_shows_crashed_with_reason():
     s.feed([start()] + steps(1, 3, T0) + [end(3, T0 + 5, ev.STATUS_FAILED, ev.EXIT_NONFINITE)])
     assert s.status == V.STATUS_CRASHED
     assert s.exit_code == ev.EXIT_NONFINITE and s.end_status == ev.STATUS_FAILED
-    assert [a.kind for a in kinds(s)] == [V.ALERT_RUN_FAILED]
+    assert [a.kind for a in kinds(s)] == [ev.ALERT_RUN_FAILED]
 
 
 def test_milestone_times():
@@ -345,7 +345,7 @@ def test_resume_below_the_last_step_drops_the_abandoned_branch():
     assert max(s.losses["g"].series.buckets(50)[2]) == 1.0  # the 50.0 spike left the chart
     assert s.val is None and not s.checkpoint_events
     assert s.resume_steps == [420] and s.losses_view().resume_steps == (420,)
-    (branch,) = kinds(s, V.ALERT_BRANCH)
+    (branch,) = kinds(s, ev.ALERT_BRANCH)
     assert branch.level == V.LEVEL_INFO and branch.step == 420
     assert "421–500" in branch.message and moved in branch.message
     assert s.abandoned[-1] == (420, 500, moved)
@@ -355,7 +355,7 @@ def test_resume_below_the_last_step_drops_the_abandoned_branch():
     assert [(mn, mx) for x, mn, mx in zip(st, mins, maxs, strict=True) if x > 420] == [
         (2.0, 2.0)
     ] * 180
-    assert not kinds(s, V.ALERT_BACKWARDS)  # a rollback with a run_start is not "backwards"
+    assert not kinds(s, ev.ALERT_BACKWARDS)  # a rollback with a run_start is not "backwards"
     assert s.progress_view().eta_s == pytest.approx(400 * 0.5)  # rates stay: same machine
 
 
@@ -374,7 +374,7 @@ def test_a_new_branch_from_step_0_starts_over():
     s.feed([start(T0 + 500, start_step=0, moved_aside="checkpoints/abandoned/x_steps-100-300")])
     assert s.step == 0 and len(s.losses["g"].series) == 0 and s.losses["g"].current is None
     assert s.progress.reached == {} and s.resume_steps == []
-    assert "new branch from step 0" in kinds(s, V.ALERT_BRANCH)[0].message
+    assert "new branch from step 0" in kinds(s, ev.ALERT_BRANCH)[0].message
     s.feed(steps(1, 50, T0 + 501, g=3.0))
     assert s.step == 50 and s.losses["g"].series.buckets(10)[2] == [3.0] * 10
 
@@ -392,7 +392,7 @@ def test_resuming_an_abandoned_checkpoint_above_the_live_view_drops_the_live_bra
     s.feed([start(T0 + 700, start_step=565, moved_aside=moved, parent_step=565, branch="b3")])
     assert s.step == 565 and s.val is None and not s.checkpoint_events
     assert len(s.losses["g"].series) == 0 and s.resume_steps == [565]
-    msg = kinds(s, V.ALERT_BRANCH)[-1].message
+    msg = kinds(s, ev.ALERT_BRANCH)[-1].message
     assert "abandoned branch at step 565" in msg and "1–50" in msg and moved in msg
     s.feed(steps(566, 570, T0 + 701, g=2.0))
     assert s.losses["g"].series.buckets(10)[2] == [2.0] * 5
@@ -412,7 +412,7 @@ def test_a_plain_resume_of_the_newest_checkpoint_drops_nothing():
     s = RunState()
     s.feed([start()] + steps(1, 400, T0, g=1.0) + [end(400, T0 + 300, ev.STATUS_STOPPED)])
     s.feed([start(T0 + 400, start_step=400)] + steps(401, 450, T0 + 401, g=2.0))
-    assert s.resume_steps == [400] and not kinds(s, V.ALERT_BRANCH)
+    assert s.resume_steps == [400] and not kinds(s, ev.ALERT_BRANCH)
     assert len(s.losses["g"].series) == 450
 
 
@@ -432,7 +432,7 @@ def test_garbled_and_reset():
     s.note_garbled(2, "events.jsonl line 7: not valid JSON")
     s.note_garbled(1, None)
     assert s.garbled == 3 and s.garbled_sample.startswith("events.jsonl line 7")
-    assert [a.kind for a in kinds(s)] == [V.ALERT_GARBLED]
+    assert [a.kind for a in kinds(s)] == [ev.ALERT_GARBLED]
     assert s.alerts_view().garbled == 3
     v = s.version
     s.reset()
@@ -485,10 +485,10 @@ def test_a_refused_start_after_the_run_ended_leaves_its_status_and_raises_an_ale
     s.feed([start()] + steps(1, 10, T0) + [end(10, T0 + 10, ev.STATUS_STOPPED)])
     s.feed([end(10, T0 + 60, ev.STATUS_FAILED, 5), end(10, T0 + 70, ev.STATUS_FAILED, 2)])
     assert s.status == V.STATUS_STOPPED
-    assert not kinds(s, V.ALERT_RUN_FAILED)
-    refused = kinds(s, V.ALERT_START_REFUSED)
+    assert not kinds(s, ev.ALERT_RUN_FAILED)
+    refused = kinds(s, ev.ALERT_START_REFUSED)
     assert len(refused) == 2 and "exit code 5" in refused[0].message
     # A failed first start is the run's end.
     s = RunState(stale_after_s=300)
     s.feed([end(0, T0, ev.STATUS_FAILED, 2)])
-    assert s.status == V.STATUS_CRASHED and kinds(s, V.ALERT_RUN_FAILED)
+    assert s.status == V.STATUS_CRASHED and kinds(s, ev.ALERT_RUN_FAILED)

@@ -9,9 +9,10 @@ import re
 from typing import Any
 
 from trainer.events import schema as ev
+from trainer.events.schema import ALERT_BRANCH
 
 from ..text import clean
-from ..vocab import ALERT_BRANCH, LEVEL_INFO
+from ..vocab import LEVEL_INFO
 
 
 class BranchRule:

@@ -12,17 +12,16 @@ from collections import deque
 from collections.abc import Sequence
 
 from trainer.events.index import BLOCK_STEPS
-
-from ..views import AlertRow
-from ..vocab import (
+from trainer.events.schema import (
     ALERT_BACKWARDS,
     ALERT_D_COLLAPSE,
     ALERT_IMBALANCE,
     ALERT_NONFINITE,
     ALERT_STALLED,
-    LEVEL_ERROR,
-    LEVEL_WARNING,
 )
+
+from ..views import AlertRow
+from ..vocab import LEVEL_ERROR, LEVEL_WARNING
 
 MAX_ALERTS = 1000
 

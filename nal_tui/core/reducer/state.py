@@ -11,6 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from trainer.events import schema as ev
+from trainer.events.schema import (
+    ALERT_CRASHED,
+    ALERT_GARBLED,
+    ALERT_RUN_FAILED,
+    ALERT_START_REFUSED,
+)
 
 from ..blocks import StepBlock, as_float, block_from_records
 from ..series import is_rising
@@ -21,10 +27,6 @@ from ..views import (
     ValidationView,
 )
 from ..vocab import (
-    ALERT_CRASHED,
-    ALERT_GARBLED,
-    ALERT_RUN_FAILED,
-    ALERT_START_REFUSED,
     LEVEL_ERROR,
     LEVEL_WARNING,
     LEVELS,

@@ -17,9 +17,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from nal_tui.core.rundir import ASIDE_DIR, RunHistory
 from nal_tui.core.text import clean
-from trainer.rundir.history import RunHistory
-from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR
 
 RESUME, NEW_RUN, NEW_BRANCH = "resume", "new-run", "new-branch"
 
@@ -56,7 +55,7 @@ class RunHoldsRunScreen(ModalScreen[str | None]):
         t.append(f"  start over from step 0 in {rd} as a new branch: its ")
         t.append(f"{h.n_checkpoints} checkpoint(s)")
         t.append(" are moved aside to ")
-        t.append(f"{CHECKPOINTS_DIR}/{ABANDONED_DIR}/", style="bold")
+        t.append(ASIDE_DIR, style="bold")
         t.append(", not deleted (they stay listed and resumable)\n")
         t.append(" Esc ", style="bold reverse")
         t.append(" cancel\n\n")

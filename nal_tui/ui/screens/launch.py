@@ -15,9 +15,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from nal_tui.core.rundir import ASIDE_DIR, RunHistory
 from nal_tui.core.text import clean
-from trainer.rundir.history import RunHistory
-from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR
 
 CHECK_STYLES = {
     "pass": ("✔", "green"),
@@ -238,7 +237,7 @@ class StartScreen(LaunchScreen):
             t.append("A new branch from step 0: ", style="bold yellow")
             t.append(
                 f"the run's {h.n_checkpoints} checkpoint(s) (last step {h.last_step:,}) are "
-                f"moved aside to {CHECKPOINTS_DIR}/{ABANDONED_DIR}/, not "
+                f"moved aside to {ASIDE_DIR}, not "
                 "deleted; they stay in the table and can be resumed.\n"
             )
         t.append(
@@ -293,7 +292,7 @@ class ResumeScreen(LaunchScreen):
         step = f" (step {self.checkpoint_step:,})" if self.checkpoint_step is not None else ""
         t.append(f"{name}{step}  ")
         t.append(self.verified, style="green" if self.verified.startswith("✔") else "yellow")
-        aside = f"{CHECKPOINTS_DIR}/{ABANDONED_DIR}/"
+        aside = ASIDE_DIR
         if self.abandoned:
             t.append("\nThis checkpoint is on an abandoned branch. ", style="bold yellow")
             t.append(

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from nal_tui.core.runs import RunInfo
-from nal_tui.ui.widgets.fmt import fmt_duration
+from nal_tui.core.text import fmt_duration
 from nal_tui.ui.widgets.header import STATUS_STYLES
 
 

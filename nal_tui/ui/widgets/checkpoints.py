@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import DataTable
 
+from nal_tui.core.text import fmt_duration
 from nal_tui.core.views import CheckpointRow, MilestonesView
 from nal_tui.ui.widgets.base import TextPanel
 from nal_tui.ui.widgets.fit import shorten
-from nal_tui.ui.widgets.fmt import fmt_bytes, fmt_clock, fmt_duration
+from nal_tui.ui.widgets.fmt import fmt_bytes, fmt_clock
 
 PAD = 1  # DataTable's cell padding, each side
 REASON_LONG, REASON_SHORT = 30, 20  # cells of a failed check's reason in the table

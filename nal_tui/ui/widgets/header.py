@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from nal_tui.core.text import fmt_duration
 from nal_tui.core.views import HeaderView
 from nal_tui.ui.widgets.base import TextPanel
 from nal_tui.ui.widgets.fit import FitLines, Part
-from nal_tui.ui.widgets.fmt import fmt_duration
 
 STATUS_STYLES = {
     "not started": "bold black on grey70",

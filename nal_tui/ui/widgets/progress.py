@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from nal_tui.core.text import fmt_duration
 from nal_tui.core.views import ProgressView
 from nal_tui.ui.widgets.base import TextPanel
 from nal_tui.ui.widgets.fit import Bar, FitLines, Part
-from nal_tui.ui.widgets.fmt import fmt_duration, fmt_rate
+from nal_tui.ui.widgets.fmt import fmt_rate
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 
