@@ -25,6 +25,7 @@ from nal_tui import preflight
 from nal_tui.core.defaults import DEFAULT_GRACE_S
 from nal_tui.core.follow import LogFollower
 from nal_tui.core.proc import PidState
+from nal_tui.core.reducer.present import header_view
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.services import CachedVerifier, CheckpointService, SystemSampler
 from nal_tui.core.session import RunSession
@@ -170,11 +171,11 @@ class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
         extra = " · ".join(
             p for p in ("loading history…" * self.loading, "bell on" * self.bell_on) if p
         )
-        self.query_one(HeaderBar).show(st.header(now), extra)
+        self.query_one(HeaderBar).show(header_view(st, now), extra)
         self.dashboard.draw(st, self.rows, self.system, self.selected, now)
-        if self.ckpt_service is not None and st.checkpoint_events:
-            if st.checkpoint_events[-1] is not self._last_ckpt_event:
-                self._last_ckpt_event = st.checkpoint_events[-1]
+        if self.ckpt_service is not None and st.checkpoints.events:
+            if st.checkpoints.events[-1] is not self._last_ckpt_event:
+                self._last_ckpt_event = st.checkpoints.events[-1]
                 self.ckpt_service.poke()  # a new checkpoint: list and verify it now
         self.status_changed(st.status)
         if not self.loading:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
-from nal_tui.core.reducer.present import loss_label
+from nal_tui.core.reducer.present import (
+    alerts_view,
+    loss_label,
+    losses_view,
+    milestones_view,
+    progress_view,
+    table_rows,
+)
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.views import CheckpointRow, SystemView
 from nal_tui.core.vocab import LOSS_KEYS
@@ -82,15 +89,15 @@ class Dashboard(Horizontal):
         now: float,
     ) -> None:
         """Every panel but the charts (cheap: called on every change)."""
-        rows = st.table_rows(rows)
-        self.query_one(ProgressPanel).show(st.progress_view())
-        self.query_one(LossesPanel).show(st.losses_view(), LOSS_KEYS[selected])
+        rows = table_rows(st, rows)
+        self.query_one(ProgressPanel).show(progress_view(st))
+        self.query_one(LossesPanel).show(losses_view(st), LOSS_KEYS[selected])
         self.query_one(ValidationPanel).show(st.val)
         self.query_one(CheckpointTable).show(rows, now)
-        milestones = st.milestones_view()
+        milestones = milestones_view(st)
         self.query_one(MilestonesPanel).show(milestones)
         self.query_one(SystemPanel).show(system)
-        alerts = st.alerts_view()
+        alerts = alerts_view(st)
         self.query_one(AlertsPanel).show(alerts)
         self.query_one("#facts", TextPanel).set_text(
             facts_lines(st.val, rows, milestones, system, alerts)
@@ -98,7 +105,7 @@ class Dashboard(Horizontal):
 
     def draw_charts(self, st: RunState, selected: int, force: bool = False) -> None:
         """The whole-run charts, when the state moved on since they were last drawn."""
-        v = st.losses_view()
+        v = losses_view(st)
         if v.version == self.charts_version and not force:
             return
         self.query_one(LossesPanel).show_charts(v)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from nal_tui.core.reducer.present import header_view
 from nal_tui.ui.screens.help import HelpScreen
 from nal_tui.ui.widgets.checkpoints import CheckpointTable
 from tests.app.apphelp import make_app, screen_text, until
@@ -81,7 +82,7 @@ def test_hostile_log_strings_never_reach_the_screen(tmp_path):
             text = screen_text(pilot)
             assert "\x1b" not in text and "pwned" not in text
             assert "1 garbled line" in text
-            header = app.state.header(0).run_name
+            header = header_view(app.state, 0).run_name
             assert header == "evilname"
 
     run(go())

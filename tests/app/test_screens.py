@@ -293,9 +293,9 @@ def test_resume_marker_and_steps_after_a_resume(tmp_path):
         app = make_app(rd, tmp_path)
         async with app.run_test(size=SIZE) as pilot:
             assert await until_text(pilot, "step 180/400")
-            assert 100 in app.state.resume_steps
+            assert 100 in app.state.branches.resume_steps
             big = app.query_one(BigChart)
-            assert await until(pilot, lambda: big.markers == tuple(app.state.resume_steps))
+            assert await until(pilot, lambda: big.markers == tuple(app.state.branches.resume_steps))
             # One row per checkpoint file, though step 150 was logged twice.
             assert await until(pilot, lambda: screen_text(pilot).count("sha256 ok") == 2)
             assert app.query_one(CheckpointTable).row_count == 2

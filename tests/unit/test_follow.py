@@ -357,12 +357,12 @@ def test_synthetic_run_end_to_end(tmp_path):
     f.check()
     assert f.stats.caught_up and f.stats.garbled == 0
     assert s.step == 30_000 and s.target_step == 40_000 and s.status == "stopped"
-    assert s.resume_steps == [10_000]
+    assert s.branches.resume_steps == [10_000]
     # Died after checkpointing 15,000, resumed from 10,000: the abandoned branch's 15,000
     # left the live view; the new branch's 15,000 is there.
-    ckpts = [c["step"] for c in s.checkpoint_events]
+    ckpts = [c["step"] for c in s.checkpoints.events]
     assert ckpts == [5000, 10_000, 15_000, 20_000, 25_000, 30_000]
-    assert s.abandoned[-1][:2] == (10_000, 15_000)
+    assert s.branches.abandoned[-1][:2] == (10_000, 15_000)
     nan_alerts = [a.step for a in s.alerts.rows if a.kind == "nonfinite"]
     assert nan_alerts == [8571, 12857, 12857, 21428]  # 12,857 was logged twice (resume)
     assert s.progress.seconds_per_step == pytest.approx(0.2, rel=0.1)

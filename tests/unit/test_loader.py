@@ -9,6 +9,7 @@ import os
 import pytest
 
 from nal_tui.core.follow import LogFollower
+from nal_tui.core.reducer.present import milestones_view, progress_view
 from nal_tui.core.reducer.state import RunState
 from tests.factory import T0
 from trainer.events import index as ix
@@ -123,8 +124,8 @@ def snapshot(s: RunState) -> dict:
         "step": s.step, "max_step": p.max_step, "epoch": p.epoch, "target": s.target_step,
         "status": s.status, "records": s.records, "first_t": s.first_t,
         "last_t": s.last_event_t, "garbled": s.garbled,
-        "garbled_alerts": len(s.alerts.rows) - len(alerts), "resumes": s.resume_steps,
-        "progress": _nan_safe(list(s.progress_view().__dict__.values())),
+        "garbled_alerts": len(s.alerts.rows) - len(alerts), "resumes": s.branches.resume_steps,
+        "progress": _nan_safe(list(progress_view(s).__dict__.values())),
         "stall": s.stall.limit(p.usual_interval, p.last_pause_s),
         "losses": {
             k: (
@@ -133,9 +134,9 @@ def snapshot(s: RunState) -> dict:
             )  # fmt: skip
             for k, v in s.losses.items()
         },
-        "checkpoints": [(c["step"], c["t"], c["path"]) for c in s.checkpoint_events],
-        "vals": [_nan_safe([v.step, v.duration, list(v.losses), v.samples]) for v in s.vals],
-        "milestones": s.milestones_view(),
+        "checkpoints": [(c["step"], c["t"], c["path"]) for c in s.checkpoints.events],
+        "vals": [_nan_safe([v.step, v.duration, list(v.losses), v.samples]) for v in s.validation.views],
+        "milestones": milestones_view(s),
         "alerts": [(a.kind, a.level, a.step, a.message, a.t, a.source) for a in alerts],
         "end": (s.ended, s.end_status, s.end_reason, s.exit_code),
     }  # fmt: skip
@@ -194,5 +195,5 @@ def test_load_into_after_truncation_starts_over(tmp_path):
     assert s.step == 299
     path.write_bytes(_start(T0 + 999, 0) + b"".join(_step(n, T0 + 999 + n) for n in range(1, 40)))
     stats = f.load_into(s)
-    assert stats.resets == 1 and s.step == 39 and s.records == 40 and s.resume_steps == []
+    assert stats.resets == 1 and s.step == 39 and s.records == 40 and s.branches.resume_steps == []
     assert len(s.losses["g"].series) == 39
