@@ -14,10 +14,11 @@ safety-net timer) only means "re-check the file". A check notices:
 
 Garbled lines (bad JSON, schema errors) are counted and sampled, never fatal.
 
-Opening a long run: ``load_into(state)`` reads the backlog straight into a ``RunState``,
-through the binary index ``events.idx`` when it matches the log (``loader``), and
-``start()`` keeps following from there. Every line goes through the one parser,
-``trainer.events.parse_lines``. (``tail.read_tail`` previews the end of a log.)
+Opening a long run: ``load(deliver, index=...)`` reads the backlog now, letting ``index``
+read a prefix of the file first (``loader.load_history`` passes one that goes through the
+binary index ``events.idx``), and ``start()`` keeps following from there. The follower
+knows files and callbacks only, never the state they feed. Every line goes through the
+one parser, ``trainer.events.parse_lines``. (``tail.read_tail`` previews the end of a log.)
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ from trainer.events.parse import parse_lines
 log = logging.getLogger(__name__)
 
 Records = list[dict[str, Any]]
+Deliver = Callable[[Records, "FollowStats"], None]
+# Reads a prefix of the log from its file descriptor (e.g. through an index) and returns
+# (offset, lines) to go on from, or None when it read nothing.
+IndexRead = Callable[[int], "tuple[int, int] | None"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ class LogFollower:
         self._sig = b""  # the bytes just before the offset, to notice a rewrite
         self._pending_reset = False
         self._stats = FollowStats(str(self.path))
-        self.used_index = False  # the last load_into went through events.idx
+        self.used_index = False  # the last load() read a prefix through its ``index``
 
     @property
     def stats(self) -> FollowStats:
@@ -200,47 +205,26 @@ class LogFollower:
             self._check(lambda recs, _stats: out.extend(recs))
         return out
 
-    def load_into(self, state: Any, stopped: Callable[[], bool] = lambda: False) -> FollowStats:
-        """Read everything complete now straight into ``state`` (a ``RunState``), fast.
+    def load(self, deliver: Deliver, index: IndexRead | None = None) -> FollowStats:
+        """Read everything complete now and hand it to ``deliver`` (not ``on_records``).
 
-        Through the binary index when it matches the log (``loader.apply_index``), then the
-        rest of the JSONL as ``check()`` would; ``start()`` follows on from there. A
-        truncation or replacement seen meanwhile resets ``state`` first.
+        A fresh read (nothing consumed yet) lets ``index`` read a prefix of the file first;
+        the rest goes as ``check()`` would, and ``start()`` follows on from there.
         """
-
-        def deliver(recs: Records, stats: FollowStats) -> None:
-            if stats.reset:
-                state.reset()
-            if recs:
-                state.feed(recs)
-            if stats.new_garbled:
-                state.note_garbled(stats.new_garbled, stats.last_garbled)
-
         with self._lock:
             if self._fd is None and self._open(resume=False) and self._stats.offset == 0:
-                self._load_index(state, stopped)
+                if index is not None:
+                    self._skip_prefix(index(self._fd))
             self._check(deliver)
         return self._stats
 
-    def _load_index(self, state: Any, stopped: Callable[[], bool]) -> None:
-        from trainer.events.index import IndexReader
-
-        from .loader import StaleIndex, apply_index
-
+    def _skip_prefix(self, got: tuple[int, int] | None) -> None:
+        """Go on from where a prefix reader stopped: ``got`` is (offset, lines) or None."""
+        self.used_index = got is not None
+        if got is None:
+            return
         assert self._fd is not None
-        idx = IndexReader.open(self.path, self._fd)
-        if idx is None:
-            return
-        self.used_index = True
-        try:
-            offset, lines = apply_index(idx, self._fd, state, self.path.name, stopped)
-        except StaleIndex as e:
-            log.warning("event index of %s not used: %s", self.path, e)
-            self.used_index = False
-            state.reset()
-            return
-        finally:
-            idx.close()
+        offset, lines = got
         self._sig = os.pread(self._fd, min(32, offset), offset - min(32, offset))
         self._stats = replace(self._stats, offset=offset, lines=lines, bytes_read=offset)
 

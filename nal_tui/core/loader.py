@@ -13,15 +13,19 @@ mismatch between index and log makes the caller parse the JSONL from the start.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 
-from nal_tui.core.reducer.state import RunState
 from trainer.events import index as ix
 from trainer.events import schema as ev
 from trainer.events.parse import line_error, parse_line
 
 from .blocks import columns_block
+from .follow import FollowStats, LogFollower, Records
+from .reducer.state import RunState
+
+log = logging.getLogger(__name__)
 
 # Step rows read from the JSONL itself at the end of the backlog. At least twice the
 # averaging window: a block summary leaves the window empty, and whatever a rollback in the
@@ -37,6 +41,40 @@ _RECENT_KINDS = (ix.KIND_VAL, ix.KIND_CHECKPOINT)
 
 class StaleIndex(Exception):
     """The index does not describe this log (the caller parses the JSONL instead)."""
+
+
+def apply_batch(state: RunState, records: Records, stats: FollowStats) -> None:
+    """One batch of the follower into ``state``: a reset first when the log started over
+    (truncated or replaced), then the records, then the count of unreadable lines."""
+    if stats.reset:
+        state.reset()
+    if records:
+        state.feed(records)
+    if stats.new_garbled:
+        state.note_garbled(stats.new_garbled, stats.last_garbled)
+
+
+def load_history(
+    follower: LogFollower, state: RunState, stopped: Callable[[], bool] = lambda: False
+) -> FollowStats:
+    """Everything complete in the follower's log now, into ``state``, fast: through the
+    binary index when it matches the log, then the rest of the JSONL batch by batch; the
+    follower follows on from there. A truncation or replacement seen resets ``state``."""
+
+    def from_index(fd: int) -> tuple[int, int] | None:
+        idx = ix.IndexReader.open(follower.path, fd)
+        if idx is None:
+            return None
+        try:
+            return apply_index(idx, fd, state, follower.path.name, stopped)
+        except StaleIndex as e:
+            log.warning("event index of %s not used: %s", follower.path, e)
+            state.reset()
+            return None
+        finally:
+            idx.close()
+
+    return follower.load(lambda recs, stats: apply_batch(state, recs, stats), from_index)
 
 
 def _line(fd: int, e: ix.Entry) -> bytes:

@@ -14,6 +14,7 @@ from textual import work
 from textual.worker import get_current_worker
 
 from nal_tui.core.follow import LogFollower
+from nal_tui.core.loader import apply_batch, load_history
 from nal_tui.core.proc import PidState
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.rundir import events_file
@@ -63,7 +64,7 @@ class FeedsMixin:
             events_file(run_dir), self._follower_batch(run_dir), polling=self.polling
         )
         try:
-            follower.load_into(state, stopped=lambda: worker.is_cancelled)
+            load_history(follower, state, stopped=lambda: worker.is_cancelled)
         except OSError as e:  # an unreadable log is shown, not fatal
             state.note_garbled(1, f"cannot read {events_file(run_dir)}: {e.strerror or e}")
         if not worker.is_cancelled:
@@ -91,12 +92,7 @@ class FeedsMixin:
         if msg.run_dir != self.run_dir or self.loading:
             return
         for records, stats in self.feed.drain():
-            if stats.reset:
-                self.state.reset()
-            if records:
-                self.state.feed(records)
-            if stats.new_garbled:
-                self.state.note_garbled(stats.new_garbled, stats.last_garbled)
+            apply_batch(self.state, records, stats)
         self._changed()
 
     # ---- services

@@ -9,6 +9,7 @@ import pytest
 
 from nal_tui.core import loader
 from nal_tui.core.follow import LogFollower
+from nal_tui.core.loader import load_history
 from nal_tui.core.reducer.present import losses_view, milestones_view, progress_view
 from nal_tui.core.reducer.state import RunState
 from tests.factory import append_raw, run_end, run_start, step_event, steps, write_events
@@ -23,7 +24,7 @@ def _load(path, use_index=True):
         os.rename(idx, hidden)
     st, f = RunState(), LogFollower(path, lambda r, s: None)
     try:
-        f.load_into(st)
+        load_history(f, st)
     finally:
         if hidden.exists():
             os.rename(hidden, idx)

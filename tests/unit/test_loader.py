@@ -1,4 +1,4 @@
-"""Opening a run's backlog (``LogFollower.load_into``, with or without ``events.idx``)
+"""Opening a run's backlog (``loader.load_history``, with or without ``events.idx``)
 gives the same state as feeding every line on its own (ported from main's test_history)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import os
 import pytest
 
 from nal_tui.core.follow import LogFollower
+from nal_tui.core.loader import load_history
 from nal_tui.core.reducer.present import milestones_view, progress_view
 from nal_tui.core.reducer.state import RunState
 from tests.factory import T0
@@ -170,7 +171,7 @@ def test_bulk_load_equals_one_by_one(log, chunk, index):
     ref = one_by_one(path)
     s = RunState()
     f = LogFollower(path, lambda *_: None, chunk_bytes=chunk, batch_lines=97)
-    stats = f.load_into(s)
+    stats = load_history(f, s)
     assert f.used_index == index and ix.index_path(path).exists() == index
     assert snapshot(s) == snapshot(ref)
     assert stats.garbled == (0 if index else 3) and s.garbled == 3
@@ -186,14 +187,14 @@ def test_bulk_load_equals_one_by_one(log, chunk, index):
     assert [r["step"] for r in got] == [1201]
 
 
-def test_load_into_after_truncation_starts_over(tmp_path):
+def test_load_history_after_truncation_starts_over(tmp_path):
     path = tmp_path / ev.EVENTS_FILE
     path.write_bytes(_start(T0, 0) + b"".join(_step(n, T0 + n) for n in range(1, 300)))
     s = RunState()
     f = LogFollower(path, lambda *_: None, chunk_bytes=1000)
-    f.load_into(s)
+    load_history(f, s)
     assert s.step == 299
     path.write_bytes(_start(T0 + 999, 0) + b"".join(_step(n, T0 + 999 + n) for n in range(1, 40)))
-    stats = f.load_into(s)
+    stats = load_history(f, s)
     assert stats.resets == 1 and s.step == 39 and s.records == 40 and s.branches.resume_steps == []
     assert len(s.losses["g"].series) == 39
