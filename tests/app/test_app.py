@@ -61,7 +61,7 @@ def test_deleted_checkpoints_leave_the_table(tmp_path):
             assert await until(pilot, lambda: table.row_count == 3)
             for p in checkpoint_paths(rd, 100):
                 p.unlink()
-            app.ckpt_service.poke()
+            app.feeds.ckpt_service.poke()
             assert await until(pilot, lambda: table.row_count == 2)
             assert "100 " not in "".join(str(k.value) for k in table.rows)
 
@@ -95,8 +95,8 @@ def test_stale_toasts_are_dismissed_when_the_status_changes(tmp_path):
         app = make_app(rd, tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
             assert await until(pilot, lambda: app.state.step == 20)
-            app.toast("about the old state")
-            app._last_toast -= 60  # it is old now
+            app.notices.toast("about the old state")
+            app.notices.last_toast -= 60  # it is old now
             await pilot.pause(0.1)
             assert len(app._notifications) == 1
             from tests.factory import run_end, write_events

@@ -183,17 +183,17 @@ def test_the_start_dialog_reuses_the_welcome_preflight(tmp_path, monkeypatch):
     real = preflight.run_checks
     monkeypatch.setattr(preflight, "run_checks", lambda *a, **k: calls.append(1) or real(*a, **k))
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(Path(make_app(None, tmp_path).config_path).read_text())
+    cfg.write_text(Path(make_app(None, tmp_path).control.config_path).read_text())
 
     async def go():
         app = make_app(None, tmp_path / "logs", config_path=cfg)
         async with app.run_test(size=SIZE) as pilot:
             assert await until(pilot, lambda: "checks passed" in screen_text(pilot), 120)
-            assert await until(pilot, lambda: app._welcome_report is not None)
+            assert await until(pilot, lambda: app.control.welcome_result is not None)
             assert len(calls) == 1
             await pilot.press("s")
             assert await _screen(pilot, StartScreen)
-            assert app.screen.report is app._welcome_report[1] and not app.screen.checking
+            assert app.screen.report is app.control.welcome_result[1] and not app.screen.checking
             assert len(calls) == 1  # not run again
             await pilot.press("escape")
             assert await until(pilot, lambda: app.screen is app.screen_stack[0])

@@ -207,7 +207,7 @@ def test_the_start_key_stays_in_view_at_80x24_above_a_long_preflight(tmp_path):
     async def go():
         app = make_app(None, tmp_path / "logs")
         async with app.run_test(size=(80, 24)) as pilot:
-            assert await until(pilot, lambda: app._welcome_report is not None, 120)
+            assert await until(pilot, lambda: app.control.welcome_result is not None, 120)
             await pilot.pause(0.2)  # the preflight's lines drawn
             text = screen_text(pilot)
             assert "No training run yet" in text and "to start training" in text, text
