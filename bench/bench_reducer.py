@@ -30,8 +30,8 @@ if mode == "json":
             json.loads(line); n += 1
     out = {"records": n}
 else:
-    from nal_tui.core.follow import LogFollower
-    from nal_tui.core.loader import load_history
+    from nal_tui.core.feed.follow import LogFollower
+    from nal_tui.core.feed.loader import load_history
     from nal_tui.core.reducer import RunState
     idx = path[: -len("events.jsonl")] + "events.idx"
     if mode == "jsonl" and os.path.exists(idx):

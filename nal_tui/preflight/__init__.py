@@ -13,11 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from nal_tui.core import command
-from trainer.rundir.layout import default_run_dir
-
-from .checks_data import check_config, check_data, check_output_dirs
-from .checks_env import (
+from nal_tui.core.control import command
+from nal_tui.preflight.checks_data import check_config, check_data, check_output_dirs
+from nal_tui.preflight.checks_env import (
     _Sub,
     check_installation,
     check_models,
@@ -26,7 +24,8 @@ from .checks_env import (
     check_trainer,
     verify_command,
 )
-from .report import SKIP, CheckResult, PreflightReport
+from nal_tui.preflight.report import SKIP, CheckResult, PreflightReport
+from trainer.rundir.layout import default_run_dir
 
 # What callers outside the package use; every other name is imported from its module
 # (checks_data, checks_env, estimates, report).

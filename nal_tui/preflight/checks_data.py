@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nal_tui.core.text import clean
+from nal_tui.preflight.report import FAIL, PASS, WARN, CheckResult
 from trainer.config.schema import ConfigError
 from trainer.config.yamlfile import load
 from trainer.corpus.check import check_corpus
@@ -32,8 +33,6 @@ from trainer.corpus.report import (
     Finding,
 )
 from trainer.rundir.layout import CHECKPOINTS_DIR, SAMPLES_DIR
-
-from .report import FAIL, PASS, WARN, CheckResult
 
 # ---------------------------------------------------------------------- checks
 

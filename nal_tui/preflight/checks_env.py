@@ -15,20 +15,17 @@ from typing import Any
 
 import psutil
 
-from nal_tui.core import command, proc
+from nal_tui.core.control import command, proc
 from nal_tui.core.text import clean
 from nal_tui.core.vocab import PID_GARBLED, PID_LIVE, PID_STALE
-from trainer.rundir.history import fresh_start_refusal, run_history, suggest_run_dir
-from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, PID_FILE
-
-from .estimates import (
+from nal_tui.preflight.estimates import (
     _human_count,
     estimate_disk,
     estimate_memory,
     estimate_params,
     human_bytes,
 )
-from .report import (
+from nal_tui.preflight.report import (
     FAIL,
     PASS,
     SUMMARY_TIMEOUT_S,
@@ -38,6 +35,8 @@ from .report import (
     WARN,
     CheckResult,
 )
+from trainer.rundir.history import fresh_start_refusal, run_history, suggest_run_dir
+from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, PID_FILE
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:

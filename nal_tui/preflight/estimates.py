@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .report import (
+from nal_tui.preflight.report import (
     BYTES_CKPT_PER_PARAM,
     BYTES_STATE_PER_PARAM,
     EVENT_LINE_BYTES,

@@ -21,24 +21,24 @@ from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from nal_tui.core.control.proc import PidState
+from nal_tui.core.control.session import RunSession
 from nal_tui.core.defaults import DEFAULT_GRACE_S
-from nal_tui.core.proc import PidState
 from nal_tui.core.reducer.present import header_view
 from nal_tui.core.reducer.state import RunState
-from nal_tui.core.session import RunSession
+from nal_tui.core.reducer.views import CheckpointRow, SystemView
 from nal_tui.core.text import clean
-from nal_tui.core.views import CheckpointRow, SystemView
 from nal_tui.core.vocab import LOSS_KEYS
-from nal_tui.ui.control import RunControl
-from nal_tui.ui.dashboard import SIZE_CLASSES, Dashboard, size_class
-from nal_tui.ui.feeds import RunFeeds
+from nal_tui.ui.charts.chart import BigChart
+from nal_tui.ui.checkpoints.table import CheckpointTable
+from nal_tui.ui.help import HelpScreen
 from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
+from nal_tui.ui.launch.control import RunControl
 from nal_tui.ui.messages import CheckpointsListed, HistoryLoaded, LogChanged, SystemSampled
 from nal_tui.ui.notices import Notices
-from nal_tui.ui.screens.help import HelpScreen
-from nal_tui.ui.widgets.chart import BigChart
-from nal_tui.ui.widgets.checkpoints import CheckpointTable
-from nal_tui.ui.widgets.header import HeaderBar
+from nal_tui.ui.run.dashboard import SIZE_CLASSES, Dashboard, size_class
+from nal_tui.ui.run.feeds import RunFeeds
+from nal_tui.ui.run.header import HeaderBar
 
 CHART_EVERY_S = 0.5
 Measure = Callable[[], tuple[SystemView, PidState]]

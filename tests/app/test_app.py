@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from nal_tui.core.reducer.present import header_view
-from nal_tui.ui.screens.help import HelpScreen
-from nal_tui.ui.widgets.checkpoints import CheckpointTable
+from nal_tui.ui.checkpoints.table import CheckpointTable
+from nal_tui.ui.help import HelpScreen
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import append_raw, append_steps, write_checkpoint, write_run
 from trainer.events import schema as ev

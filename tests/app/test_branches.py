@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from nal_tui.ui.screens.holds import RunHoldsRunScreen
-from nal_tui.ui.screens.launch import ResumeScreen, StartScreen
-from nal_tui.ui.screens.stop import StopScreen
-from nal_tui.ui.widgets.checkpoints import CheckpointTable
+from nal_tui.ui.checkpoints.table import CheckpointTable
+from nal_tui.ui.launch.confirm import ResumeScreen, StartScreen
+from nal_tui.ui.launch.holds import RunHoldsRunScreen
+from nal_tui.ui.launch.stop import StopScreen
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import fake_base, kill_started, write_checkpoint, write_run
 from trainer.rundir.layout import CONFIG_FILE, TRAIN_LOG
@@ -55,7 +55,7 @@ async def _screen(pilot, kind, timeout: float = 30.0) -> bool:
 
 
 def test_s_on_a_finished_run_offers_the_choices_and_loses_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr("nal_tui.core.command.trainer_base_command", fake_base)
+    monkeypatch.setattr("nal_tui.core.control.command.trainer_base_command", fake_base)
     logs = tmp_path / "logs"
     rd = write_run(logs / "demo", 30, target=30, checkpoints=(10, 20, 30), end="completed")
     before = _files(rd)
@@ -109,7 +109,7 @@ def test_s_on_a_finished_run_offers_the_choices_and_loses_nothing(tmp_path, monk
 
 
 def test_new_branch_from_the_dashboard_passes_the_flag(tmp_path, monkeypatch):
-    monkeypatch.setattr("nal_tui.core.command.trainer_base_command", fake_base)
+    monkeypatch.setattr("nal_tui.core.control.command.trainer_base_command", fake_base)
     logs = tmp_path / "logs"
     rd = write_run(logs / "demo", 30, target=30, checkpoints=(10, 20, 30), end="completed")
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from nal_tui.core.views import HeaderView
+from nal_tui.core.reducer.views import HeaderView
+from nal_tui.ui.charts.chart import BigChart
+from nal_tui.ui.checkpoints.table import CheckpointTable
+from nal_tui.ui.help import HelpScreen
 from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
-from nal_tui.ui.screens.help import HelpScreen
-from nal_tui.ui.screens.launch import ResumeScreen, StartScreen
-from nal_tui.ui.screens.runs import RunPickerScreen
-from nal_tui.ui.widgets.chart import BigChart
-from nal_tui.ui.widgets.checkpoints import CheckpointTable
+from nal_tui.ui.launch.confirm import ResumeScreen, StartScreen
+from nal_tui.ui.run.header import header_parts
+from nal_tui.ui.runs.picker import RunPickerScreen
 from nal_tui.ui.widgets.fit import fit_parts
-from nal_tui.ui.widgets.header import header_parts
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import DEMO_CONFIG, T0, corrupt, step_event, write_checkpoint, write_run
 from trainer.events import schema as ev
@@ -49,7 +49,7 @@ def test_opens_run_and_shows_header_progress_and_losses(tmp_path):
 
 
 def test_no_argument_opens_the_most_recent_run(tmp_path):
-    from nal_tui.core.session import RunSession
+    from nal_tui.core.control.session import RunSession
     from nal_tui.ui.app import NalTuiApp
 
     logs = tmp_path / "logs"

@@ -7,8 +7,8 @@ from __future__ import annotations
 from nal_tui.core.reducer.present import table_rows
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.services import CachedVerifier, CheckpointService
-from nal_tui.ui.widgets.checkpoints import verified_cell
-from nal_tui.ui.widgets.validation import validation_lines
+from nal_tui.ui.checkpoints.table import verified_cell
+from nal_tui.ui.run.validation import validation_lines
 from tests.factory import (
     T0,
     checkpoint_record,

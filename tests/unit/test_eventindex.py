@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from nal_tui.core import loader
-from nal_tui.core.follow import LogFollower
-from nal_tui.core.loader import load_history
+from nal_tui.core.feed import loader
+from nal_tui.core.feed.follow import LogFollower
+from nal_tui.core.feed.loader import load_history
 from nal_tui.core.reducer.present import losses_view, milestones_view, progress_view
 from nal_tui.core.reducer.state import RunState
 from tests.factory import append_raw, run_end, run_start, step_event, steps, write_events

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from nal_tui.core.follow import FollowStats, LogFollower
+from nal_tui.core.feed.follow import FollowStats, LogFollower
+from nal_tui.core.feed.tail import read_tail
 from nal_tui.core.reducer.state import RunState
-from nal_tui.core.tail import read_tail
 from trainer.events import schema as ev
 from trainer.events.codec import encode
 

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from nal_tui.core.follow import LogFollower
-from nal_tui.core.loader import load_history
+from nal_tui.core.feed.follow import LogFollower
+from nal_tui.core.feed.loader import load_history
 from nal_tui.core.reducer.present import milestones_view, progress_view
 from nal_tui.core.reducer.state import RunState
 from tests.factory import T0

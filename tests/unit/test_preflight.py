@@ -267,7 +267,7 @@ def test_installation_wrong_torch_and_missing_package():
 
 
 def test_trainer_pass():
-    from nal_tui.core.command import trainer_base_command
+    from nal_tui.core.control.command import trainer_base_command
 
     base, _ = trainer_base_command()
     res = check_trainer(_Sub([*base, "--help"]))
@@ -295,7 +295,7 @@ def test_trainer_fail():
 
 @pytest.fixture(scope="module")
 def demo_counts():
-    from nal_tui.core.command import trainer_base_command
+    from nal_tui.core.control.command import trainer_base_command
 
     base, _ = trainer_base_command()
     return _Sub([*base, "summary", "--config", str(DEMO)])
@@ -384,7 +384,7 @@ def test_run_state_free_dir(tmp_path):
 
 
 def test_run_state_live_trainer_fails(tmp_path, monkeypatch):
-    from nal_tui.core import proc
+    from nal_tui.core.control import proc
 
     monkeypatch.setattr(proc, "is_trainer_cmdline", lambda cmd: True)
     (tmp_path / PID_FILE).write_text(json.dumps(own_pid_info(tmp_path).__dict__))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 from nal_tui.core import vocab as V
+from nal_tui.core.control.status import StatusInputs, derive_status
 from nal_tui.core.reducer.present import header_view, milestones_view, progress_view
 from nal_tui.core.reducer.state import RunState
-from nal_tui.core.status import StatusInputs, derive_status
 from nal_tui.core.text import clean
 from tests.factory import T0, record, records, run_end, run_start, step_event, steps
 from trainer.events import schema as ev

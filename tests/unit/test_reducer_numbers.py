@@ -8,6 +8,7 @@ import math
 import pytest
 
 from nal_tui.core import vocab as V
+from nal_tui.core.control.status import StatusInputs, derive_status
 from nal_tui.core.reducer.present import (
     alerts_view,
     header_view,
@@ -16,7 +17,6 @@ from nal_tui.core.reducer.present import (
     progress_view,
 )
 from nal_tui.core.reducer.state import RunState
-from nal_tui.core.status import StatusInputs, derive_status
 from tests.factory import T0, checkpoint_record, record, run_end, run_start, step_event
 from trainer.events import schema as ev
 

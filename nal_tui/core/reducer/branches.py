@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from ..text import clean
+from nal_tui.core.text import clean
 
 KEEP_BRANCHES = 64  # abandoned branches remembered
 KEEP_RESUMES = 256  # resume markers kept for the charts

@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
-from ..views import CheckpointRow
+from nal_tui.core.reducer.views import CheckpointRow
 
 KEEP_EVENTS = 64  # recent checkpoint events kept (the table lists the disk)
 MAX_BEST = 64  # steps of a best-checkpoint ledger kept

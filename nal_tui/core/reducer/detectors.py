@@ -11,6 +11,8 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
+from nal_tui.core.reducer.views import AlertRow
+from nal_tui.core.vocab import LEVEL_ERROR, LEVEL_WARNING
 from trainer.events.index import BLOCK_STEPS
 from trainer.events.schema import (
     ALERT_BACKWARDS,
@@ -19,9 +21,6 @@ from trainer.events.schema import (
     ALERT_NONFINITE,
     ALERT_STALLED,
 )
-
-from ..views import AlertRow
-from ..vocab import LEVEL_ERROR, LEVEL_WARNING
 
 MAX_ALERTS = 1000
 

@@ -5,7 +5,8 @@ Reading only: nothing here changes the state.
 
 from __future__ import annotations
 
-from ..views import (
+from nal_tui.core.reducer.state import RunState
+from nal_tui.core.reducer.views import (
     AlertsView,
     CheckpointRow,
     HeaderView,
@@ -15,8 +16,7 @@ from ..views import (
     MilestonesView,
     ProgressView,
 )
-from ..vocab import ACTIVE_STATUSES, PID_LIVE, PID_NONE, STATUS_STALE
-from .state import RunState
+from nal_tui.core.vocab import ACTIVE_STATUSES, PID_LIVE, PID_NONE, STATUS_STALE
 
 LOSS_LABELS = {
     "g": "G total",

@@ -10,26 +10,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trainer.events import schema as ev
-from trainer.events.index import BlockInfo
-from trainer.events.schema import (
-    ALERT_BRANCH,
-    ALERT_CRASHED,
-    ALERT_GARBLED,
-    ALERT_RUN_FAILED,
-    ALERT_START_REFUSED,
-    LOSS_KEYS,
+from nal_tui.core.control.status import (
+    DEFAULT_STALE_AFTER_S,
+    StatusInputs,
+    derive_status,
+    refused_start,
 )
-
-from ..blocks import StepBlock, as_float, block_from_records
-from ..series import is_rising
-from ..status import DEFAULT_STALE_AFTER_S, StatusInputs, derive_status, refused_start
-from ..text import clean
-from ..views import (
+from nal_tui.core.feed.blocks import StepBlock, as_float, block_from_records
+from nal_tui.core.reducer.branches import Abandon, Branches
+from nal_tui.core.reducer.checkpoints import CheckpointLog
+from nal_tui.core.reducer.detectors import (
+    AlertLog,
+    BackwardsDetector,
+    CollapseDetector,
+    ImbalanceDetector,
+    NonfiniteDetector,
+    StallDetector,
+)
+from nal_tui.core.reducer.losses import LossTrack
+from nal_tui.core.reducer.progress import Progress
+from nal_tui.core.reducer.series import is_rising
+from nal_tui.core.reducer.summary import apply_summary
+from nal_tui.core.reducer.summary import summary_ok as _summary_ok
+from nal_tui.core.reducer.validation import ValidationLog
+from nal_tui.core.reducer.views import (
     AlertRow,
     ValidationView,
 )
-from ..vocab import (
+from nal_tui.core.text import clean
+from nal_tui.core.vocab import (
     ACTIVE_STATUSES,
     LEVEL_ERROR,
     LEVEL_INFO,
@@ -42,21 +51,16 @@ from ..vocab import (
     STATUS_NOT_STARTED,
     STATUS_RUNNING,
 )
-from .branches import Abandon, Branches
-from .checkpoints import CheckpointLog
-from .detectors import (
-    AlertLog,
-    BackwardsDetector,
-    CollapseDetector,
-    ImbalanceDetector,
-    NonfiniteDetector,
-    StallDetector,
+from trainer.events import schema as ev
+from trainer.events.index import BlockInfo
+from trainer.events.schema import (
+    ALERT_BRANCH,
+    ALERT_CRASHED,
+    ALERT_GARBLED,
+    ALERT_RUN_FAILED,
+    ALERT_START_REFUSED,
+    LOSS_KEYS,
 )
-from .losses import LossTrack
-from .progress import Progress
-from .summary import apply_summary
-from .summary import summary_ok as _summary_ok
-from .validation import ValidationLog
 
 _E_RUN_START, _E_STEP, _E_VAL = ev.RunStart.EVENT, ev.Step.EVENT, ev.Val.EVENT
 _E_CKPT, _E_MILESTONE = ev.Checkpoint.EVENT, ev.Milestone.EVENT

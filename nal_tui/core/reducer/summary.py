@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from nal_tui.core.reducer.detectors import CollapseDetector, ImbalanceDetector, NonfiniteDetector
+from nal_tui.core.reducer.losses import LossTrack
+from nal_tui.core.reducer.progress import Progress
 from trainer.events.index import BlockInfo
 from trainer.events.schema import LOSS_KEYS
-
-from .detectors import CollapseDetector, ImbalanceDetector, NonfiniteDetector
-from .losses import LossTrack
-from .progress import Progress
 
 _D, _ADV = LOSS_KEYS.index("d"), LOSS_KEYS.index("adv")
 

@@ -6,9 +6,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from ..blocks import as_float
-from ..text import clean
-from ..views import ValidationView
+from nal_tui.core.feed.blocks import as_float
+from nal_tui.core.reducer.views import ValidationView
+from nal_tui.core.text import clean
 
 KEEP_EVENTS = 64  # recent validation events kept
 MAX_METRICS = 32  # per validation set; a hostile record cannot grow the panel without end
