@@ -167,6 +167,7 @@ class RunSession:
         (``start_refusal``), unless ``new_branch``: then the trainer starts over from step 0
         there and moves the run's checkpoints aside (nothing is deleted).
         """
+        # The config schema is only needed to start: kept off ``nal-tui status``'s path.
         from trainer.config.schema import ConfigError
 
         if nproc < 1:
