@@ -30,13 +30,14 @@ if mode == "json":
             json.loads(line); n += 1
     out = {"records": n}
 else:
-    from nal_tui.core.follow import LogFollower
+    from nal_tui.core.feed.follow import LogFollower
+    from nal_tui.core.feed.loader import load_history
     from nal_tui.core.reducer import RunState
     idx = path[: -len("events.jsonl")] + "events.idx"
     if mode == "jsonl" and os.path.exists(idx):
         os.rename(idx, idx + ".off")
     try:
-        st = RunState(); f = LogFollower(path, lambda r, s: None); f.load_into(st)
+        st = RunState(); f = LogFollower(path, lambda r, s: None); load_history(f, st)
     finally:
         if os.path.exists(idx + ".off"):
             os.rename(idx + ".off", idx)

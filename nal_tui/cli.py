@@ -160,7 +160,7 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str, ok: bool) -
 
 
 def _session(args: argparse.Namespace) -> Any:
-    from nal_tui.core.session import RunSession
+    from nal_tui.core.control.session import RunSession
 
     return RunSession.open(args.run_dir, args.logs_dir)
 
@@ -182,8 +182,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    from nal_tui.core.control.session import RunSession
     from nal_tui.core.defaults import default_run_dir
-    from nal_tui.core.session import RunSession
     from trainer.config.schema import ConfigError
 
     config = args.config or DEFAULT_CONFIG
@@ -282,7 +282,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     if st.run_end is not None:
         lines.append(f"  run_end: {st.run_end.get('status')} ({st.run_end.get('reason')})")
-    from nal_tui.core.runs import REFUSED_NOTE
+    from nal_tui.core.control.runs import REFUSED_NOTE
 
     refused = st.reason.find(REFUSED_NOTE)
     if refused >= 0:

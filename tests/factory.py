@@ -27,7 +27,7 @@ from trainer.rundir.manifest import Manifest, ManifestFile
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "config" / "demo.yaml"
-# Named nal-train so that its command line is "our trainer" (nal_tui.core.proc).
+# Named nal-train so that its command line is "our trainer" (nal_tui.core.control.proc).
 FAKE_TRAINER = ROOT / "tests" / "fakes" / "nal-train"
 T0 = 1_700_000_000.0
 
@@ -201,7 +201,7 @@ def fake_base() -> tuple[list[str], str]:
 
 def fake_session(run_dir: Path | None, logs_dir: Path, mode: str = "normal"):
     """A RunSession that launches the fake trainer (same PID file and events)."""
-    from nal_tui.core.session import RunSession
+    from nal_tui.core.control.session import RunSession
 
     env = dict(os.environ, FAKE_TRAINER_MODE=mode, PYTHONUNBUFFERED="1")
     return RunSession(run_dir, logs_dir=logs_dir, trainer_base=fake_base(), env=env)
@@ -209,7 +209,7 @@ def fake_session(run_dir: Path | None, logs_dir: Path, mode: str = "normal"):
 
 def kill_started() -> None:
     """SIGKILL whatever the tests' sessions started (their own sessions: pgid == pid)."""
-    from nal_tui.core.proc import CHILDREN
+    from nal_tui.core.control.proc import CHILDREN
 
     for pid in CHILDREN.pids():
         try:

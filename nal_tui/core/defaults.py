@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_LOGS = Path("logs")
+from trainer.rundir import layout
+from trainer.rundir.layout import CONFIG_FILE
+
+DEFAULT_LOGS = layout.LOGS_DIR
 DEFAULT_CONFIG = Path("config/demo.yaml")
 DEFAULT_GRACE_S = 120.0  # a stop finishes the step and saves a checkpoint first
 START_WAIT_S = 30.0  # how long a start waits for the trainer to take the run lock
@@ -19,17 +22,17 @@ KILL_WAIT_S = 10.0  # after SIGKILL, how long to wait for the processes to go
 def default_run_dir(
     config_path: str | os.PathLike[str], logs_dir: str | os.PathLike[str] = DEFAULT_LOGS
 ) -> Path:
-    """``<logs>/<config name>``, the trainer's own default; ConfigError for a bad config."""
+    """Where a start of ``config_path`` puts the run without a run dir (the trainer's one
+    definition, ``trainer.rundir.layout.default_run_dir``); ConfigError for a bad config."""
+    # Loading a config pulls in yaml and the config schema: kept off the CLI's light path.
     from trainer.config.yamlfile import load
 
-    return Path(logs_dir) / load(config_path).name
+    return layout.default_run_dir(load(config_path).name, logs_dir)
 
 
 def config_for_run(run_dir: Path | None, config: Path | None = None) -> Path:
     """The config to start or resume with: the given one, the run's resolved config.yaml,
     else the demo config."""
-    from trainer.rundir.layout import CONFIG_FILE
-
     if config is not None:
         return config
     if run_dir is not None and (run_dir / CONFIG_FILE).is_file():

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import psutil
 
+from nal_tui.core.control import proc
+from nal_tui.core.reducer.views import CheckpointRow, SystemView
+from nal_tui.core.text import clean
+from nal_tui.core.vocab import PID_LIVE
 from trainer.rundir.checkpoints import (
     CheckpointInfo,
     list_abandoned,
@@ -23,11 +27,6 @@ from trainer.rundir.checkpoints import (
 )
 from trainer.rundir.layout import CheckpointError
 from trainer.rundir.resolve import latest_checkpoint
-
-from . import proc
-from .text import clean
-from .views import CheckpointRow, SystemView
-from .vocab import PID_LIVE
 
 DELETED = "deleted"
 

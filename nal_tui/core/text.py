@@ -2,12 +2,15 @@
 
 A log line, a manifest, a config path or a PID file can carry escape sequences (which
 would move the cursor, retitle the terminal or worse) or megabytes of text. Everything
-the dashboard or the CLI shows from a file goes through ``clean``.
+the dashboard or the CLI shows from a file goes through ``clean``. Durations are written
+by ``fmt_duration`` (its one definition is trainer.events.units; the UI's route to it).
 """
 
 from __future__ import annotations
 
 import re
+
+from trainer.events.units import fmt_duration as fmt_duration
 
 MAX_TEXT = 300  # characters of one field (a message, a path, a name)
 

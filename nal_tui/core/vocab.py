@@ -1,9 +1,13 @@
-"""Words shared by every part of nal-tui: run status, PID-file state, alert kinds, levels.
+"""Words shared by every part of nal-tui: run status, PID-file state, levels, stop outcomes.
 
-Imports nothing else of ours, so any module can use it.
+Imports only trainer.events.schema, so any module can use it.
 """
 
 from __future__ import annotations
+
+# The losses every step row carries: the UI's one route to trainer.events.schema.LOSS_KEYS.
+from trainer.events.schema import ALERT_LEVELS
+from trainer.events.schema import LOSS_KEYS as LOSS_KEYS
 
 # Run status, as the dashboard and ``nal-tui status`` show it (status.derive_status).
 STATUS_NOT_STARTED = "not started"
@@ -32,23 +36,12 @@ PID_STALE = "stale"  # the recorded process is gone, or the pid now belongs to a
 PID_GARBLED = "garbled"  # unreadable, not a regular file, too big, or not the expected JSON
 PID_STATES = (PID_NONE, PID_LIVE, PID_STALE, PID_GARBLED)
 
-# Alert kinds the dashboard derives itself (the trainer's own live in trainer.events;
-# unknown kinds are shown generically).
-ALERT_NONFINITE = "nonfinite"
-ALERT_D_COLLAPSE = "d_collapse"
-ALERT_IMBALANCE = "gd_imbalance"
-ALERT_STALLED = "stalled"
-ALERT_CRASHED = "crashed"
-ALERT_RUN_FAILED = "run_failed"
-ALERT_START_REFUSED = "start_refused"  # a failed run_end right after a run_end: nothing ran
-ALERT_GARBLED = "garbled"
-ALERT_BACKWARDS = "steps_backwards"
-ALERT_BRANCH = "branch"  # a run_start below the last step: the later steps were abandoned
+# Alert kinds (the trainer's and those the dashboard derives) are one list in
+# trainer.events.schema (ALERT_*, ALERT_KINDS); core modules import them from there.
 
-LEVEL_INFO = "info"
-LEVEL_WARNING = "warning"
-LEVEL_ERROR = "error"
-LEVELS = (LEVEL_INFO, LEVEL_WARNING, LEVEL_ERROR)
+# Alert levels: the schema's list, named.
+LEVELS = ALERT_LEVELS
+LEVEL_INFO, LEVEL_WARNING, LEVEL_ERROR = LEVELS
 
 # Stop outcomes (session.StopResult.status).
 STOP_STOPPED = "stopped"

@@ -7,82 +7,29 @@ that need the trainer run it in a subprocess, started first, in parallel.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from .checks_data import FIXES, check_config, check_data, check_output_dirs
-from .checks_env import (
+from nal_tui.core.control import command
+from nal_tui.preflight.checks_data import check_config, check_data, check_output_dirs
+from nal_tui.preflight.checks_env import (
     _Sub,
     check_installation,
     check_models,
     check_resources,
     check_run_state,
     check_trainer,
-    parse_summary,
     verify_command,
 )
-from .estimates import DiskEstimate, estimate_disk, estimate_memory, estimate_params, human_bytes
-from .report import (
-    ASCII_SYMBOLS,
-    BYTES_CKPT_PER_PARAM,
-    BYTES_STATE_PER_PARAM,
-    EVENT_LINE_BYTES,
-    FAIL,
-    FRAMEWORK_OVERHEAD,
-    PASS,
-    SAMPLE_SECONDS,
-    SKIP,
-    SUMMARY_TIMEOUT_S,
-    SUPPORTED,
-    SYMBOLS,
-    TRAIN_PACKAGES,
-    TRAINER_TIMEOUT_S,
-    VERIFY_TIMEOUT_S,
-    WARN,
-    CheckResult,
-    PreflightReport,
-)
+from nal_tui.preflight.report import SKIP, CheckResult, PreflightReport
+from trainer.rundir.layout import default_run_dir
 
-__all__ = [
-    "ASCII_SYMBOLS",
-    "BYTES_CKPT_PER_PARAM",
-    "BYTES_STATE_PER_PARAM",
-    "CheckResult",
-    "DiskEstimate",
-    "EVENT_LINE_BYTES",
-    "FAIL",
-    "FIXES",
-    "FRAMEWORK_OVERHEAD",
-    "PASS",
-    "PreflightReport",
-    "SAMPLE_SECONDS",
-    "SKIP",
-    "SUMMARY_TIMEOUT_S",
-    "SUPPORTED",
-    "SYMBOLS",
-    "TRAINER_TIMEOUT_S",
-    "TRAIN_PACKAGES",
-    "VERIFY_TIMEOUT_S",
-    "WARN",
-    "_Sub",
-    "check_config",
-    "check_data",
-    "check_installation",
-    "check_models",
-    "check_output_dirs",
-    "check_resources",
-    "check_run_state",
-    "check_trainer",
-    "estimate_disk",
-    "estimate_memory",
-    "estimate_params",
-    "human_bytes",
-    "parse_summary",
-    "run_checks",
-    "verify_command",
-]
+# What callers outside the package use; every other name is imported from its module
+# (checks_data, checks_env, estimates, report).
+__all__ = ["print_report", "run_checks"]
 
 
 def run_checks(
@@ -104,10 +51,8 @@ def run_checks(
     from step 0 in a run dir that holds a run (else such a start fails the run-state check,
     as the trainer refuses it).
     """
-    from nal_tui.core.command import trainer_base_command
-
     t0 = time.monotonic()
-    base, _ = trainer_base_command()
+    base, _ = command.trainer_base_command()
     help_sub = _Sub([*base, "--help"])
     cfg_res, cfg = check_config(config_path)
     model_sub = (
@@ -118,7 +63,7 @@ def run_checks(
     rd = (
         Path(run_dir)
         if run_dir is not None
-        else (Path(logs_dir) / cfg.name if cfg is not None else None)
+        else (default_run_dir(cfg.name, logs_dir) if cfg is not None else None)
     )
     verify_sub = (
         _Sub(verify_command(base, rd, resume, config_path if cfg is not None else None))
@@ -166,8 +111,6 @@ def run_checks(
 def print_report(report: PreflightReport, json_out: bool = False) -> None:
     """Print the report (human lines, or one JSON object)."""
     if json_out:
-        import json
-
         print(json.dumps(report.to_dict(), indent=1))
         return
     enc = getattr(sys.stdout, "encoding", None) or "ascii"

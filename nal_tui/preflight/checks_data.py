@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from nal_tui.core.text import clean
+from nal_tui.preflight.report import FAIL, PASS, WARN, CheckResult
+from trainer.config.schema import ConfigError
+from trainer.config.yamlfile import load
 from trainer.corpus.check import check_corpus
 from trainer.corpus.report import (
     RULE_BATCH,
@@ -31,16 +34,11 @@ from trainer.corpus.report import (
 )
 from trainer.rundir.layout import CHECKPOINTS_DIR, SAMPLES_DIR
 
-from .report import FAIL, PASS, WARN, CheckResult
-
 # ---------------------------------------------------------------------- checks
 
 
 def check_config(config_path: str | os.PathLike[str]) -> tuple[CheckResult, Any]:
     """1. The YAML parses, every key is known, every value in range."""
-    from trainer.config.schema import ConfigError
-    from trainer.config.yamlfile import load
-
     try:
         cfg = load(config_path)
     except ConfigError as e:

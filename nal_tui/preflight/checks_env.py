@@ -13,18 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nal_tui.core.text import clean
-from trainer.rundir.history import fresh_start_refusal, run_history, suggest_run_dir
-from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, PID_FILE
+import psutil
 
-from .estimates import (
+from nal_tui.core.control import command, proc
+from nal_tui.core.text import clean
+from nal_tui.core.vocab import PID_GARBLED, PID_LIVE, PID_STALE
+from nal_tui.preflight.estimates import (
     _human_count,
     estimate_disk,
     estimate_memory,
     estimate_params,
     human_bytes,
 )
-from .report import (
+from nal_tui.preflight.report import (
     FAIL,
     PASS,
     SUMMARY_TIMEOUT_S,
@@ -34,6 +35,8 @@ from .report import (
     WARN,
     CheckResult,
 )
+from trainer.rundir.history import fresh_start_refusal, run_history, suggest_run_dir
+from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, PID_FILE
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -135,8 +138,6 @@ def check_trainer(sub: _Sub, timeout: float = TRAINER_TIMEOUT_S) -> CheckResult:
 
 def parse_summary(out: str) -> dict[str, int]:
     """Parameter counts from ``nal-train summary`` (its JSON object; other lines ignored)."""
-    import json
-
     for text in (out, *reversed(out.strip().splitlines())):
         try:
             d = json.loads(text)
@@ -210,8 +211,6 @@ def check_resources(
     ``disk_free``, ``mem_available``, ``mem_total`` and ``gpu`` (total, free) override
     what the machine reports (``gpu=False``: ask nvidia-smi when the config may use CUDA).
     """
-    import psutil
-
     name = "System resources"
     est = "from nal-train summary" if counts else "estimated from the config"
     params = _model_params(counts) if counts else sum(estimate_params(cfg).values())
@@ -332,12 +331,8 @@ def check_run_state(
     """8. No live trainer owns the run dir; a fresh start does not land in a run dir that
     already holds a run (the trainer refuses it, unless it starts a new branch); a resume
     checkpoint passes the trainer's full load test (``nal-train verify``, in a subprocess)."""
-    from nal_tui.core.command import trainer_base_command
-    from nal_tui.core.proc import trainer_state
-    from nal_tui.core.vocab import PID_GARBLED, PID_LIVE, PID_STALE
-
     name = "Run state"
-    st = trainer_state(run_dir)
+    st = proc.trainer_state(run_dir)
     if st.state == PID_LIVE and st.info is not None:
         return CheckResult(
             name,
@@ -358,7 +353,7 @@ def check_run_state(
         if not run_dir.is_dir():
             return CheckResult(name, FAIL, f"cannot resume: there is no run directory {run_dir}")
         if verify is None:
-            verify = _Sub(verify_command(trainer_base_command()[0], run_dir, resume))
+            verify = _Sub(verify_command(command.trainer_base_command()[0], run_dir, resume))
         ok, why, step, skipped = _verify(verify, timeout)
         if not ok:
             return CheckResult(

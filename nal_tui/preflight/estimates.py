@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from .report import (
+from nal_tui.preflight.report import (
     BYTES_CKPT_PER_PARAM,
     BYTES_STATE_PER_PARAM,
     EVENT_LINE_BYTES,
@@ -49,8 +50,6 @@ def estimate_params(cfg: Any) -> dict[str, int]:
 
 
 def _gcd3(a: int, b: int, c: int) -> int:
-    import math
-
     return math.gcd(a, math.gcd(b, c))
 
 

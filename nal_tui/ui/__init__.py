@@ -1,2 +1,3 @@
-"""The Textual dashboard: the app (compose, keys, actions that call a RunSession), workers,
-messages, render-only widgets and dialogs."""
+"""The Textual dashboard: the app (compose, keys, draw) and one folder per feature: run/
+(the panels and what keeps them current), launch/ (start, resume, stop), runs/, charts/,
+checkpoints/; widgets/ holds the shared building blocks."""

@@ -1,53 +1,50 @@
 """The dashboard app: one run's panels, kept current, and keys that call its ``RunSession``.
 
-Background work runs in Textual workers (``@work(exclusive=True)``: opening another run
-cancels the load in flight) and in the core's services; threads only post messages. The
-reducer is fed and read on the UI thread; a change schedules one redraw after the
-current message, and the whole-run charts follow at most twice a second. The control
-keys live in ``control.ControlMixin``, the panels in ``dashboard.Dashboard``, what keeps
-the state current (the log, the checkpoints, system figures) in ``feeds.FeedsMixin``.
+The app composes the screen, routes keys and messages, and draws; its parts are plain
+objects it holds: ``feeds`` (the run's state, kept current by workers, the follower and
+the services), ``control`` (start, resume, stop, open; the welcome preflight) and
+``notices`` (toasts). Threads only post messages. The reducer is fed and read on the UI
+thread; a change schedules one redraw after the current message, and the whole-run
+charts follow at most twice a second.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from textual import events, work
+from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.css.query import NoMatches
-from textual.widgets import Footer, Static
-from textual.worker import get_current_worker
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, WorkerState
 
-from nal_tui import preflight
+from nal_tui.core.control.proc import PidState
+from nal_tui.core.control.session import RunSession
 from nal_tui.core.defaults import DEFAULT_GRACE_S
-from nal_tui.core.follow import LogFollower
-from nal_tui.core.proc import PidState
+from nal_tui.core.reducer.present import header_view
 from nal_tui.core.reducer.state import RunState
-from nal_tui.core.services import CachedVerifier, CheckpointService, SystemSampler
-from nal_tui.core.session import RunSession
-from nal_tui.core.views import CheckpointRow, SystemView
-from nal_tui.ui.control import ControlMixin
-from nal_tui.ui.dashboard import SIZE_CLASSES, Dashboard, size_class
-from nal_tui.ui.feeds import FeedsMixin
+from nal_tui.core.reducer.views import CheckpointRow, SystemView
+from nal_tui.core.text import clean
+from nal_tui.core.vocab import LOSS_KEYS
+from nal_tui.ui.charts.chart import BigChart
+from nal_tui.ui.checkpoints.table import CheckpointTable
+from nal_tui.ui.help import HelpScreen
 from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
-from nal_tui.ui.messages import LogFeed
-from nal_tui.ui.notices import NoticesMixin
-from nal_tui.ui.screens.help import HelpScreen
-from nal_tui.ui.screens.launch import preflight_text
-from nal_tui.ui.texts import welcome_text
-from nal_tui.ui.widgets.chart import BigChart
-from nal_tui.ui.widgets.checkpoints import CheckpointTable
-from nal_tui.ui.widgets.header import HeaderBar
-from trainer.events.schema import LOSS_KEYS
+from nal_tui.ui.launch.control import RunControl
+from nal_tui.ui.messages import CheckpointsListed, HistoryLoaded, LogChanged, SystemSampled
+from nal_tui.ui.notices import Notices
+from nal_tui.ui.run.dashboard import SIZE_CLASSES, Dashboard, size_class
+from nal_tui.ui.run.feeds import RunFeeds
+from nal_tui.ui.run.header import HeaderBar
 
 CHART_EVERY_S = 0.5
 Measure = Callable[[], tuple[SystemView, PidState]]
 
 
-class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
+class NalTuiApp(App[None]):
     """nal-tui: watch, start, stop and resume one training run.
 
     ``clock`` and ``sample_system`` (False, or a function returning fixed figures) make
@@ -74,29 +71,31 @@ class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
         super().__init__()
         self.sample_system, self.clock = sample_system, clock
         self.session = session
-        self.config_path = Path(config_path)
-        self.polling, self.bell_on = polling, bell
-        self.stop_grace_s, self.build_models = stop_grace_s, build_models
-        self.state = RunState()
+        self.bell_on = bell
         self.selected = 0
-        self.loading = False
-        self.feed = LogFeed()
-        self.follower: LogFollower | None = None
-        self.verifier = CachedVerifier()
-        self.ckpt_service: CheckpointService | None = None
-        self.sampler: SystemSampler | None = None
-        self.rows: list[CheckpointRow] = []
-        self.system: SystemView | None = None
-        self.pid: PidState | None = None
+        """The loss in the big chart (an index into LOSS_KEYS)."""
         self.draw_count = 0
         self._draw_pending = False
-        self._last_ckpt_event: object = None
-        self._welcome_report: tuple[object, object] | None = None  # (key, PreflightReport)
-        self.init_notices()
+        self.notices = Notices(self)
+        self.feeds = RunFeeds(self, session, self._changed, polling=polling)
+        self.control = RunControl(
+            self, session, self.feeds, config_path=config_path, build_models=build_models,
+            stop_grace_s=stop_grace_s, toast=self.notices.toast, open_run=self.open_run,
+            changed=self._changed, table=lambda: self.query_one(CheckpointTable),
+            show_welcome=self._welcome_show,
+        )  # fmt: skip
 
     @property
     def run_dir(self) -> Path | None:
         return self.session.run_dir
+
+    @property
+    def state(self) -> RunState:
+        return self.feeds.state
+
+    @property
+    def rows(self) -> list[CheckpointRow]:
+        return self.feeds.rows
 
     @property
     def dashboard(self) -> Dashboard:
@@ -112,10 +111,7 @@ class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
 
     def on_mount(self) -> None:
         measure = self.sample_system if callable(self.sample_system) else None
-        self.sampler = SystemSampler(self.run_dir, self._disk_path(), self._sampled,
-                                     measure=measure)  # fmt: skip
-        if self.sample_system:
-            self.sampler.start()
+        self.feeds.start_sampler(bool(self.sample_system), measure)
         self.set_interval(1.0, self._tick)
         self.set_interval(CHART_EVERY_S, self._draw_charts)
         self.on_resize()
@@ -128,27 +124,70 @@ class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
         self.add_class(size_class(size.width, size.height))
 
     def on_unmount(self) -> None:
-        for svc in (self.follower, self.sampler, self.ckpt_service):
-            if svc is not None:
-                svc.stop()
+        self.feeds.stop()
 
-    def _disk_path(self) -> Path:
-        return self.run_dir if self.run_dir is not None else self.session.logs_dir
+    def open_run(self, run_dir: Path | None) -> None:
+        """Follow ``run_dir`` (or show the welcome screen when there is no usable run)."""
+        self.feeds.close(run_dir)
+        self.notices.alerts_seen(self.state.alerts)
+        self.clear_notifications()
+        problem = self.session.problem()
+        welcome = problem is not None and (run_dir is None or not run_dir.exists())
+        self.query_one("#welcome").display = welcome
+        self.dashboard.display = not welcome
+        if welcome:
+            self.feeds.loading = False
+            self.control.welcome(problem or "")
+        else:
+            self.feeds.load(run_dir)
+        self._changed()
 
     @property
     def settled(self) -> bool:
         """Nothing left to load, verify, sample or draw (what snapshot tests wait for)."""
+        f = self.feeds
         return (
-            not self.loading
+            not f.loading
             and not self._draw_pending
             and self.dashboard.charts_version == self.state.version
-            and all(r.verified is not None for r in self.rows)
-            and (self.system is not None or not self.sample_system)
+            and all(r.verified is not None for r in f.rows)
+            and (f.system is not None or not self.sample_system)
         )
 
     def _tick(self) -> None:
         self.state.refresh(self.clock())
         self._changed()
+
+    # ---- messages from the feeds' threads and workers
+
+    def on_history_loaded(self, msg: HistoryLoaded) -> None:
+        if self.feeds.history_loaded(msg):
+            self.notices.alerts_seen(self.state.alerts)  # toasts are for new alerts only
+            self.feeds.pid_to_state()
+            self._tick()  # time-based status ("stale") now, not at the next tick
+            self._draw_charts()  # the whole-run charts at once, not at the next chart tick
+
+    def on_log_changed(self, msg: LogChanged) -> None:
+        self.feeds.log_changed(msg)
+
+    def on_system_sampled(self, msg: SystemSampled) -> None:
+        self.feeds.system_sampled(msg)
+
+    def on_checkpoints_listed(self, msg: CheckpointsListed) -> None:
+        self.feeds.checkpoints_listed(msg)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A background action that raised is said, not swallowed (its workers run with
+        ``exit_on_error=False`` so the dashboard outlives it)."""
+        if event.state == WorkerState.ERROR:
+            what = event.worker.group or event.worker.name or "a background task"
+            self.notices.toast(f"{what} failed: {clean(str(event.worker.error), 300)}",
+                               "error", "error", timeout=20)  # fmt: skip
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if isinstance(event.data_table, CheckpointTable):
+            event.stop()
+            self.control.resume(str(event.row_key.value))
 
     # ---- drawing
 
@@ -166,19 +205,16 @@ class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
                 raise
 
     def _draw_panels(self) -> None:
-        st, now = self.state, self.clock()
+        st, now, f = self.state, self.clock(), self.feeds
         extra = " · ".join(
-            p for p in ("loading history…" * self.loading, "bell on" * self.bell_on) if p
+            p for p in ("loading history…" * f.loading, "bell on" * self.bell_on) if p
         )
-        self.query_one(HeaderBar).show(st.header(now), extra)
-        self.dashboard.draw(st, self.rows, self.system, self.selected, now)
-        if self.ckpt_service is not None and st.checkpoint_events:
-            if st.checkpoint_events[-1] is not self._last_ckpt_event:
-                self._last_ckpt_event = st.checkpoint_events[-1]
-                self.ckpt_service.poke()  # a new checkpoint: list and verify it now
-        self.status_changed(st.status)
-        if not self.loading:
-            self.announce_alerts(st.alerts)
+        self.query_one(HeaderBar).show(header_view(st, now), extra)
+        self.dashboard.draw(st, f.rows, f.system, self.selected, now)
+        f.new_checkpoint_seen()
+        self.notices.status_changed(st.status)
+        if not f.loading:
+            self.notices.announce_alerts(st.alerts, self.bell_on)
         self.draw_count += 1
 
     def _draw_charts(self, force: bool = False) -> None:
@@ -188,51 +224,10 @@ class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
             if self.is_running and not self._exit:
                 raise
 
-    # ---- welcome (no run yet)
-
-    @work(thread=True, exclusive=True, group="welcome", exit_on_error=False)
-    def _welcome(self, problem: str) -> None:
-        """Worker: the preflight of a start from here (where it would put the run)."""
-        cfg, rd = self.config_path, self._new_run_dir()
-        show = lambda checks: self.call_from_thread(  # noqa: E731
-            self._welcome_show, welcome_text(problem, cfg, checks, rd)
-        )
-        show("running preflight checks…")
-        try:
-            key = self._preflight_key(rd)
-            report = preflight.run_checks(
-                cfg, rd, build_models=self.build_models, logs_dir=self.session.logs_dir
-            )
-            if key is not None and key == self._preflight_key(rd):
-                self._welcome_report = (key, report)
-            text = preflight_text(report)
-            text.append(report.summary(), style="bold green" if report.ok else "bold red")
-        except Exception as e:  # noqa: BLE001 - shown in place of the report
-            text = f"preflight could not run: {e}"
-        if not get_current_worker().is_cancelled:
-            show(text)
-
-    def _preflight_key(self, rd: Path | None) -> tuple | None:
-        """What a preflight result depends on that can change under it: the config's
-        bytes, the run dir, whether the models are built."""
-        try:
-            data = self.config_path.read_bytes()
-        except OSError:
-            return None
-        return (str(self.config_path), hashlib.sha256(data).digest(), str(rd), self.build_models)
-
-    def welcome_report(self, rd: Path | None):
-        """The welcome screen's preflight report when it still holds for a start in ``rd``
-        (same config bytes, same run dir), else None: the start dialog reuses it."""
-        got = self._welcome_report
-        if got is None or got[0] != self._preflight_key(rd):
-            return None
-        return got[1]
-
-    def _welcome_show(self, text) -> None:
+    def _welcome_show(self, text: str | Text) -> None:
         self.query_one("#welcome", Static).update(text)
 
-    # ---- view actions
+    # ---- keys
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Tab / shift+tab are priority bindings; inside a dialog they must move the focus.
@@ -240,6 +235,18 @@ class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(key_help(self.BINDINGS) + EXTRA_KEYS))
+
+    def action_start(self) -> None:
+        self.control.start()
+
+    def action_resume(self) -> None:
+        self.control.resume()
+
+    def action_stop(self) -> None:
+        self.control.stop()
+
+    def action_pick_run(self) -> None:
+        self.control.pick_run()
 
     def action_select_loss(self, i: int) -> None:
         self.selected = i % len(LOSS_KEYS)
@@ -261,5 +268,5 @@ class NalTuiApp(FeedsMixin, ControlMixin, NoticesMixin, App[None]):
 
     def action_toggle_bell(self) -> None:
         self.bell_on = not self.bell_on
-        self.toast(f"terminal bell on alerts: {'on' if self.bell_on else 'off'}")
+        self.notices.toast(f"terminal bell on alerts: {'on' if self.bell_on else 'off'}")
         self._changed()

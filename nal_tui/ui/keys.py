@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-from nal_tui.core.reducer.present import LOSS_KEYS, loss_label
+from nal_tui.core.reducer.present import loss_label
+from nal_tui.core.vocab import LOSS_KEYS
 
 BINDINGS = [
     Binding("q", "quit", "Quit", tooltip="quit; the trainer keeps running"),

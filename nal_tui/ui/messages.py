@@ -14,9 +14,9 @@ from typing import Any
 
 from textual.message import Message
 
-from nal_tui.core.follow import FollowStats
-from nal_tui.core.proc import PidState
-from nal_tui.core.views import CheckpointRow, SystemView
+from nal_tui.core.control.proc import PidState
+from nal_tui.core.feed.follow import FollowStats
+from nal_tui.core.reducer.views import CheckpointRow, SystemView
 
 
 class LogFeed:

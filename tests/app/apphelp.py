@@ -10,9 +10,9 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from nal_tui.core.proc import PidState
-from nal_tui.core.session import RunSession
-from nal_tui.core.views import SystemView
+from nal_tui.core.control.proc import PidState
+from nal_tui.core.control.session import RunSession
+from nal_tui.core.reducer.views import SystemView
 from nal_tui.core.vocab import PID_NONE
 from nal_tui.ui.app import NalTuiApp
 from tests.factory import DEMO_CONFIG, T0

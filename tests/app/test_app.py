@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from nal_tui.ui.screens.help import HelpScreen
-from nal_tui.ui.widgets.checkpoints import CheckpointTable
+from nal_tui.core.reducer.present import header_view
+from nal_tui.ui.checkpoints.table import CheckpointTable
+from nal_tui.ui.help import HelpScreen
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import append_raw, append_steps, write_checkpoint, write_run
 from trainer.events import schema as ev
@@ -60,7 +61,7 @@ def test_deleted_checkpoints_leave_the_table(tmp_path):
             assert await until(pilot, lambda: table.row_count == 3)
             for p in checkpoint_paths(rd, 100):
                 p.unlink()
-            app.ckpt_service.poke()
+            app.feeds.ckpt_service.poke()
             assert await until(pilot, lambda: table.row_count == 2)
             assert "100 " not in "".join(str(k.value) for k in table.rows)
 
@@ -81,7 +82,7 @@ def test_hostile_log_strings_never_reach_the_screen(tmp_path):
             text = screen_text(pilot)
             assert "\x1b" not in text and "pwned" not in text
             assert "1 garbled line" in text
-            header = app.state.header(0).run_name
+            header = header_view(app.state, 0).run_name
             assert header == "evilname"
 
     run(go())
@@ -94,8 +95,8 @@ def test_stale_toasts_are_dismissed_when_the_status_changes(tmp_path):
         app = make_app(rd, tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
             assert await until(pilot, lambda: app.state.step == 20)
-            app.toast("about the old state")
-            app._last_toast -= 60  # it is old now
+            app.notices.toast("about the old state")
+            app.notices.last_toast -= 60  # it is old now
             await pilot.pause(0.1)
             assert len(app._notifications) == 1
             from tests.factory import run_end, write_events

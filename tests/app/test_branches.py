@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from nal_tui.ui.screens.holds import RunHoldsRunScreen
-from nal_tui.ui.screens.launch import ResumeScreen, StartScreen
-from nal_tui.ui.screens.stop import StopScreen
-from nal_tui.ui.widgets.checkpoints import CheckpointTable
+from nal_tui.ui.checkpoints.table import CheckpointTable
+from nal_tui.ui.launch.confirm import ResumeScreen, StartScreen
+from nal_tui.ui.launch.holds import RunHoldsRunScreen
+from nal_tui.ui.launch.stop import StopScreen
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import fake_base, kill_started, write_checkpoint, write_run
 from trainer.rundir.layout import CONFIG_FILE, TRAIN_LOG
@@ -55,7 +55,7 @@ async def _screen(pilot, kind, timeout: float = 30.0) -> bool:
 
 
 def test_s_on_a_finished_run_offers_the_choices_and_loses_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr("nal_tui.core.command.trainer_base_command", fake_base)
+    monkeypatch.setattr("nal_tui.core.control.command.trainer_base_command", fake_base)
     logs = tmp_path / "logs"
     rd = write_run(logs / "demo", 30, target=30, checkpoints=(10, 20, 30), end="completed")
     before = _files(rd)
@@ -109,7 +109,7 @@ def test_s_on_a_finished_run_offers_the_choices_and_loses_nothing(tmp_path, monk
 
 
 def test_new_branch_from_the_dashboard_passes_the_flag(tmp_path, monkeypatch):
-    monkeypatch.setattr("nal_tui.core.command.trainer_base_command", fake_base)
+    monkeypatch.setattr("nal_tui.core.control.command.trainer_base_command", fake_base)
     logs = tmp_path / "logs"
     rd = write_run(logs / "demo", 30, target=30, checkpoints=(10, 20, 30), end="completed")
 
@@ -183,17 +183,17 @@ def test_the_start_dialog_reuses_the_welcome_preflight(tmp_path, monkeypatch):
     real = preflight.run_checks
     monkeypatch.setattr(preflight, "run_checks", lambda *a, **k: calls.append(1) or real(*a, **k))
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(Path(make_app(None, tmp_path).config_path).read_text())
+    cfg.write_text(Path(make_app(None, tmp_path).control.config_path).read_text())
 
     async def go():
         app = make_app(None, tmp_path / "logs", config_path=cfg)
         async with app.run_test(size=SIZE) as pilot:
             assert await until(pilot, lambda: "checks passed" in screen_text(pilot), 120)
-            assert await until(pilot, lambda: app._welcome_report is not None)
+            assert await until(pilot, lambda: app.control.welcome_result is not None)
             assert len(calls) == 1
             await pilot.press("s")
             assert await _screen(pilot, StartScreen)
-            assert app.screen.report is app._welcome_report[1] and not app.screen.checking
+            assert app.screen.report is app.control.welcome_result[1] and not app.screen.checking
             assert len(calls) == 1  # not run again
             await pilot.press("escape")
             assert await until(pilot, lambda: app.screen is app.screen_stack[0])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from nal_tui.core.series import MinMaxSeries
-from nal_tui.ui.widgets.chart import NAN_STYLE, Buckets, band_rows, to_buckets
+from nal_tui.core.reducer.series import MinMaxSeries
+from nal_tui.ui.charts.chart import NAN_STYLE, Buckets, band_rows, to_buckets
 
 
 def _cells(rows) -> list[str]:

@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nal_tui.core.session import RunSession
-from nal_tui.ui.screens.launch import ResumeScreen, StartScreen
-from nal_tui.ui.screens.stop import KillScreen, StopScreen
+from nal_tui.core.control.session import RunSession
+from nal_tui.ui.launch.confirm import ResumeScreen, StartScreen
+from nal_tui.ui.launch.stop import KillScreen, StopScreen
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import FAKE_TRAINER, ROOT, fake_base, kill_started, wait_for
 
@@ -145,7 +145,7 @@ def test_resume_right_after_a_stop_waits_for_the_trainer_to_exit(tmp_path, fake_
 
 
 def test_start_from_the_dashboard_launches_and_follows_the_trainer(tmp_path, monkeypatch):
-    monkeypatch.setattr("nal_tui.core.command.trainer_base_command", fake_base)
+    monkeypatch.setattr("nal_tui.core.control.command.trainer_base_command", fake_base)
     config = tmp_path / "dash.yaml"
     config.write_text(
         (ROOT / "config" / "demo.yaml").read_text().replace("name: demo", "name: dash")

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from nal_tui.core.views import HeaderView
+from nal_tui.core.reducer.views import HeaderView
+from nal_tui.ui.charts.chart import BigChart
+from nal_tui.ui.checkpoints.table import CheckpointTable
+from nal_tui.ui.help import HelpScreen
 from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
-from nal_tui.ui.screens.help import HelpScreen
-from nal_tui.ui.screens.launch import ResumeScreen, StartScreen
-from nal_tui.ui.screens.runs import RunPickerScreen
-from nal_tui.ui.widgets.chart import BigChart
-from nal_tui.ui.widgets.checkpoints import CheckpointTable
+from nal_tui.ui.launch.confirm import ResumeScreen, StartScreen
+from nal_tui.ui.run.header import header_parts
+from nal_tui.ui.runs.picker import RunPickerScreen
 from nal_tui.ui.widgets.fit import fit_parts
-from nal_tui.ui.widgets.header import header_parts
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import DEMO_CONFIG, T0, corrupt, step_event, write_checkpoint, write_run
 from trainer.events import schema as ev
@@ -49,7 +49,7 @@ def test_opens_run_and_shows_header_progress_and_losses(tmp_path):
 
 
 def test_no_argument_opens_the_most_recent_run(tmp_path):
-    from nal_tui.core.session import RunSession
+    from nal_tui.core.control.session import RunSession
     from nal_tui.ui.app import NalTuiApp
 
     logs = tmp_path / "logs"
@@ -207,7 +207,7 @@ def test_the_start_key_stays_in_view_at_80x24_above_a_long_preflight(tmp_path):
     async def go():
         app = make_app(None, tmp_path / "logs")
         async with app.run_test(size=(80, 24)) as pilot:
-            assert await until(pilot, lambda: app._welcome_report is not None, 120)
+            assert await until(pilot, lambda: app.control.welcome_result is not None, 120)
             await pilot.pause(0.2)  # the preflight's lines drawn
             text = screen_text(pilot)
             assert "No training run yet" in text and "to start training" in text, text
@@ -293,9 +293,9 @@ def test_resume_marker_and_steps_after_a_resume(tmp_path):
         app = make_app(rd, tmp_path)
         async with app.run_test(size=SIZE) as pilot:
             assert await until_text(pilot, "step 180/400")
-            assert 100 in app.state.resume_steps
+            assert 100 in app.state.branches.resume_steps
             big = app.query_one(BigChart)
-            assert await until(pilot, lambda: big.markers == tuple(app.state.resume_steps))
+            assert await until(pilot, lambda: big.markers == tuple(app.state.branches.resume_steps))
             # One row per checkpoint file, though step 150 was logged twice.
             assert await until(pilot, lambda: screen_text(pilot).count("sha256 ok") == 2)
             assert app.query_one(CheckpointTable).row_count == 2

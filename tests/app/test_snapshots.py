@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from nal_tui.ui.checkpoints.table import CheckpointTable
+from nal_tui.ui.help import HelpScreen
 from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
-from nal_tui.ui.screens.help import HelpScreen
-from nal_tui.ui.screens.holds import RunHoldsRunScreen
-from nal_tui.ui.screens.launch import ResumeScreen, StartScreen
-from nal_tui.ui.screens.stop import KillScreen
-from nal_tui.ui.widgets.checkpoints import CheckpointTable
+from nal_tui.ui.launch.confirm import ResumeScreen, StartScreen
+from nal_tui.ui.launch.holds import RunHoldsRunScreen
+from nal_tui.ui.launch.stop import KillScreen
 from tests.app.apphelp import make_app, svg_text, until
 from tests.factory import (
     T0,

@@ -10,9 +10,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nal_tui.core import proc
 from nal_tui.core import vocab as V
-from nal_tui.core.session import RunSession
+from nal_tui.core.control import proc
+from nal_tui.core.control.session import RunSession
 from tests.conftest import demo_config_dict, write_config
 from tests.factory import kill_started, wait_for
 

@@ -59,7 +59,7 @@ def _steps(run: Path) -> list[int]:
 
 
 def _status(run: Path) -> str:
-    from nal_tui.core.session import RunSession
+    from nal_tui.core.control.session import RunSession
 
     return RunSession(run).status().status
 

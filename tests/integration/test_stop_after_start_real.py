@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nal_tui.core import proc
 from nal_tui.core import vocab as V
+from nal_tui.core.control import proc
 from tests.conftest import ROOT, demo_config_dict, wait_for, write_config
 
 pytestmark = pytest.mark.slow

@@ -27,7 +27,7 @@ def _cleanup():
 @pytest.fixture
 def fake(monkeypatch):
     """``nal-tui start|resume`` launch the fake trainer (a real, light process)."""
-    monkeypatch.setattr("nal_tui.core.command.trainer_base_command", fake_base)
+    monkeypatch.setattr("nal_tui.core.control.command.trainer_base_command", fake_base)
 
 
 def nal_tui(*args: str) -> subprocess.CompletedProcess[str]:

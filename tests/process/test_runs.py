@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nal_tui.core import runs
 from nal_tui.core import vocab as V
+from nal_tui.core.control import runs
 from tests.factory import wait_for
 from trainer.events import schema as ev
 from trainer.events.codec import encode

@@ -15,7 +15,7 @@ import pytest
 
 from nal_tui import cli
 from nal_tui.core import vocab as V
-from nal_tui.core.session import RunSession
+from nal_tui.core.control.session import RunSession
 from tests.factory import (
     FAKE_TRAINER,
     ROOT,
@@ -121,7 +121,7 @@ def test_status_json(tmp_path, capsys):
 
 
 def test_cli_start_and_stop_use_the_shared_defaults(tmp_path, config, monkeypatch):
-    monkeypatch.setattr("nal_tui.core.command.trainer_base_command", fake_base)
+    monkeypatch.setattr("nal_tui.core.control.command.trainer_base_command", fake_base)
     logs = tmp_path / "logs"
     args = ["--logs-dir", str(logs), "start", "--config", str(config), "--no-preflight", "--json"]
     assert cli.main(args) == 0

@@ -13,8 +13,8 @@ import psutil
 import pytest
 
 from nal_tui.core import vocab as V
-from nal_tui.core.command import trainer_command
-from nal_tui.core.session import RunSession
+from nal_tui.core.control.command import trainer_command
+from nal_tui.core.control.session import RunSession
 from tests.factory import (
     ROOT,
     corrupt,

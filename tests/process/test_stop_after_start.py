@@ -16,9 +16,9 @@ import time
 import psutil
 import pytest
 
-from nal_tui.core import proc
 from nal_tui.core import vocab as V
-from nal_tui.core.session import RunSession
+from nal_tui.core.control import proc
+from nal_tui.core.control.session import RunSession
 from tests.factory import ROOT, fake_session, kill_started, wait_for, write_run
 from trainer.rundir.layout import PID_FILE
 

@@ -4,10 +4,11 @@ definition, best marked), and the validation panel (every metric, by set)."""
 
 from __future__ import annotations
 
+from nal_tui.core.reducer.present import table_rows
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.services import CachedVerifier, CheckpointService
-from nal_tui.ui.widgets.checkpoints import verified_cell
-from nal_tui.ui.widgets.validation import validation_lines
+from nal_tui.ui.checkpoints.table import verified_cell
+from nal_tui.ui.run.validation import validation_lines
 from tests.factory import (
     T0,
     checkpoint_record,
@@ -63,13 +64,13 @@ def test_best_checkpoints_are_marked_from_the_ledger_of_checkpoint_events(tmp_pa
     st = RunState()
     st.feed([record(run_start()), *records(steps(1, 30), T0 + 1)])
     st.feed([checkpoint_record(10), checkpoint_record(20, best=True)])
-    assert st.best_steps == {20}
+    assert st.checkpoints.best_steps == {20}
     st.feed([checkpoint_record(30, best=False, best_steps=[20, 10])])
-    rows = st.table_rows(_table(rd))
+    rows = table_rows(st, _table(rd))
     assert [(r.step, r.abandoned) for r in rows if r.best] == [(20, False), (10, False)]
     assert "best" in verified_cell(rows[1]).plain
     st.feed([record(run_start(start=15), T0 + 100)])  # rollback: 20 left the live branch
-    assert st.best_steps == {10}
+    assert st.checkpoints.best_steps == {10}
 
 
 def test_validation_panel_shows_every_metric_by_set():

@@ -7,8 +7,10 @@ import os
 
 import pytest
 
-from nal_tui.core import loader
-from nal_tui.core.follow import LogFollower
+from nal_tui.core.feed import loader
+from nal_tui.core.feed.follow import LogFollower
+from nal_tui.core.feed.loader import load_history
+from nal_tui.core.reducer.present import losses_view, milestones_view, progress_view
 from nal_tui.core.reducer.state import RunState
 from tests.factory import append_raw, run_end, run_start, step_event, steps, write_events
 from trainer.events import index as ix
@@ -22,7 +24,7 @@ def _load(path, use_index=True):
         os.rename(idx, hidden)
     st, f = RunState(), LogFollower(path, lambda r, s: None)
     try:
-        f.load_into(st)
+        load_history(f, st)
     finally:
         if hidden.exists():
             os.rename(hidden, idx)
@@ -32,13 +34,13 @@ def _load(path, use_index=True):
 def _digest(st: RunState, buckets: tuple[int, ...] = (7, 50, 5000), exact: bool = True):
     """Everything the panels show; ``exact``: also the chart at fine resolution (a block
     summary is one min/max band, so a summarised history matches the rows only coarsely)."""
-    lv = st.losses_view()
+    lv = losses_view(st)
     return (
-        st.step, st.target_step, st.records, st.garbled, st.status, tuple(st.resume_steps),
-        [(a.kind, a.step, a.message) for a in st.alerts.rows], list(st.abandoned),
+        st.step, st.target_step, st.records, st.garbled, st.status, tuple(st.branches.resume_steps),
+        [(a.kind, a.step, a.message) for a in st.alerts.rows], list(st.branches.abandoned),
         [(r.key, r.current, r.avg, r.trend_pct) for r in lv.rows],
-        st.progress_view(), [m.step for m in st.milestones_view().rows],
-        [c["step"] for c in st.checkpoint_events], [v.step for v in st.vals],
+        progress_view(st), [m.step for m in milestones_view(st).rows],
+        [c["step"] for c in st.checkpoints.events], [v.step for v in st.validation.views],
         [(len(r.series) if exact else 0, [str(r.series.buckets(n)) for n in buckets])
          for r in lv.rows],
     )  # fmt: skip
@@ -60,8 +62,8 @@ def test_index_load_equals_jsonl_load(tmp_path):
     assert fa.used_index and not fb.used_index
     assert _digest(a) == _digest(b)
     # The rollback to 2000 dropped the abandoned 2001..2500 (and its checkpoint) from both.
-    assert a.abandoned[-1][:2] == (2000, 2500) and len(a.losses["g"].series) == 5000
-    assert [c["step"] for c in a.checkpoint_events] == []
+    assert a.branches.abandoned[-1][:2] == (2000, 2500) and len(a.losses["g"].series) == 5000
+    assert [c["step"] for c in a.checkpoints.events] == []
     assert fa.stats.offset == fb.stats.offset == path.stat().st_size
 
 
@@ -87,7 +89,7 @@ def test_long_run_summaries_keep_figures_spikes_and_nans(tmp_path, monkeypatch):
     assert _digest(a, (7,), exact=False) == _digest(b, (7,), exact=False)
     steps_, _mins, maxs, nan = a.losses["g"].series.buckets(60)
     assert sum(nan) == 1 and max(maxs) < 1e6  # the spike at 10,000 was on an abandoned branch
-    assert [x[:2] for x in a.abandoned] == [(7000, 15_000), (13_990, 14_000)]
+    assert [x[:2] for x in a.branches.abandoned] == [(7000, 15_000), (13_990, 14_000)]
 
 
 def test_garbled_lines_are_counted_through_the_index(tmp_path):

@@ -4,65 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from nal_tui.core.follow import FollowStats, LogFollower
+from nal_tui.core.feed.follow import LogFollower
+from nal_tui.core.feed.tail import read_tail
 from nal_tui.core.reducer.state import RunState
-from nal_tui.core.tail import read_tail
+from tests.followhelp import T0, Collector, append, line
 from trainer.events import schema as ev
 from trainer.events.codec import encode
 
-T0 = 1_700_000_000.0
 REPO = Path(__file__).resolve().parents[2]
-
-
-def line(n: int, t: float | None = None) -> bytes:
-    e = ev.Step(
-        step=n,
-        epoch=1,
-        g=1.0,
-        d=2.0,
-        stft=0.5,
-        adv=1.0,
-        fm=3.0,
-        recon="mrstft",
-        lr_g=2e-4,
-        lr_d=2e-4,
-        step_time=0.1,
-        samples_per_s=10.0,
-    )
-    return encode(e.to_record(T0 + n if t is None else t))
-
-
-def append(path: Path, data: bytes) -> None:
-    with open(path, "ab") as f:
-        f.write(data)
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.batches: list[tuple[list[dict], FollowStats]] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, recs: list[dict], stats: FollowStats) -> None:
-        with self.cond:
-            self.batches.append((recs, stats))
-            self.cond.notify_all()
-
-    @property
-    def steps(self) -> list[int]:
-        return [r["step"] for recs, _ in self.batches for r in recs]
-
-    def wait_steps(self, n: int, timeout: float = 10.0) -> list[int]:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len(self.steps) < n and time.monotonic() < deadline:
-                self.cond.wait(0.05)
-        return self.steps
 
 
 def test_partial_line_waits_for_its_newline(tmp_path):
@@ -233,73 +186,6 @@ def test_consumer_error_does_not_stop_following(tmp_path):
     assert isinstance(f.error, RuntimeError)
 
 
-@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
-def test_threaded_follow(tmp_path, polling):
-    p = tmp_path / ev.EVENTS_FILE
-    p.write_bytes(line(1))
-    c = Collector()
-    # A long safety-net interval, so the file events (or the polling observer) do the work.
-    f = LogFollower(p, c, polling=polling, poll_interval=0.1, recheck_s=30.0)
-    f.start()
-    try:
-        assert c.wait_steps(1) == [1]
-        append(p, line(2)[:30])
-        time.sleep(0.3)
-        assert c.steps == [1]
-        append(p, line(2)[30:] + b"".join(line(n) for n in range(3, 201)))
-        assert c.wait_steps(200) == list(range(1, 201))
-        os.replace(_write(tmp_path / "x.jsonl", line(1000)), p)
-        deadline = time.monotonic() + 10
-        while c.steps[-1] != 1000 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert c.steps[-1] == 1000
-        assert any(s.reset for _, s in c.batches)
-    finally:
-        f.stop()
-    assert f._thread is None
-
-
-def test_stop_then_start_continues_from_the_offset(tmp_path):
-    p = tmp_path / ev.EVENTS_FILE
-    p.write_bytes(line(1) + line(2))
-    c = Collector()
-    f = LogFollower(p, c, recheck_s=0.1)
-    f.start()
-    try:
-        assert c.wait_steps(2) == [1, 2]
-    finally:
-        f.stop()
-    append(p, line(3))
-    f.start()
-    try:
-        assert c.wait_steps(3) == [1, 2, 3]
-    finally:
-        f.stop()
-    assert not any(s.reset for _, s in c.batches)
-    os.replace(_write(tmp_path / "y.jsonl", line(9)), p)  # replaced while stopped
-    f.check()
-    assert c.steps[-1] == 9 and c.batches[-1][1].reset
-
-
-def test_safety_net_recheck_without_file_events(tmp_path):
-    p = tmp_path / ev.EVENTS_FILE
-    p.write_bytes(b"")
-    c = Collector()
-    f = LogFollower(p, c, recheck_s=0.1)
-    f._watch = lambda: None  # as if file events were unavailable
-    f.start()
-    try:
-        append(p, line(1))
-        assert c.wait_steps(1) == [1]
-    finally:
-        f.stop()
-
-
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
 def test_read_tail_preview(tmp_path):
     p = tmp_path / ev.EVENTS_FILE
     rs = ev.RunStart(
@@ -357,12 +243,12 @@ def test_synthetic_run_end_to_end(tmp_path):
     f.check()
     assert f.stats.caught_up and f.stats.garbled == 0
     assert s.step == 30_000 and s.target_step == 40_000 and s.status == "stopped"
-    assert s.resume_steps == [10_000]
+    assert s.branches.resume_steps == [10_000]
     # Died after checkpointing 15,000, resumed from 10,000: the abandoned branch's 15,000
     # left the live view; the new branch's 15,000 is there.
-    ckpts = [c["step"] for c in s.checkpoint_events]
+    ckpts = [c["step"] for c in s.checkpoints.events]
     assert ckpts == [5000, 10_000, 15_000, 20_000, 25_000, 30_000]
-    assert s.abandoned[-1][:2] == (10_000, 15_000)
+    assert s.branches.abandoned[-1][:2] == (10_000, 15_000)
     nan_alerts = [a.step for a in s.alerts.rows if a.kind == "nonfinite"]
     assert nan_alerts == [8571, 12857, 12857, 21428]  # 12,857 was logged twice (resume)
     assert s.progress.seconds_per_step == pytest.approx(0.2, rel=0.1)

@@ -1,4 +1,4 @@
-"""Opening a run's backlog (``LogFollower.load_into``, with or without ``events.idx``)
+"""Opening a run's backlog (``loader.load_history``, with or without ``events.idx``)
 gives the same state as feeding every line on its own (ported from main's test_history)."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import os
 
 import pytest
 
-from nal_tui.core.follow import LogFollower
+from nal_tui.core.feed.follow import LogFollower
+from nal_tui.core.feed.loader import load_history
+from nal_tui.core.reducer.present import milestones_view, progress_view
 from nal_tui.core.reducer.state import RunState
-from nal_tui.core.vocab import ALERT_GARBLED
 from tests.factory import T0
 from trainer.events import index as ix
 from trainer.events import schema as ev
@@ -118,14 +119,14 @@ def _nan_safe(x):
 
 
 def snapshot(s: RunState) -> dict:
-    alerts = [a for a in s.alerts.rows if a.kind != ALERT_GARBLED]
+    alerts = [a for a in s.alerts.rows if a.kind != ev.ALERT_GARBLED]
     p = s.progress
     return {
         "step": s.step, "max_step": p.max_step, "epoch": p.epoch, "target": s.target_step,
         "status": s.status, "records": s.records, "first_t": s.first_t,
         "last_t": s.last_event_t, "garbled": s.garbled,
-        "garbled_alerts": len(s.alerts.rows) - len(alerts), "resumes": s.resume_steps,
-        "progress": _nan_safe(list(s.progress_view().__dict__.values())),
+        "garbled_alerts": len(s.alerts.rows) - len(alerts), "resumes": s.branches.resume_steps,
+        "progress": _nan_safe(list(progress_view(s).__dict__.values())),
         "stall": s.stall.limit(p.usual_interval, p.last_pause_s),
         "losses": {
             k: (
@@ -134,9 +135,9 @@ def snapshot(s: RunState) -> dict:
             )  # fmt: skip
             for k, v in s.losses.items()
         },
-        "checkpoints": [(c["step"], c["t"], c["path"]) for c in s.checkpoint_events],
-        "vals": [_nan_safe([v.step, v.duration, list(v.losses), v.samples]) for v in s.vals],
-        "milestones": s.milestones_view(),
+        "checkpoints": [(c["step"], c["t"], c["path"]) for c in s.checkpoints.events],
+        "vals": [_nan_safe([v.step, v.duration, list(v.losses), v.samples]) for v in s.validation.views],
+        "milestones": milestones_view(s),
         "alerts": [(a.kind, a.level, a.step, a.message, a.t, a.source) for a in alerts],
         "end": (s.ended, s.end_status, s.end_reason, s.exit_code),
     }  # fmt: skip
@@ -170,7 +171,7 @@ def test_bulk_load_equals_one_by_one(log, chunk, index):
     ref = one_by_one(path)
     s = RunState()
     f = LogFollower(path, lambda *_: None, chunk_bytes=chunk, batch_lines=97)
-    stats = f.load_into(s)
+    stats = load_history(f, s)
     assert f.used_index == index and ix.index_path(path).exists() == index
     assert snapshot(s) == snapshot(ref)
     assert stats.garbled == (0 if index else 3) and s.garbled == 3
@@ -186,14 +187,14 @@ def test_bulk_load_equals_one_by_one(log, chunk, index):
     assert [r["step"] for r in got] == [1201]
 
 
-def test_load_into_after_truncation_starts_over(tmp_path):
+def test_load_history_after_truncation_starts_over(tmp_path):
     path = tmp_path / ev.EVENTS_FILE
     path.write_bytes(_start(T0, 0) + b"".join(_step(n, T0 + n) for n in range(1, 300)))
     s = RunState()
     f = LogFollower(path, lambda *_: None, chunk_bytes=1000)
-    f.load_into(s)
+    load_history(f, s)
     assert s.step == 299
     path.write_bytes(_start(T0 + 999, 0) + b"".join(_step(n, T0 + 999 + n) for n in range(1, 40)))
-    stats = f.load_into(s)
-    assert stats.resets == 1 and s.step == 39 and s.records == 40 and s.resume_steps == []
+    stats = load_history(f, s)
+    assert stats.resets == 1 and s.step == 39 and s.records == 40 and s.branches.resume_steps == []
     assert len(s.losses["g"].series) == 39

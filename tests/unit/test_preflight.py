@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import json
 import struct
-import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
 
-import pytest
-
-from nal_tui import preflight as pf
 from nal_tui.preflight.checks_data import check_config, check_data, check_output_dirs
 from nal_tui.preflight.checks_env import (
-    _Sub,
     check_installation,
-    check_models,
     check_resources,
     check_run_state,
-    check_trainer,
 )
 from nal_tui.preflight.estimates import estimate_disk, estimate_memory, estimate_params
-from nal_tui.preflight.report import FAIL, PASS, SKIP, WARN
+from nal_tui.preflight.report import FAIL, PASS, WARN
 from trainer.config.build import from_dict
 from trainer.config.yamlfile import load
 from trainer.rundir.history import fresh_start_refusal, run_history
@@ -263,64 +255,7 @@ def test_installation_wrong_torch_and_missing_package():
     assert "textual 99.0 is not supported" in text  # above the supported major
 
 
-# --------------------------------------------------------------- 5. trainer
-
-
-def test_trainer_pass():
-    from nal_tui.core.command import trainer_base_command
-
-    base, _ = trainer_base_command()
-    res = check_trainer(_Sub([*base, "--help"]))
-    assert res.status == PASS
-
-
-def test_trainer_fail():
-    res = check_trainer(_Sub(["/nonexistent/nal-train", "--help"]))
-    assert res.status == FAIL and "cannot run" in res.message
-    res = check_trainer(
-        _Sub(
-            [
-                sys.executable,
-                "-c",
-                "import sys; print('boom', file=sys.stderr); sys.exit(3)",
-                "--help",
-            ]
-        )
-    )
-    assert res.status == FAIL and "boom" in res.message
-
-
-# ----------------------------------------------------------- 6. models
-
-
-@pytest.fixture(scope="module")
-def demo_counts():
-    from nal_tui.core.command import trainer_base_command
-
-    base, _ = trainer_base_command()
-    return _Sub([*base, "summary", "--config", str(DEMO)])
-
-
-def test_models_pass_and_estimate_is_close(demo_counts):
-    res, counts = check_models(demo_counts)
-    assert res.status == PASS and "generator" in res.message and counts["generator"] > 0
-    est = estimate_params(load(DEMO))
-    for k in ("generator", "mpd", "msd"):
-        assert abs(est[k] - counts[k]) / counts[k] < 0.1, (k, est[k], counts[k])
-
-
-def test_models_fail():
-    sub = _Sub(
-        [
-            sys.executable,
-            "-c",
-            "import sys; print('RuntimeError: bad kernel size', file=sys.stderr); sys.exit(1)",
-        ]
-    )
-    res, counts = check_models(sub)
-    assert res.status == FAIL and "bad kernel size" in res.message and counts == {}
-    res, _ = check_models(_Sub([sys.executable, "-c", "print('no json here')"]))
-    assert res.status == FAIL and "no JSON object" in res.message
+# (5. trainer and 6. models start processes: tests/process/test_preflight_checks.py)
 
 
 # ------------------------------------------------------------ 7. resources
@@ -384,31 +319,12 @@ def test_run_state_free_dir(tmp_path):
 
 
 def test_run_state_live_trainer_fails(tmp_path, monkeypatch):
-    from nal_tui.core import proc
+    from nal_tui.core.control import proc
 
     monkeypatch.setattr(proc, "is_trainer_cmdline", lambda cmd: True)
     (tmp_path / PID_FILE).write_text(json.dumps(own_pid_info(tmp_path).__dict__))
     res = check_run_state(tmp_path)
     assert res.status == FAIL and "already owns" in res.message and "nal-tui stop" in res.fix
-
-
-def test_run_state_stale_pid_file_warns_with_fix(tmp_path):
-    p = subprocess.Popen(["true"])
-    p.wait()
-    (tmp_path / PID_FILE).write_text(
-        json.dumps(
-            {
-                "pid": p.pid,
-                "create_time": 1.0,
-                "cmdline": ["nal-train"],
-                "started": 1.0,
-                "run_dir": str(tmp_path),
-            }
-        )
-    )
-    res = check_run_state(tmp_path)
-    assert res.status == WARN and "stale" in res.message
-    assert f"delete {tmp_path / PID_FILE}" in res.fix
 
 
 def _checkpoint(rd: Path, step: int, payload: bytes = b"weights") -> Path:
@@ -471,37 +387,3 @@ def test_run_state_a_fresh_start_in_a_run_dir_that_holds_a_run_fails(tmp_path):
 
 
 # ------------------------------------------------------------ the runner
-
-
-def test_run_checks_demo_fresh(tmp_path, monkeypatch):
-    monkeypatch.chdir(REPO)  # the demo config's paths are relative to the project root
-    rep = pf.run_checks(DEMO, tmp_path / "run", build_models=False, disk_free=1 << 40)
-    assert rep.ok, "\n".join(rep.lines())
-    assert [c.name for c in rep.checks] == [
-        "Configuration",
-        "Data",
-        "Output directories",
-        "Installation",
-        "Trainer",
-        "Model components",
-        "System resources",
-        "Run state",
-    ]
-    assert rep.checks[5].status == SKIP and rep.total == 7
-    assert rep.lines()[-1].startswith("7/7 checks passed")
-
-
-def test_run_checks_bad_config_skips_dependents(tmp_path):
-    p = tmp_path / "bad.yaml"
-    p.write_text("trian: {}\n")
-    rep = pf.run_checks(p, None, build_models=True)
-    assert not rep.ok and rep.checks[0].status == FAIL
-    assert {c.name for c in rep.checks if c.status == SKIP} == {
-        "Data",
-        "Output directories",
-        "Model components",
-        "System resources",
-        "Run state",
-    }
-    d = rep.to_dict()
-    assert d["ok"] is False and d["failed"] == 1 and d["total"] == 3 and d["skipped"] == 5

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from nal_tui.core import proc
+from nal_tui.core.control import proc
 from nal_tui.core.vocab import PID_GARBLED, PID_NONE, PID_STALE
 from trainer.rundir.layout import PID_FILE
 from trainer.rundir.lock import own_pid_info

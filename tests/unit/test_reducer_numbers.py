@@ -8,8 +8,15 @@ import math
 import pytest
 
 from nal_tui.core import vocab as V
+from nal_tui.core.control.status import StatusInputs, derive_status
+from nal_tui.core.reducer.present import (
+    alerts_view,
+    header_view,
+    losses_view,
+    milestones_view,
+    progress_view,
+)
 from nal_tui.core.reducer.state import RunState
-from nal_tui.core.status import StatusInputs, derive_status
 from tests.factory import T0, checkpoint_record, record, run_end, run_start, step_event
 from trainer.events import schema as ev
 
@@ -41,7 +48,7 @@ def kinds(s: RunState, kind: str | None = None) -> list:
 
 def test_empty_state():
     s = RunState()
-    p = s.progress_view()
+    p = progress_view(s)
     assert s.status == V.STATUS_NOT_STARTED
     assert s.step is None and p.eta_s is None and p.progress == 0.0
     assert s.losses["g"].current is None and s.losses["g"].moving_avg is None
@@ -61,7 +68,7 @@ def test_progress_rates_eta_and_next_checkpoint():
     )
     recs += steps(51, 150, T0 + 1 + 49 * 0.5 + 100.5, sps=64.0)
     s.feed(recs)
-    p = s.progress_view()
+    p = progress_view(s)
     assert s.version > v0
     assert s.status == V.STATUS_RUNNING
     assert (p.step, p.target_step, p.progress) == (150, 1000, 0.15)
@@ -72,7 +79,7 @@ def test_progress_rates_eta_and_next_checkpoint():
     assert p.next_checkpoint_step == 200
     assert p.next_checkpoint_eta_s == pytest.approx(25.0)
     assert s.val.step == 50 and s.val.losses == (("stft", 0.9),) and s.val.samples == ("a.wav",)
-    h = s.header(T0 + 200)
+    h = header_view(s, T0 + 200)
     assert (h.run_name, s.run_id, s.pid, h.device, s.recon_name) == (
         "demo", "r1", 4242, "cpu", "mrstft",
     )  # fmt: skip
@@ -83,7 +90,7 @@ def test_rate_with_sparse_step_events():
     # log_every 10: one event every 10 steps, 4 s apart -> 0.4 s/step.
     s.feed([start()] + steps(10, 400, T0, dt=0.4, every=10))
     assert s.progress.seconds_per_step == pytest.approx(0.4)
-    assert s.progress_view().eta_s == pytest.approx(600 * 0.4)
+    assert progress_view(s).eta_s == pytest.approx(600 * 0.4)
 
 
 def test_moving_average_and_trend():
@@ -97,7 +104,7 @@ def test_moving_average_and_trend():
     assert g.trend_dir == 1
     d = s.losses["d"]
     assert d.trend_pct == pytest.approx(0.0) and d.trend_dir == 0
-    row = s.losses_view().rows[0]
+    row = losses_view(s).rows[0]
     assert (row.current, row.avg, row.trend_dir) == (150.0, pytest.approx(100.5), 1)
 
 
@@ -118,9 +125,9 @@ def test_one_by_one_equals_one_batch():
     for s in (a, b):
         assert s.step == 400
     assert [(x.kind, x.step) for x in kinds(a)] == [(x.kind, x.step) for x in kinds(b)]
-    assert a.progress_view().eta_s == pytest.approx(b.progress_view().eta_s)
+    assert progress_view(a).eta_s == pytest.approx(progress_view(b).eta_s)
     assert a.losses["g"].moving_avg == pytest.approx(b.losses["g"].moving_avg)
-    assert a.milestones_view() == b.milestones_view()
+    assert milestones_view(a) == milestones_view(b)
     assert a.losses["d"].series.buckets(40) == b.losses["d"].series.buckets(40)
 
 
@@ -131,7 +138,7 @@ def test_nonfinite_alert_once_per_episode_and_nan_visible():
     recs += steps(13, 20, T0 + 8)
     recs += [step(21, T0 + 20, fm=-math.inf)]
     s.feed(recs)
-    alerts = kinds(s, V.ALERT_NONFINITE)
+    alerts = kinds(s, ev.ALERT_NONFINITE)
     assert [(a.step, a.level) for a in alerts] == [(11, "error"), (21, "error")]
     assert "g=nan" in alerts[0].message and "fm=-inf" in alerts[1].message
     assert s.losses["fm"].current == -math.inf
@@ -164,11 +171,11 @@ def test_d_collapse_alert_once_per_episode():
     s.feed([start()] + steps(1, 100, T0))
     assert not kinds(s)
     s.feed(steps(101, 160, T0 + 60, d=0.001))
-    assert [a.step for a in kinds(s, V.ALERT_D_COLLAPSE)] == [150]  # the 50th collapsed value
+    assert [a.step for a in kinds(s, ev.ALERT_D_COLLAPSE)] == [150]  # the 50th collapsed value
     s.feed(steps(161, 200, T0 + 100, d=0.001))
     s.feed(steps(201, 210, T0 + 120, d=3.0))
     s.feed(steps(211, 260, T0 + 130, d=0.0))
-    assert [a.step for a in kinds(s, V.ALERT_D_COLLAPSE)] == [150, 260]
+    assert [a.step for a in kinds(s, ev.ALERT_D_COLLAPSE)] == [150, 260]
 
 
 def test_gd_imbalance_alert():
@@ -176,7 +183,7 @@ def test_gd_imbalance_alert():
     s = RunState(imbalance_factor=4.0)
     s.feed([start()] + steps(1, 255, T0, adv=2.0, d=2.0))
     s.feed(steps(256, 1100, T0 + 200, adv=20.0, d=2.0))
-    alerts = kinds(s, V.ALERT_IMBALANCE)
+    alerts = kinds(s, ev.ALERT_IMBALANCE)
     assert len(alerts) == 1  # one per episode
     assert "x10" in alerts[0].message and alerts[0].step == 511  # end of the 2nd window
 
@@ -190,24 +197,24 @@ def test_stalled_alert():
     s.refresh(last + 30)
     assert not kinds(s)
     s.refresh(last + 61)
-    assert [a.kind for a in kinds(s)] == [V.ALERT_STALLED]
+    assert [a.kind for a in kinds(s)] == [ev.ALERT_STALLED]
     s.refresh(last + 120)
     assert len(kinds(s)) == 1  # once per silence
     s.feed(steps(51, 51, last + 121))
     assert s.since_last_event(last + 122) == pytest.approx(1.0)
     s.refresh(last + 122 + 61)
-    assert len(kinds(s, V.ALERT_STALLED)) == 2  # a new silence, a new alert
+    assert len(kinds(s, ev.ALERT_STALLED)) == 2  # a new silence, a new alert
 
 
 def test_crashed_when_process_gone_without_run_end():
     s = RunState()
     s.feed([start()] + steps(1, 5, T0))
     s.set_pid_state(V.PID_LIVE, 99, T0)
-    assert s.status == V.STATUS_RUNNING and s.header(T0).pid == 99
+    assert s.status == V.STATUS_RUNNING and header_view(s, T0).pid == 99
     s.set_pid_state(V.PID_STALE)
     assert s.status == V.STATUS_CRASHED
-    assert [a.kind for a in kinds(s)] == [V.ALERT_CRASHED]
-    assert s.progress_view().eta_s is None
+    assert [a.kind for a in kinds(s)] == [ev.ALERT_CRASHED]
+    assert progress_view(s).eta_s is None
     s.set_pid_state(V.PID_NONE)
     s.set_pid_state(V.PID_STALE)
     assert len(kinds(s)) == 1  # one alert per crash
@@ -229,8 +236,8 @@ def test_status_transitions():
     s.feed([start(T0 + 100, start_step=10)] + steps(11, 20, T0 + 101))
     assert s.status == V.STATUS_RUNNING  # process unknown to us yet, log is fresh
     s.feed([end(1000, T0 + 200)])
-    assert s.status == V.STATUS_COMPLETED and s.progress_view().eta_s is None
-    assert not kinds(s, V.ALERT_CRASHED)
+    assert s.status == V.STATUS_COMPLETED and progress_view(s).eta_s is None
+    assert not kinds(s, ev.ALERT_CRASHED)
 
 
 def test_stale_when_process_unknown_and_log_old():
@@ -290,10 +297,10 @@ def test_garbled_pid_file_makes_a_run_stale_and_reason_is_kept():
     s.set_pid_state(V.PID_GARBLED)
     assert s.status == V.STATUS_STALE and "unreadable" in s.status_reason
     s.set_pid_state(V.PID_LIVE, 77, T0)
-    assert s.status == V.STATUS_RUNNING and s.header(T0).pid == 77
+    assert s.status == V.STATUS_RUNNING and header_view(s, T0).pid == 77
     s.set_pid_state(V.PID_STALE)
     assert s.status == V.STATUS_CRASHED and "PID file is stale" in s.status_reason
-    assert [a.message for a in kinds(s, V.ALERT_CRASHED)] == [s.status_reason]
+    assert [a.message for a in kinds(s, ev.ALERT_CRASHED)] == [s.status_reason]
 
 
 def test_failed_run_end_shows_crashed_with_reason():
@@ -301,18 +308,18 @@ def test_failed_run_end_shows_crashed_with_reason():
     s.feed([start()] + steps(1, 3, T0) + [end(3, T0 + 5, ev.STATUS_FAILED, ev.EXIT_NONFINITE)])
     assert s.status == V.STATUS_CRASHED
     assert s.exit_code == ev.EXIT_NONFINITE and s.end_status == ev.STATUS_FAILED
-    assert [a.kind for a in kinds(s)] == [V.ALERT_RUN_FAILED]
+    assert [a.kind for a in kinds(s)] == [ev.ALERT_RUN_FAILED]
 
 
 def test_milestone_times():
     s = RunState(milestone_every=100)
     s.feed([start(target=300)] + steps(30, 150, T0, dt=3.0, every=30))
-    rows = s.milestones_view().rows
+    rows = milestones_view(s).rows
     # Step 100 is first reached by the event for step 120 (log every 30 steps).
     assert [(r.step, r.t) for r in rows] == [(100, pytest.approx(T0 + 90 * 3.0)), (200, None)]
-    assert s.milestones_view().pending == 1  # 300, the target
+    assert milestones_view(s).pending == 1  # 300, the target
     s.feed(steps(180, 300, T0 + 500, dt=3.0, every=30))
-    got = {r.step: r.t for r in s.milestones_view().rows}
+    got = {r.step: r.t for r in milestones_view(s).rows}
     assert got[200] == pytest.approx(T0 + 500 + 30 * 3.0)  # step 210
     assert got[300] == pytest.approx(T0 + 500 + 120 * 3.0)  # step 300
 
@@ -321,7 +328,7 @@ def test_milestone_default_and_from_run_start():
     assert RunState().progress.milestone_every == 10_000
     s = RunState()
     s.feed([start(milestone_every=500, target=1000)])
-    v = s.milestones_view()
+    v = milestones_view(s)
     assert [r.step for r in v.rows] == [500] and v.pending == 1
 
 
@@ -343,20 +350,20 @@ def test_resume_below_the_last_step_drops_the_abandoned_branch():
     assert list(s.losses["g"].window_steps) == list(range(401, 421))
     assert s.losses["g"].series.last_step == 420
     assert max(s.losses["g"].series.buckets(50)[2]) == 1.0  # the 50.0 spike left the chart
-    assert s.val is None and not s.checkpoint_events
-    assert s.resume_steps == [420] and s.losses_view().resume_steps == (420,)
-    (branch,) = kinds(s, V.ALERT_BRANCH)
+    assert s.val is None and not s.checkpoints.events
+    assert s.branches.resume_steps == [420] and losses_view(s).resume_steps == (420,)
+    (branch,) = kinds(s, ev.ALERT_BRANCH)
     assert branch.level == V.LEVEL_INFO and branch.step == 420
     assert "421–500" in branch.message and moved in branch.message
-    assert s.abandoned[-1] == (420, 500, moved)
+    assert s.branches.abandoned[-1] == (420, 500, moved)
     s.feed(steps(421, 600, T0 + 401, g=2.0))
     st, mins, maxs, _ = s.losses["g"].series.buckets(600)
     assert len(s.losses["g"].series) == 600  # 1..420 and the new 421..600, once each
     assert [(mn, mx) for x, mn, mx in zip(st, mins, maxs, strict=True) if x > 420] == [
         (2.0, 2.0)
     ] * 180
-    assert not kinds(s, V.ALERT_BACKWARDS)  # a rollback with a run_start is not "backwards"
-    assert s.progress_view().eta_s == pytest.approx(400 * 0.5)  # rates stay: same machine
+    assert not kinds(s, ev.ALERT_BACKWARDS)  # a rollback with a run_start is not "backwards"
+    assert progress_view(s).eta_s == pytest.approx(400 * 0.5)  # rates stay: same machine
 
 
 def test_a_deep_rollback_empties_the_averages_until_new_steps_come():
@@ -373,8 +380,8 @@ def test_a_new_branch_from_step_0_starts_over():
     s.feed([start()] + steps(1, 300, T0, g=7.0))
     s.feed([start(T0 + 500, start_step=0, moved_aside="checkpoints/abandoned/x_steps-100-300")])
     assert s.step == 0 and len(s.losses["g"].series) == 0 and s.losses["g"].current is None
-    assert s.progress.reached == {} and s.resume_steps == []
-    assert "new branch from step 0" in kinds(s, V.ALERT_BRANCH)[0].message
+    assert s.progress.reached == {} and s.branches.resume_steps == []
+    assert "new branch from step 0" in kinds(s, ev.ALERT_BRANCH)[0].message
     s.feed(steps(1, 50, T0 + 501, g=3.0))
     assert s.step == 50 and s.losses["g"].series.buckets(10)[2] == [3.0] * 10
 
@@ -390,9 +397,9 @@ def test_resuming_an_abandoned_checkpoint_above_the_live_view_drops_the_live_bra
     s.feed(steps(1, 50, T0 + 601, g=5.0) + [val, checkpoint_record(50, t=T0 + 651)])
     moved = "checkpoints/abandoned/20261130-101500_step-50"
     s.feed([start(T0 + 700, start_step=565, moved_aside=moved, parent_step=565, branch="b3")])
-    assert s.step == 565 and s.val is None and not s.checkpoint_events
-    assert len(s.losses["g"].series) == 0 and s.resume_steps == [565]
-    msg = kinds(s, V.ALERT_BRANCH)[-1].message
+    assert s.step == 565 and s.val is None and not s.checkpoints.events
+    assert len(s.losses["g"].series) == 0 and s.branches.resume_steps == [565]
+    msg = kinds(s, ev.ALERT_BRANCH)[-1].message
     assert "abandoned branch at step 565" in msg and "1–50" in msg and moved in msg
     s.feed(steps(566, 570, T0 + 701, g=2.0))
     assert s.losses["g"].series.buckets(10)[2] == [2.0] * 5
@@ -404,15 +411,15 @@ def test_resuming_an_abandoned_checkpoint_above_the_live_view_drops_the_live_bra
     s.feed([b2] + steps(301, 310, T0 + 601, g=4.0) + [checkpoint_record(310, t=T0 + 620)])
     b3 = start(T0 + 700, start_step=565, branch="b3", moved_aside="c/abandoned/b_step-310_2")
     s.feed([b3] + steps(566, 570, T0 + 701, g=2.0))
-    assert len(s.losses["g"].series) == 305 and not s.checkpoint_events
-    assert s.resume_steps == [300, 565]
+    assert len(s.losses["g"].series) == 305 and not s.checkpoints.events
+    assert s.branches.resume_steps == [300, 565]
 
 
 def test_a_plain_resume_of_the_newest_checkpoint_drops_nothing():
     s = RunState()
     s.feed([start()] + steps(1, 400, T0, g=1.0) + [end(400, T0 + 300, ev.STATUS_STOPPED)])
     s.feed([start(T0 + 400, start_step=400)] + steps(401, 450, T0 + 401, g=2.0))
-    assert s.resume_steps == [400] and not kinds(s, V.ALERT_BRANCH)
+    assert s.branches.resume_steps == [400] and not kinds(s, ev.ALERT_BRANCH)
     assert len(s.losses["g"].series) == 450
 
 
@@ -421,7 +428,7 @@ def test_checkpoint_events_are_kept_for_the_table_service():
     ck = ev.Checkpoint(step=200, path="checkpoints/ckpt_00000200.pt", bytes=123, sha256="ab",
                        milestone=True)  # fmt: skip
     s.feed([start(), record(ck, T0 + 5)])
-    assert [(c["step"], c["path"], c["milestone"]) for c in s.checkpoint_events] == [
+    assert [(c["step"], c["path"], c["milestone"]) for c in s.checkpoints.events] == [
         (200, "checkpoints/ckpt_00000200.pt", True)
     ]
 
@@ -432,8 +439,8 @@ def test_garbled_and_reset():
     s.note_garbled(2, "events.jsonl line 7: not valid JSON")
     s.note_garbled(1, None)
     assert s.garbled == 3 and s.garbled_sample.startswith("events.jsonl line 7")
-    assert [a.kind for a in kinds(s)] == [V.ALERT_GARBLED]
-    assert s.alerts_view().garbled == 3
+    assert [a.kind for a in kinds(s)] == [ev.ALERT_GARBLED]
+    assert alerts_view(s).garbled == 3
     v = s.version
     s.reset()
     assert s.version > v
@@ -473,7 +480,7 @@ def test_alert_flood_is_capped_and_counted():
     s.feed(
         [start()] + [record(ev.Alert(kind=f"k{i}", step=1, message="m"), T0 + i) for i in range(n)]
     )
-    v = s.alerts_view()
+    v = alerts_view(s)
     assert len(v.rows) == MAX_ALERTS and v.dropped == 500 and s.alerts.total == n
     assert v.rows[-1].kind == f"k{n - 1}"  # the newest are kept
 
@@ -485,10 +492,10 @@ def test_a_refused_start_after_the_run_ended_leaves_its_status_and_raises_an_ale
     s.feed([start()] + steps(1, 10, T0) + [end(10, T0 + 10, ev.STATUS_STOPPED)])
     s.feed([end(10, T0 + 60, ev.STATUS_FAILED, 5), end(10, T0 + 70, ev.STATUS_FAILED, 2)])
     assert s.status == V.STATUS_STOPPED
-    assert not kinds(s, V.ALERT_RUN_FAILED)
-    refused = kinds(s, V.ALERT_START_REFUSED)
+    assert not kinds(s, ev.ALERT_RUN_FAILED)
+    refused = kinds(s, ev.ALERT_START_REFUSED)
     assert len(refused) == 2 and "exit code 5" in refused[0].message
     # A failed first start is the run's end.
     s = RunState(stale_after_s=300)
     s.feed([end(0, T0, ev.STATUS_FAILED, 2)])
-    assert s.status == V.STATUS_CRASHED and kinds(s, V.ALERT_RUN_FAILED)
+    assert s.status == V.STATUS_CRASHED and kinds(s, ev.ALERT_RUN_FAILED)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from nal_tui.core.series import MinMaxSeries
+from nal_tui.core.reducer.series import MinMaxSeries
 
 
 def test_small_series_is_exact():

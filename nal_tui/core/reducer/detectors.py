@@ -11,17 +11,15 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
+from nal_tui.core.reducer.views import AlertRow
+from nal_tui.core.vocab import LEVEL_ERROR, LEVEL_WARNING
 from trainer.events.index import BLOCK_STEPS
-
-from ..views import AlertRow
-from ..vocab import (
+from trainer.events.schema import (
     ALERT_BACKWARDS,
     ALERT_D_COLLAPSE,
     ALERT_IMBALANCE,
     ALERT_NONFINITE,
     ALERT_STALLED,
-    LEVEL_ERROR,
-    LEVEL_WARNING,
 )
 
 MAX_ALERTS = 1000

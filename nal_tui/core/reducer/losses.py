@@ -6,7 +6,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
-from ..series import MinMaxSeries
+from nal_tui.core.reducer.series import MinMaxSeries
 
 
 class LossTrack:

@@ -1,4 +1,4 @@
-"""``RunState``: the parts of the reducer composed, and the typed views the panels draw.
+"""``RunState``: the reducer's parts, held as members, fed with records in log order.
 
 Headless and single-threaded: feed and read it from one thread (the UI thread in the
 dashboard). ``version`` goes up on every visible change.
@@ -6,26 +6,42 @@ dashboard). ``version`` goes up on every visible change.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from trainer.events import schema as ev
-
-from ..blocks import StepBlock, as_float, block_from_records
-from ..series import is_rising
-from ..status import DEFAULT_STALE_AFTER_S, StatusInputs, derive_status, refused_start
-from ..text import clean
-from ..views import (
+from nal_tui.core.control.status import (
+    DEFAULT_STALE_AFTER_S,
+    StatusInputs,
+    derive_status,
+    refused_start,
+)
+from nal_tui.core.feed.blocks import StepBlock, as_float, block_from_records
+from nal_tui.core.reducer.branches import Abandon, Branches
+from nal_tui.core.reducer.checkpoints import CheckpointLog
+from nal_tui.core.reducer.detectors import (
+    AlertLog,
+    BackwardsDetector,
+    CollapseDetector,
+    ImbalanceDetector,
+    NonfiniteDetector,
+    StallDetector,
+)
+from nal_tui.core.reducer.losses import LossTrack
+from nal_tui.core.reducer.progress import Progress
+from nal_tui.core.reducer.series import is_rising
+from nal_tui.core.reducer.summary import apply_summary
+from nal_tui.core.reducer.summary import summary_ok as _summary_ok
+from nal_tui.core.reducer.validation import ValidationLog
+from nal_tui.core.reducer.views import (
     AlertRow,
     ValidationView,
 )
-from ..vocab import (
-    ALERT_CRASHED,
-    ALERT_GARBLED,
-    ALERT_RUN_FAILED,
-    ALERT_START_REFUSED,
+from nal_tui.core.text import clean
+from nal_tui.core.vocab import (
+    ACTIVE_STATUSES,
     LEVEL_ERROR,
+    LEVEL_INFO,
     LEVEL_WARNING,
     LEVELS,
     PID_LIVE,
@@ -35,28 +51,43 @@ from ..vocab import (
     STATUS_NOT_STARTED,
     STATUS_RUNNING,
 )
-from .branches import BranchRule
-from .detectors import (
-    AlertLog,
-    BackwardsDetector,
-    CollapseDetector,
-    ImbalanceDetector,
-    NonfiniteDetector,
-    StallDetector,
+from trainer.events import schema as ev
+from trainer.events.index import BlockInfo
+from trainer.events.schema import (
+    ALERT_BRANCH,
+    ALERT_CRASHED,
+    ALERT_GARBLED,
+    ALERT_RUN_FAILED,
+    ALERT_START_REFUSED,
+    LOSS_KEYS,
 )
-from .losses import LossTrack
-from .present import LOSS_KEYS, Presenter
-from .progress import Progress
-from .summary import SummaryInput, validation_view
 
 _E_RUN_START, _E_STEP, _E_VAL = ev.RunStart.EVENT, ev.Step.EVENT, ev.Val.EVENT
 _E_CKPT, _E_MILESTONE = ev.Checkpoint.EVENT, ev.Milestone.EVENT
 _E_ALERT, _E_RUN_END = ev.Alert.EVENT, ev.RunEnd.EVENT
-KEEP_EVENTS = 64  # recent checkpoint / validation events kept (the table lists the disk)
-MAX_BEST = 64  # steps of a best-checkpoint ledger kept
 
 
-class RunState(SummaryInput, Presenter, BranchRule):
+@dataclass(frozen=True)
+class Thresholds:
+    """What the parts are built with (see ``RunState``)."""
+
+    milestone_every: int | None
+    avg_window: int
+    rate_window: int
+    stall_factor: float
+    stall_min_s: float
+    collapse_threshold: float
+    collapse_window: int
+    imbalance_factor: float
+
+    def __post_init__(self) -> None:
+        if self.avg_window < 4 or self.rate_window < 1 or self.collapse_window < 1:
+            raise ValueError("RunState: avg_window >= 4 and rate/collapse windows >= 1")
+        if self.milestone_every is not None and self.milestone_every < 0:
+            raise ValueError(f"RunState: milestone_every must be >= 0 (got {self.milestone_every})")
+
+
+class RunState:
     """Everything the dashboard shows about one run, rebuilt from its event records.
 
     Thresholds: ``avg_window`` logged values for averages and trends, ``rate_window``
@@ -64,7 +95,46 @@ class RunState(SummaryInput, Presenter, BranchRule):
     after ``stall_factor`` x the usual interval (at least ``stall_min_s``), stale after
     ``stale_after_s`` without events and PID file, D collapse after ``collapse_window`` D
     values below ``collapse_threshold``, G/D imbalance at a drift of ``imbalance_factor``.
+    The views the panels draw are functions of it (``present``).
     """
+
+    # The parts, built anew by ``reset`` (the log's; what is known of the process stays).
+    progress: Progress
+    losses: dict[str, LossTrack]  # by LOSS_KEYS, in that order
+    alerts: AlertLog
+    nonfinite: NonfiniteDetector
+    collapse: CollapseDetector
+    imbalance: ImbalanceDetector
+    backwards: BackwardsDetector
+    stall: StallDetector
+    branches: Branches
+    checkpoints: CheckpointLog
+    validation: ValidationLog
+    # The run, from its run_start.
+    run_start: dict[str, Any] | None
+    run_name: str
+    run_id: str
+    pid: int | None  # as run_start says (the PID file's is ``proc_pid``)
+    device: str
+    world_size: int
+    batch_size: int
+    recon_name: str
+    config_path: str
+    # The log as read.
+    first_t: float | None
+    last_event_t: float | None
+    records: int
+    garbled: int
+    garbled_sample: str | None
+    # Its end, from run_end.
+    ended: bool
+    end_status: str | None
+    end_reason: str
+    end_t: float | None
+    exit_code: int | None
+    # Derived.
+    status: str
+    status_reason: str
 
     def __init__(
         self,
@@ -79,25 +149,15 @@ class RunState(SummaryInput, Presenter, BranchRule):
         collapse_window: int = 50,
         imbalance_factor: float = 4.0,
     ) -> None:
-        if avg_window < 4 or rate_window < 1 or collapse_window < 1:
-            raise ValueError("RunState: avg_window >= 4 and rate/collapse windows >= 1")
-        if milestone_every is not None and milestone_every < 0:
-            raise ValueError(f"RunState: milestone_every must be >= 0 (got {milestone_every})")
-        self._opts = dict(
-            milestone_every=milestone_every,
-            avg_window=avg_window,
-            rate_window=rate_window,
-            stall_factor=stall_factor,
-            stall_min_s=stall_min_s,
-            collapse_threshold=collapse_threshold,
-            collapse_window=collapse_window,
-            imbalance_factor=imbalance_factor,
-        )
+        self.opts = Thresholds(
+            milestone_every, avg_window, rate_window, stall_factor, stall_min_s,
+            collapse_threshold, collapse_window, imbalance_factor,
+        )  # fmt: skip
         self.stale_after_s = stale_after_s
-        self.version = 0
-        self.pid_state = PID_NONE
+        self.version = 0  # goes up on every visible change
+        self.pid_state = PID_NONE  # what the PID file says: one of PID_*
         self.pid_started: float | None = None
-        self._proc_pid: int | None = None
+        self.proc_pid: int | None = None
         self._stopping = False
         self._now: float | None = None
         self.reset()
@@ -106,46 +166,32 @@ class RunState(SummaryInput, Presenter, BranchRule):
 
     def reset(self) -> None:
         """Forget the log (truncated or replaced); what is known of the process stays."""
-        o = self._opts
-        self.progress = Progress(o["rate_window"], o["milestone_every"])
-        self.losses = {k: LossTrack(k, o["avg_window"]) for k in LOSS_KEYS}
+        o = self.opts
+        self.progress = Progress(o.rate_window, o.milestone_every)
+        self.losses = {k: LossTrack(k, o.avg_window) for k in LOSS_KEYS}
         self.alerts = AlertLog()
         self.nonfinite = NonfiniteDetector(self.alerts)
-        self.collapse = CollapseDetector(self.alerts, o["collapse_threshold"], o["collapse_window"])
-        self.imbalance = ImbalanceDetector(self.alerts, o["imbalance_factor"])
+        self.collapse = CollapseDetector(self.alerts, o.collapse_threshold, o.collapse_window)
+        self.imbalance = ImbalanceDetector(self.alerts, o.imbalance_factor)
         self.backwards = BackwardsDetector(self.alerts)
-        self.stall = StallDetector(self.alerts, o["stall_factor"], o["stall_min_s"])
-        self.run_name = ""
-        self.run_id = ""
-        self.pid: int | None = None
+        self.stall = StallDetector(self.alerts, o.stall_factor, o.stall_min_s)
+        self.branches = Branches()
+        self.checkpoints = CheckpointLog()
+        self.validation = ValidationLog()
+        self.run_start = None
+        self.run_name = self.run_id = ""
+        self.pid = None
         self.device = ""
-        self.world_size = 0
-        self.batch_size = 0
-        self.recon_name = ""
-        self.config_path = ""
-        self.run_start: dict[str, Any] | None = None
-        self.first_t: float | None = None
-        self.last_event_t: float | None = None
-        self.records = 0
-        self.vals: deque[ValidationView] = deque(maxlen=KEEP_EVENTS)
-        self.checkpoint_events: deque[dict[str, Any]] = deque(maxlen=KEEP_EVENTS)
-        # Steps of the live branch's best checkpoints (the ledger of the newest checkpoint
-        # event that carries one, else every checkpoint event marked best).
-        self.best_steps: frozenset[int] = frozenset()
-        self.resume_steps: list[int] = []
-        # Branches left behind by a run_start below the last step (docs/events.md
-        # "Branches"): (resumed at step, last step dropped, moved_aside dir or "").
-        self.abandoned: deque[tuple[int, int, str]] = deque(maxlen=KEEP_EVENTS)
-        # The live branch (run_start ``branch``) and the step it started from.
-        self.branch: str | None = None
-        self.branch_start = 0
-        self.garbled = 0
-        self.garbled_sample: str | None = None
+        self.world_size = self.batch_size = 0
+        self.recon_name = self.config_path = ""
+        self.first_t = self.last_event_t = None
+        self.records = self.garbled = 0
+        self.garbled_sample = None
         self.ended = False
-        self.end_status: str | None = None
+        self.end_status = None
         self.end_reason = ""
-        self.end_t: float | None = None
-        self.exit_code: int | None = None
+        self.end_t = None
+        self.exit_code = None
         self._after_start = False  # the next step row follows a run_start
         self._crash_alerted = False
         self.status = STATUS_NOT_STARTED
@@ -201,8 +247,8 @@ class RunState(SummaryInput, Presenter, BranchRule):
         PID file was written."""
         if pid_state not in PID_STATES:
             raise ValueError(f"set_pid_state: {pid_state!r} is not one of {PID_STATES}")
-        changed = (pid_state, pid, started) != (self.pid_state, self._proc_pid, self.pid_started)
-        self.pid_state, self._proc_pid, self.pid_started = pid_state, pid, started
+        changed = (pid_state, pid, started) != (self.pid_state, self.proc_pid, self.pid_started)
+        self.pid_state, self.proc_pid, self.pid_started = pid_state, pid, started
         if changed:
             self._update_status()
             self.version += 1
@@ -226,6 +272,49 @@ class RunState(SummaryInput, Presenter, BranchRule):
         if (self.status, self.alerts.total) != before:
             self.version += 1
 
+    def summary_ok(self, b: BlockInfo) -> bool:
+        """Whether a block of the binary index can be applied from its summary alone."""
+        return _summary_ok(b, self.progress, self.nonfinite, self.collapse)
+
+    def feed_summary(self, b: BlockInfo, before: Sequence[dict], after: Sequence[dict]) -> None:
+        """Apply a block from its summary (the backlog loader, ``summary_ok`` must hold):
+        ``before``/``after`` are its other records before its first / after its last row."""
+        for rec in before:
+            self._other(rec)
+        if b.n_steps:
+            self._after_start = False
+            apply_summary(
+                b, self.losses, self.progress, self.nonfinite, self.collapse, self.imbalance
+            )
+        for rec in after:
+            self._other(rec)
+        n = b.n_steps + len(before) + len(after)
+        first = before[0][ev.K_TIME] if before else (b.t_first if b.n_steps else None)
+        last = after[-1][ev.K_TIME] if after else (b.t_last if b.n_steps else first)
+        self._seen(n, first, last)
+
+    # ---- queries
+
+    @property
+    def step(self) -> int | None:
+        return self.progress.step
+
+    @property
+    def target_step(self) -> int | None:
+        return self.progress.target_step
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def val(self) -> ValidationView | None:
+        """The newest validation of each set (val, unseen, ...) side by side."""
+        return self.validation.latest()
+
+    def since_last_event(self, now: float) -> float | None:
+        return None if self.last_event_t is None else max(0.0, now - self.last_event_t)
+
     # ---- record handlers
 
     def _seen(self, n: int, first_t: Any, last_t: Any) -> None:
@@ -248,7 +337,7 @@ class RunState(SummaryInput, Presenter, BranchRule):
         p = self.progress
         if p.step is not None and steps[0] <= p.step:
             if self._after_start:
-                self._mark_resume(steps[0])
+                self.branches.mark_resume(steps[0])
             else:
                 self.backwards.report(p.step, steps[0], ts[0])
             self.imbalance.reset_window()
@@ -283,15 +372,11 @@ class RunState(SummaryInput, Presenter, BranchRule):
             p.pause()
             self._on_run_start(rec)
         elif kind == _E_VAL:
-            self._on_val(rec, t)
+            p.pause(float(rec.get("duration", 0.0)))
+            self.validation.add(rec)
         elif kind == _E_CKPT:
             p.pause(float(rec.get("duration", 0.0)))
-            self.checkpoint_events.append(rec)
-            ledger = rec.get("best_steps")
-            if ledger:
-                self.best_steps = frozenset(ledger[:MAX_BEST])
-            elif rec.get("best") is True:
-                self.best_steps = self.best_steps | {rec["step"]}
+            self.checkpoints.add(rec)
         elif kind == _E_MILESTONE:
             p.reached.setdefault(step, t)
             p.names[step] = clean(rec.get("name", ""), 60)
@@ -337,10 +422,6 @@ class RunState(SummaryInput, Presenter, BranchRule):
                     t,
                 )
 
-    def _on_val(self, rec: dict[str, Any], t: float) -> None:
-        self.progress.pause(float(rec.get("duration", 0.0)))
-        self.vals.append(validation_view(rec))
-
     def _on_run_start(self, rec: dict[str, Any]) -> None:
         self.run_start = rec
         self.run_name = clean(rec.get("run_name") or self.run_name, 80)
@@ -358,7 +439,9 @@ class RunState(SummaryInput, Presenter, BranchRule):
         if rec["target_step"]:
             p.target_step = rec["target_step"]
         start = rec["start_step"]
-        self._branch_rule(rec, start)
+        drop = self.branches.at_run_start(rec, start, p.step, p.max_step)
+        if drop is not None:
+            self._abandon(drop, float(rec[ev.K_TIME]))
         p.step = start
         self._after_start = True
         self.imbalance.reset_window()
@@ -367,6 +450,22 @@ class RunState(SummaryInput, Presenter, BranchRule):
         self.end_t = None
         self._stopping = False
         self._crash_alerted = False
+
+    def _abandon(self, drop: Abandon, t: float) -> None:
+        """The steps after ``drop.keep`` belong to an abandoned branch (or were lost in a
+        crash) and leave the live view; ``keep`` 0 starts over."""
+        keep = drop.keep
+        self.progress.truncate(keep)
+        for tr in self.losses.values():
+            tr.truncate(keep)
+        self.validation.truncate(keep)
+        self.checkpoints.truncate(keep)
+        self.nonfinite.open = False
+        self.collapse.summary()
+        self.imbalance.reset_window()
+        if keep == 0:
+            self.imbalance.ref = None
+        self._alert(ALERT_BRANCH, LEVEL_INFO, keep, drop.message(), t)
 
     def _alert(self, kind, level, step, message, t, source: str = "dashboard") -> None:
         self.alerts.add(AlertRow(kind, level, step, message, t, source))

@@ -1,1 +1,1 @@
-"""Dashboard widgets, one module per panel; each only renders state it is handed."""
+"""Building blocks every panel uses: the text panel, fitting lines to a width, number formats."""

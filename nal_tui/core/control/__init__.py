@@ -1,0 +1,1 @@
+"""Steering a run: RunSession (start, stop, resume, status) and the process, launch and run-discovery code it uses."""

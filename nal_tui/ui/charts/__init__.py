@@ -1,0 +1,1 @@
+"""The whole-run loss charts (min/max buckets, every spike kept)."""

@@ -1,0 +1,1 @@
+"""The checkpoint table and the milestones panel."""

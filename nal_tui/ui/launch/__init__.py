@@ -1,0 +1,1 @@
+"""Start, resume and stop: the control keys, their confirmation dialogs, the welcome screen."""

@@ -1,0 +1,1 @@
+"""Following one run: what keeps its state current (feeds), the dashboard and its panels."""

@@ -1,0 +1,1 @@
+"""Opening another run: the run picker."""

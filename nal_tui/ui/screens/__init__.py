@@ -1,1 +1,0 @@
-"""Modal screens: help, start/resume/stop confirmations, run picker."""
