@@ -21,6 +21,7 @@ from nal_tui.core.defaults import (
     DEFAULT_LOGS,
     START_WAIT_S,
     config_for_run,
+    default_run_dir,
 )
 from nal_tui.core.vocab import PID_LIVE
 
@@ -160,12 +161,14 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str, ok: bool) -
 
 
 def _session(args: argparse.Namespace) -> Any:
+    # only when this command runs: the others stay light
     from nal_tui.core.control.session import RunSession
 
     return RunSession.open(args.run_dir, args.logs_dir)
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
+    # only when this command runs: the others stay light
     from nal_tui.preflight import print_report, run_checks
 
     report = run_checks(
@@ -182,8 +185,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    # only when this command runs: the others stay light
     from nal_tui.core.control.session import RunSession
-    from nal_tui.core.defaults import default_run_dir
     from trainer.config.schema import ConfigError
 
     config = args.config or DEFAULT_CONFIG
@@ -199,6 +202,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         _emit(args, refused.to_dict(), f"nal-tui start: {refused.message}", False)
         return EXIT_USAGE
     if not args.no_preflight:
+        # only when this command runs: the others stay light
         from nal_tui.preflight import run_checks
         from nal_tui.preflight.report import FAIL
 
@@ -282,6 +286,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     if st.run_end is not None:
         lines.append(f"  run_end: {st.run_end.get('status')} ({st.run_end.get('reason')})")
+    # only when this command runs: the others stay light
     from nal_tui.core.control.runs import REFUSED_NOTE
 
     refused = st.reason.find(REFUSED_NOTE)
