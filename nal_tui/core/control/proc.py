@@ -33,7 +33,7 @@ import psutil
 from nal_tui.core.text import clean
 from nal_tui.core.vocab import PID_GARBLED, PID_LIVE, PID_NONE, PID_STALE
 from trainer.rundir.layout import PID_FILE
-from trainer.rundir.lock import CREATE_TIME_TOLERANCE, PidFileError, PidInfo, parse_pid_info
+from trainer.rundir.lock import PidFileError, PidInfo, parse_pid_info, process_matches
 
 MAX_PID_FILE = 64 << 10  # a real one is a few hundred bytes
 LAUNCH_FILE = "launch.json"  # the process nal-tui launched, until the trainer's PID file
@@ -109,17 +109,7 @@ def is_launcher_cmdline(cmd: list[str]) -> bool:
 def matches(info: PidInfo) -> bool:
     """A live, non-zombie process with this pid, start time and command line, which is
     our trainer."""
-    if not is_trainer_cmdline(info.cmdline):
-        return False
-    try:
-        p = psutil.Process(info.pid)
-        if abs(p.create_time() - info.create_time) > CREATE_TIME_TOLERANCE:
-            return False
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return p.cmdline() == info.cmdline
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+    return is_trainer_cmdline(info.cmdline) and process_matches(info)
 
 
 @dataclass(frozen=True)
