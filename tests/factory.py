@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -247,3 +248,22 @@ def tree_digest(root: Path) -> str:
             h.update(str(p.relative_to(root)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def spawn_sleeper(seconds: int = 300) -> subprocess.Popen:
+    """A live ``sleep`` process, returned once it has exec'd: until then it still shows
+    its parent's command line, which would make identity tests race."""
+    import psutil
+
+    proc = subprocess.Popen(["sleep", str(seconds)])
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if psutil.Process(proc.pid).cmdline()[:1] == ["sleep"]:
+                return proc
+        except psutil.Error:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("sleep did not start within 60 s")
+        time.sleep(0.005)

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.factory import spawn_sleeper
 from trainer.rundir.layout import PID_FILE, atomic_write_text
 from trainer.rundir.lock import (
     PidInfo,
@@ -44,7 +45,7 @@ def test_rundir_imports_neither_torch_nor_numpy() -> None:
 
 @pytest.fixture
 def sleeper():
-    proc = subprocess.Popen(["sleep", "60"])
+    proc = spawn_sleeper(60)
     try:
         yield proc
     finally:

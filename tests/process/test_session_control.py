@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.factory import (
     fake_session,
     kill_started,
     read_events,
+    spawn_sleeper,
     wait_for,
     write_checkpoint,
 )
@@ -62,7 +62,7 @@ def test_start_with_a_bad_config_and_no_run_dir_names_the_key(tmp_path):
 @pytest.fixture
 def sleeper():
     """An unrelated live process: it must never be signalled."""
-    p = subprocess.Popen(["sleep", "300"])
+    p = spawn_sleeper(300)
     yield p
     p.kill()
     p.wait()

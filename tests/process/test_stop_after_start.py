@@ -19,7 +19,7 @@ import pytest
 from nal_tui.core import vocab as V
 from nal_tui.core.control import proc
 from nal_tui.core.control.session import RunSession
-from tests.factory import ROOT, fake_session, kill_started, wait_for, write_run
+from tests.factory import ROOT, fake_session, kill_started, spawn_sleeper, wait_for, write_run
 from trainer.rundir.layout import PID_FILE
 
 
@@ -108,7 +108,7 @@ def test_a_stale_launch_file_is_ignored_never_acted_on(tmp_path):
     """launch.json naming a process that is gone, or whose pid now belongs to another
     program, is never signalled and never makes the run look crashed or running."""
     rd = write_run(tmp_path / "run", 10, end="completed")
-    sleeper = subprocess.Popen(["sleep", "300"])
+    sleeper = spawn_sleeper(300)
     try:
         p = psutil.Process(sleeper.pid)
         for fields in (
