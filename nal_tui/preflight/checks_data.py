@@ -9,8 +9,6 @@ from typing import Any
 
 from nal_tui.core.text import clean
 from nal_tui.preflight.report import FAIL, PASS, WARN, CheckResult
-from trainer.config.schema import ConfigError
-from trainer.config.yamlfile import load
 from trainer.corpus.check import check_corpus
 from trainer.corpus.report import (
     RULE_BATCH,
@@ -39,6 +37,10 @@ from trainer.rundir.layout import CHECKPOINTS_DIR, SAMPLES_DIR
 
 def check_config(config_path: str | os.PathLike[str]) -> tuple[CheckResult, Any]:
     """1. The YAML parses, every key is known, every value in range."""
+    # yaml and the config schema load when a check runs, not when the dashboard starts
+    from trainer.config.schema import ConfigError
+    from trainer.config.yamlfile import load
+
     try:
         cfg = load(config_path)
     except ConfigError as e:
