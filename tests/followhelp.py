@@ -50,7 +50,7 @@ class Collector:
     def steps(self) -> list[int]:
         return [r["step"] for recs, _ in self.batches for r in recs]
 
-    def wait_steps(self, n: int, timeout: float = 10.0) -> list[int]:
+    def wait_steps(self, n: int, timeout: float = 60.0) -> list[int]:
         deadline = time.monotonic() + timeout
         with self.cond:
             while len(self.steps) < n and time.monotonic() < deadline:

@@ -29,7 +29,7 @@ def test_threaded_follow(tmp_path, polling):
         assert c.wait_steps(200) == list(range(1, 201))
         os.replace(_write(tmp_path / "x.jsonl", line(1000)), p)
         with c.cond:  # woken by each batch
-            c.cond.wait_for(lambda: c.steps[-1] == 1000, timeout=10)
+            c.cond.wait_for(lambda: c.steps[-1] == 1000, timeout=60)
         assert c.steps[-1] == 1000
         assert any(s.reset for _, s in c.batches)
     finally:
