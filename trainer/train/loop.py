@@ -20,9 +20,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from trainer.checkpointing.format import Position, build_state, load_state, unwrap
+from trainer.checkpointing.format import Position, load_state, unwrap
 from trainer.checkpointing.store import VerifyCache
-from trainer.config.build import to_dict
 from trainer.config.schema import Config
 from trainer.config.yamlfile import dump
 from trainer.events import schema as ev
@@ -305,18 +304,8 @@ class Trainer:
             atomic_write_text(config_file, dump(self.cfg))
         return start_from
 
-    def state_dict(self) -> dict[str, Any]:
-        """The whole training state (trainer.checkpointing.format)."""
-        return build_state(
-            self.nets,
-            self.precision.scaler,
-            self.pos,
-            config=to_dict(self.cfg),
-            world_size=self.dist.world_size,
-            target_step=self.target_step,
-        )
-
     def load_state(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint's training state (trainer.checkpointing.format)."""
         self.pos, saved_target = load_state(
             state, self.nets, self.precision.scaler, self.dist.world_size
         )
