@@ -1,5 +1,5 @@
-"""The ``vocode`` and ``export`` subcommands' faces: their arguments, and the run directory
-they work on. Torch-free, so ``nal-train --help`` stays fast; torch loads when one runs.
+"""The ``vocode`` and ``export`` subcommands' faces: their arguments and their entry points.
+Torch-free, so ``nal-train --help`` stays fast; torch loads when one runs.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import os
 import platform
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,11 +21,13 @@ import torch
 from trainer.config.schema import Config
 from trainer.events import schema as ev
 from trainer.events.writer import EventWriteError, EventWriter
-from trainer.train.distributed import DistInfo
 from trainer.train.errors import StorageError, storage
-from trainer.train.resume import Origin
 from trainer.train.signals import StopFlag
 from trainer.train.step import StepResult, StepTotals
+
+if TYPE_CHECKING:  # types only: the run log does not depend on how a run starts
+    from trainer.train.distributed import DistInfo
+    from trainer.train.resume import Origin
 
 log = logging.getLogger("nal-train")
 
