@@ -108,6 +108,31 @@ def test_s_on_a_finished_run_offers_the_choices_and_loses_nothing(tmp_path, monk
     assert _files(rd) == before
 
 
+def test_a_run_killed_before_its_first_checkpoint_offers_no_resume(tmp_path, monkeypatch):
+    """Killed while writing its first checkpoint: s offers a new run or a new branch only;
+    r is not offered and does nothing."""
+    monkeypatch.setattr("nal_tui.core.control.command.trainer_base_command", fake_base)
+    logs = tmp_path / "logs"
+    rd = write_run(logs / "demo", 50, target=2000)
+
+    async def go():
+        app = make_app(rd, logs, config_path=rd / CONFIG_FILE)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("s")
+            assert await _screen(pilot, RunHoldsRunScreen)
+            assert await until(pilot, lambda: "last step 50" in said(pilot))
+            assert "nothing to resume from" in said(pilot)
+            assert "resume it from its latest" not in said(pilot)
+            await pilot.press("r")
+            await pilot.pause()
+            assert isinstance(app.screen, RunHoldsRunScreen)  # still the choice
+            await pilot.press("b")
+            assert await _screen(pilot, StartScreen)
+            assert app.screen.run_dir == rd and app.screen.branch_of is not None
+
+    run(go())
+
+
 def test_new_branch_from_the_dashboard_passes_the_flag(tmp_path, monkeypatch):
     monkeypatch.setattr("nal_tui.core.control.command.trainer_base_command", fake_base)
     logs = tmp_path / "logs"

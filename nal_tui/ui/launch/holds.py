@@ -45,8 +45,12 @@ class RunHoldsRunScreen(ModalScreen[str | None]):
         t.append(f"{rd}", style="bold")
         t.append(f" already holds a run (last step {h.last_step:,}{newest}). Starting from ")
         t.append("step 0 there would mix two runs, so choose:\n\n")
-        t.append(" r ", style="bold reverse")
-        t.append("  resume it from its latest verified checkpoint\n")
+        if h.latest is not None:
+            t.append(" r ", style="bold reverse")
+            t.append("  resume it from its latest verified checkpoint\n")
+        else:  # a start killed before its first checkpoint: there is nothing to resume
+            t.append(" r ", style="dim reverse")
+            t.append("  (no checkpoint yet: nothing to resume from)\n", style="dim")
         t.append(" n ", style="bold reverse")
         t.append("  start a new run in ")
         t.append(clean(self.suggested), style="bold")
@@ -63,13 +67,17 @@ class RunHoldsRunScreen(ModalScreen[str | None]):
         return t
 
     def compose(self) -> ComposeResult:
+        keys = "r resume · " if self.hist.latest is not None else ""
         with Vertical(id="holds-box", classes="modal-box"):
             yield Static(
                 "[b]This run directory already holds a run[/b]  "
-                "[dim]r resume · n / Enter new run · b new branch · Esc cancel[/dim]",
+                f"[dim]{keys}n / Enter new run · b new branch · Esc cancel[/dim]",
                 classes="modal-title",
             )
             yield Static(self.describe(), id="holds-what")
 
     def action_choose(self, choice: str | None) -> None:
+        if choice == RESUME and self.hist.latest is None:
+            self.app.bell()  # not offered: no checkpoint to resume from
+            return
         self.dismiss(choice)
