@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,24 @@ from trainer.corpus.report import (
 from trainer.rundir.layout import CHECKPOINTS_DIR, SAMPLES_DIR
 
 # ---------------------------------------------------------------------- checks
+
+
+def _try_write(d: Path) -> None:
+    """Write a file in ``d``; if ``d`` is missing, in the same path created under a fresh
+    temp directory of its nearest existing ancestor (removed again). OSError if not."""
+    if d.exists():
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".nal-preflight-")
+        os.close(fd)
+        os.unlink(tmp)
+        return
+    anc = next(p for p in d.parents if p.exists())
+    scratch = Path(tempfile.mkdtemp(dir=anc, prefix=".nal-preflight-"))
+    try:
+        target = scratch / d.relative_to(anc)
+        target.mkdir(parents=True)
+        (target / "probe").write_bytes(b"preflight")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def check_config(config_path: str | os.PathLike[str]) -> tuple[CheckResult, Any]:
@@ -120,35 +139,23 @@ def check_data(cfg: Any, nproc: int = 1) -> CheckResult:
 
 
 def check_output_dirs(run_dir: Path) -> CheckResult:
-    """3. The run directory, checkpoints/ and samples/ can be created and written."""
+    """3. The run directory, checkpoints/ and samples/ can be created and written.
+
+    What does not exist yet is created inside a fresh temp directory of its nearest existing
+    ancestor and removed with it, so the check leaves no trace and two checks at once (the
+    welcome screen's and a start dialog's) never remove each other's directories.
+    """
     name = "Output directories"
-    created: list[Path] = []
-    try:
-        for d in (run_dir, run_dir / CHECKPOINTS_DIR, run_dir / SAMPLES_DIR):
-            missing = [p for p in (d, *d.parents) if not p.exists()]
-            for p in reversed(missing):
-                p.mkdir()
-                created.append(p)
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=".nal-preflight-")
-            try:
-                os.write(fd, b"preflight")
-            finally:
-                os.close(fd)
-                os.unlink(tmp)
-    except OSError as e:
-        where = getattr(e, "filename", None) or run_dir
-        return CheckResult(
-            name,
-            FAIL,
-            f"cannot create or write {where}: {e.strerror or e}",
-            "choose another --run-dir, or fix the directory's permissions",
-        )
-    finally:
-        for p in reversed(created):  # leave no trace: the trainer creates them itself
-            try:
-                p.rmdir()
-            except OSError:
-                pass
+    for d in (run_dir, run_dir / CHECKPOINTS_DIR, run_dir / SAMPLES_DIR):
+        try:
+            _try_write(d)
+        except OSError as e:
+            return CheckResult(
+                name,
+                FAIL,
+                f"cannot create or write {d}: {e.strerror or e}",
+                "choose another --run-dir, or fix the directory's permissions",
+            )
     return CheckResult(
         name,
         PASS,

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from nal_tui import preflight as pf
+from nal_tui.preflight.checks_data import check_output_dirs
 from nal_tui.preflight.checks_env import (
     _Sub,
     check_models,
@@ -131,3 +133,25 @@ def test_run_checks_bad_config_skips_dependents(tmp_path):
     }
     d = rep.to_dict()
     assert d["ok"] is False and d["failed"] == 1 and d["total"] == 3 and d["skipped"] == 5
+
+
+def test_output_dirs_checks_at_once_never_undo_each_other(tmp_path):
+    """The welcome screen's preflight and a start dialog's can run together: neither may
+    remove a directory the other just created (it failed as 'No such file or directory')."""
+    rd = tmp_path / "logs" / "demo"
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(200):
+            res = check_output_dirs(rd)
+            results.append(res.status if res.status == PASS else res.message)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert results == [PASS] * 400
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
