@@ -11,8 +11,13 @@ screen with ``capture-pane``; prints figures, asserts nothing.
 - live latency: a step event appended to events.jsonl -> its step number on screen
   (capture-pane polled every ~5 ms, so figures include up to that much polling delay).
 - idle CPU: the dashboard's CPU time over a few seconds with nothing written.
+- the validation chart (key g) over the run's validations (both sets, five metrics each).
 - beside each open: a stdlib ``json`` parse of the same file, in a fresh process.
 - --big: the same for a 5,000,000-step run.
+- --no-index: the open of the same log without ``events.idx`` ("first": the dashboard
+  builds one, in a child process, and leaves it behind) and again ("second": through the
+  index the first left), each beside the stdlib parse, with the ratio. With --big, the
+  5M-step first open without an index too.
 
 The synthetic logs get their ``events.idx`` built first (the trainer writes it as it
 logs; building it here is timed separately).
@@ -90,7 +95,9 @@ def step_line(step: int) -> bytes:
     return encode(rec)
 
 
-def bench_open_and_live(run_dir: Path, steps: int, n_events: int) -> None:
+def open_dashboard(run_dir: Path, steps: int) -> tuple[float | None, float | None, int]:
+    """Start nal-tui on ``run_dir``: (s to the final step on screen, s to the history
+    loaded, the dashboard's pid); None for a figure never reached."""
     tmux("kill-session", "-t", SESSION)
     cmd = " ".join([*nal_tui_cmd(), "--run-dir", str(run_dir), "--logs-dir", str(run_dir.parent)])
     final = f"step {steps:,}/"
@@ -101,20 +108,60 @@ def bench_open_and_live(run_dir: Path, steps: int, n_events: int) -> None:
     tmux("send-keys", "-t", SESSION, f"cd {ROOT} && exec {cmd}", "Enter")
     first = wait_screen(lambda s: final in s, 30)
     t_first = time.perf_counter() - t_start
-    full = wait_screen(lambda s: final in s and "loading history" not in s, 60)
+    full = wait_screen(lambda s: final in s and "loading history" not in s, 120)
     t_full = time.perf_counter() - t_start
     pane_pid = int(tmux("display", "-p", "-t", SESSION, "#{pane_pid}").strip() or 0)
+    return (
+        None if first is None else t_first,
+        None if full is None else t_full,
+        pane_pid,
+    )
+
+
+def quit_dashboard() -> None:
+    tmux("send-keys", "-t", SESSION, "q")
+    time.sleep(0.5)
+    tmux("kill-session", "-t", SESSION)
+
+
+def _fig(t: float | None, parse_s: float | None = None) -> str:
+    if t is None:
+        return "never"
+    return f"{t:.3f} s" + (f"  ({t / parse_s:.2f}x the stdlib parse)" if parse_s else "")
+
+
+def bench_no_index(run_dir: Path, steps: int, parse_s: float, second: bool = True) -> None:
+    """The open without events.idx (first), then again through the index it left (second)."""
+    idx = run_dir / "events.idx"
+    saved = idx.with_name("events.idx.bench-saved")
+    if idx.exists():
+        os.replace(idx, saved)
+    try:
+        first, full, pid = open_dashboard(run_dir, steps)
+        hwm = _vm_hwm(pid)
+        print(f"  no index, first open:  final step on screen {_fig(first, parse_s)}")
+        print(f"                         history loaded {_fig(full, parse_s)}; "
+              f"peak RSS {hwm / 2**20:.1f} MiB")  # fmt: skip
+        quit_dashboard()
+        print(f"  index left behind: {'yes' if idx.exists() else 'NO'}")
+        if second and idx.exists():
+            first, full, pid = open_dashboard(run_dir, steps)
+            print(f"  second open:           final step on screen {_fig(first, parse_s)}")
+            print(f"                         history loaded {_fig(full, parse_s)}; "
+                  f"peak RSS {_vm_hwm(pid) / 2**20:.1f} MiB")  # fmt: skip
+            quit_dashboard()
+    finally:
+        if saved.exists():
+            os.replace(saved, idx)
+
+
+def bench_open_and_live(
+    run_dir: Path, steps: int, n_events: int, parse_s: float | None = None
+) -> None:
+    t_first, t_full, pane_pid = open_dashboard(run_dir, steps)
     proc = psutil.Process(pane_pid)
-    print(
-        f"open (process start -> final step on screen):      {t_first:.3f} s"
-        if first is not None
-        else "open: final step never shown"
-    )
-    print(
-        f"open (process start -> history loaded, all drawn): {t_full:.3f} s"
-        if full is not None
-        else "open: history never finished loading"
-    )
+    print(f"open (process start -> final step on screen):      {_fig(t_first, parse_s)}")
+    print(f"open (process start -> history loaded, all drawn): {_fig(t_full, parse_s)}")
     time.sleep(1.0)
     rss = proc.memory_info().rss
     hwm = _vm_hwm(pane_pid)
@@ -151,9 +198,13 @@ def bench_open_and_live(run_dir: Path, steps: int, n_events: int) -> None:
     used = (c1.user - c0.user) + (c1.system - c0.system)
     print(f"idle CPU over {t1 - t0:.1f} s: {100 * used / (t1 - t0):.2f} % of one core")
     print(f"RSS at the end: {proc.memory_info().rss / 2**20:.1f} MiB")
-    tmux("send-keys", "-t", SESSION, "q")
-    time.sleep(0.5)
-    tmux("kill-session", "-t", SESSION)
+    # The validation chart (key g) over every validation of the run, both sets.
+    tmux("send-keys", "-t", SESSION, "g")
+    got = wait_screen(lambda s: "validation chart ·" in s and "best" in s, 30)
+    print(f"g (validation chart, every val event of the run): {_fig(got)}")
+    tmux("send-keys", "-t", SESSION, "Escape")
+    print(f"RSS with the validation chart opened: {proc.memory_info().rss / 2**20:.1f} MiB")
+    quit_dashboard()
 
 
 def _last_step(log: Path) -> int:
@@ -186,7 +237,7 @@ def json_parse_s(log: Path) -> float:
     return float(out.stdout.strip() or "nan")
 
 
-def prepare(run_dir: Path, steps: int) -> Path:
+def prepare(run_dir: Path, steps: int, index: bool = True) -> Path:
     from trainer.events.indexwrite import build_index
 
     log = run_dir / ev.EVENTS_FILE
@@ -195,7 +246,7 @@ def prepare(run_dir: Path, steps: int) -> Path:
         write_synthetic_run(run_dir, steps, target_step=steps + 100_000)
         mib = log.stat().st_size / 2**20
         print(f"wrote {log} ({mib:.0f} MiB) in {time.perf_counter() - t0:.1f} s")
-    if not (run_dir / "events.idx").exists():
+    if index and not (run_dir / "events.idx").exists():
         t0 = time.perf_counter()
         build_index(log)
         print(f"built events.idx in {time.perf_counter() - t0:.1f} s (the trainer writes it live)")
@@ -208,6 +259,8 @@ def main() -> None:
     p.add_argument("--events", type=int, default=40, help="live events to time")
     p.add_argument("--big", action="store_true", help="also a 5,000,000-step run")
     p.add_argument("--keep", type=Path, default=None, help="cache the synthetic runs here")
+    p.add_argument("--no-index", action="store_true", help="also open without events.idx")
+    p.add_argument("--no-live", action="store_true", help="skip the indexed open and live part")
     a = p.parse_args()
     if shutil.which("tmux") is None:
         sys.exit("bench_dashboard needs tmux")
@@ -216,12 +269,21 @@ def main() -> None:
     log = prepare(run_dir, a.steps)
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     try:
-        print(f"stdlib json parse of the same file: {json_parse_s(log):.2f} s")
-        bench_open_and_live(run_dir, _last_step(log), a.events)
+        parse_s = json_parse_s(log)
+        print(f"stdlib json parse of the same file: {parse_s:.2f} s")
+        if not a.no_live:
+            bench_open_and_live(run_dir, _last_step(log), a.events, parse_s)
+        if a.no_index:
+            bench_no_index(run_dir, _last_step(log), parse_s)
+            print(f"machine load after: {os.getloadavg()[0]:.2f}")
         if a.big:
-            blog = prepare(root / "bench5000000", 5_000_000)
-            print(f"5M steps: stdlib json parse of the same file: {json_parse_s(blog):.2f} s")
-            bench_open_and_live(blog.parent, _last_step(blog), 10)
+            blog = prepare(root / "bench5000000", 5_000_000, index=not a.no_live)
+            bparse = json_parse_s(blog)
+            print(f"5M steps: stdlib json parse of the same file: {bparse:.2f} s")
+            if not a.no_live:
+                bench_open_and_live(blog.parent, _last_step(blog), 10, bparse)
+            if a.no_index:
+                bench_no_index(blog.parent, _last_step(blog), bparse, second=False)
     finally:
         tmux("kill-server")
         if a.keep is None:

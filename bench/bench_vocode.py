@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
+import os
 import statistics
 import sys
 import tempfile
@@ -132,14 +133,8 @@ def ours_exported(g: Generator, fmt: str, mel: torch.Tensor, work: Path, threads
         runner = ex.load_runner(path, fmt)
         return lambda m: runner(m.numpy())
     ex.export_onnx(g, mel[..., :64], path)
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    s = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return lambda m: s.run(None, {"mel": m.numpy()})[0]
+    runner = ex.load_runner(path, "onnx", threads)  # the session vocode --engine onnx uses
+    return lambda m: runner(m.numpy())
 
 
 def speech_mel(cfg: Config, seconds: float) -> torch.Tensor:
@@ -177,6 +172,7 @@ def bench_rtf(args: argparse.Namespace, device: torch.device, threads: int) -> N
     names = [c for c in args.configs.split(",") if c and c != "none"]
     rows = []
     bf16_err: dict[str, float] = {}
+    export_err: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in names:
@@ -191,9 +187,10 @@ def bench_rtf(args: argparse.Namespace, device: torch.device, threads: int) -> N
                 )
             variants["ours eager"] = ours_eager(g, device)
             if device.type == "cpu":
-                variants["ours TorchScript"] = ours_exported(
-                    g, "torchscript", mel, Path(tmp), threads
-                )
+                if not args.no_torchscript:
+                    variants["ours TorchScript"] = ours_exported(
+                        g, "torchscript", mel, Path(tmp), threads
+                    )
                 if not args.no_onnx:
                     variants["ours ONNX Runtime"] = ours_exported(
                         g, "onnx", mel, Path(tmp), threads
@@ -209,6 +206,11 @@ def bench_rtf(args: argparse.Namespace, device: torch.device, threads: int) -> N
             if args.ablation:
                 wn = Generator(cfg.generator, cfg.audio.n_mels).eval().to(device)
                 variants["ours eager, weight norm kept"] = ours_eager(wn, device)
+            with torch.inference_mode():
+                want = g(mel.to(device)).float().cpu().numpy()
+            for k in [k for k in variants if "ONNX" in k or "TorchScript" in k]:
+                got = np.asarray(variants[k](mel), dtype=np.float64)
+                export_err[f"{name.upper()} {k}"] = float(np.abs(got - want).max())
             medians = time_variants(variants, mel, args.repeats, device)
             audio_s = mel.shape[-1] * cfg.audio.hop_length / cfg.audio.sample_rate
             ref = next((v for k, v in medians.items() if k.startswith("reference")), None)
@@ -222,10 +224,13 @@ def bench_rtf(args: argparse.Namespace, device: torch.device, threads: int) -> N
         + (f", {threads} threads" if device.type == "cpu" else "")
         + f", torch {torch.__version__}"
     )
+    print(f"machine load (1 min) at the end: {os.getloadavg()[0]:.2f}")
     print(f"{'model':<6} {'variant':<40} {'RTF':>8} {'x real time':>12} {'vs reference':>13}")
     for model, variant, rtf, xrt, vs in rows:
         vs_s = f"{vs:.2f}x" if vs else "-"
         print(f"{model:<6} {variant:<40} {rtf:>8.4f} {xrt:>12.1f} {vs_s:>13}")
+    for name, err in export_err.items():
+        print(f"{name} vs eager fp32: max abs difference {err:.3g} (tolerance 1e-4)")
     for name, err in bf16_err.items():
         print(f"bf16 vs fp32 output, {name.upper()}: max abs difference {err:.2g} (random weights)")
     if ref_models is None:
@@ -366,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--no-onnx", action="store_true")
+    p.add_argument("--no-torchscript", action="store_true")
     p.add_argument("--no-bf16", action="store_true", help="skip the bf16 rows")
     p.add_argument("--ablation", action="store_true", help="also time eager with weight norm kept")
     p.add_argument("--validation", action="store_true", help="also measure validation cost")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from nal_tui.core.defaults import (
-    DEFAULT_CONFIG,
     DEFAULT_GRACE_S,
     DEFAULT_LOGS,
     START_WAIT_S,
@@ -41,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         type=Path,
-        help="config for a new run (default: the run's config.yaml, else config/demo.yaml)",
+        help="config for a new run, a path or a preset's name (nal-train configs); default: the "
+        "run's config.yaml, else config/demo.yaml (outside a clone: the shipped demo)",
     )
     p.add_argument(
         "--polling",
@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--bell", action="store_true", help="ring the terminal bell on new alerts (key b)"
+    )
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="the dashboard refuses start, stop, resume and kill (nal-tui serve's default)",
     )
     p.add_argument("--preflight", action="store_true", help="run the preflight checks and exit")
     p.add_argument(
@@ -75,11 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --preflight: processes the run will use (batch check)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    sub = p.add_subparsers(dest="cmd", metavar="{start,stop,resume,status}")
+    sub = p.add_subparsers(
+        dest="cmd", metavar="{start,stop,resume,status,watch,serve,compare,export}"
+    )
     keep = argparse.SUPPRESS  # sub-command options never overwrite the top-level ones
 
     s = sub.add_parser("start", help="start a new run (detached)")
-    s.add_argument("--config", type=Path, default=keep, help="config (default config/demo.yaml)")
+    s.add_argument(
+        "--config",
+        type=Path,
+        default=keep,
+        help="config: a path or a preset's name (default config/demo.yaml, else the shipped demo)",
+    )
     s.add_argument("--run-dir", type=Path, default=keep, help="default logs/<config name>")
     s.add_argument("--target-step", type=_positive, help="train up to this step")
     s.add_argument(
@@ -94,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=keep,
         help="in a run dir that already holds a run: start over from step 0 as a new branch "
         "(its checkpoints are moved aside to checkpoints/abandoned/, nothing is deleted)",
+    )
+    s.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="fine-tune: start from another run's (or an imported run's) checkpoint; "
+        "preflight checks it against the config and the corpus first",
+    )
+    s.add_argument(
+        "--init-from-generator-only",
+        action="store_true",
+        help="with --init-from: take only the generator (fresh discriminators)",
     )
     s.add_argument("--no-preflight", action="store_true", help="start without the checks")
     s.add_argument(
@@ -136,9 +159,129 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--wait", type=float, default=START_WAIT_S, metavar="S")
     r.add_argument("--json", action="store_true", default=keep)
 
+    x = sub.add_parser(
+        "export",
+        help="write a run's live-branch series as CSV (pandas, spreadsheets) or a TensorBoard log",
+    )
+    x.add_argument("export_run_dir", type=Path, metavar="RUN_DIR")
+    x.add_argument("--csv", type=Path, metavar="FILE", help="one row per step, val metrics by set")
+    x.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="DIR",
+        help="a TensorBoard log of the scalars (needs the [tensorboard] extra)",
+    )
+
     st = sub.add_parser("status", help="print a run's status")
     st.add_argument("--run-dir", type=Path, default=keep, help="default: the latest run")
     st.add_argument("--json", action="store_true", default=keep)
+
+    c = sub.add_parser(
+        "compare",
+        help="2-6 runs side by side: overlaid series, config diff, best scores, A/B samples",
+    )
+    c.add_argument(
+        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="2 to 6 run directories"
+    )
+
+    w = sub.add_parser(
+        "watch",
+        help="follow runs headless and notify (Apprise, command hooks)",
+        description="Follow run directories with the dashboard's reducer and tell of every "
+        "alert, run start and run end: Apprise URLs (--notify, --notify-file, "
+        "$NAL_NOTIFY_URLS; the [notify] extra), --on-alert / --on-end commands (the notice as "
+        "JSON on stdin; NAL_RUN_DIR, NAL_ALERT_KIND, NAL_ALERT_LEVEL, NAL_STEP set). What was "
+        "told is kept in RUN_DIR/watch.json, so a restart sends nothing twice.",
+        epilog="--once exit codes: 0 healthy, 1 warnings, 2 errors (also crashed or failed), "
+        "3 not running; several runs: the most severe (2, then 1, then 3)",
+    )
+    w.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="run directories (one that does not exist yet is waited for)",
+    )
+    w.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an Apprise URL (repeatable; prefer --notify-file or $NAL_NOTIFY_URLS "
+        "for secrets: a command line shows in ps and shell history)",
+    )
+    w.add_argument(
+        "--notify-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a file of Apprise URLs, one per line (# comments)",
+    )
+    w.add_argument("--on-alert", metavar="CMD", help="shell command run per notice")
+    w.add_argument(
+        "--on-end",
+        metavar="CMD",
+        help="shell command run when a run ends (completed, stopped, failed, crashed)",
+    )
+    w.add_argument(
+        "--level",
+        choices=("info", "warning", "error"),
+        default="info",
+        help="the least level told (info: also run start and end)",
+    )
+    w.add_argument(
+        "--window",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="one notice per alert kind per run within S seconds; the rest are "
+        "summed up as 'and N more' (600; 0 tells each)",
+    )
+    w.add_argument("--best", action="store_true", help="also tell of each new best checkpoint")
+    w.add_argument(
+        "--once",
+        action="store_true",
+        help="read, deliver what is new, print a report, exit with a health code",
+    )
+    w.add_argument(
+        "--retry-for",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="retry a failed notification with backoff for S seconds (120)",
+    )
+    w.add_argument(
+        "--hook-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="kill a hook still running after S seconds (30)",
+    )
+    w.add_argument("--polling", action="store_true", default=keep)
+
+    v = sub.add_parser(
+        "serve",
+        help="the dashboard in a browser (textual-serve; the [serve] extra)",
+        description="Serve the dashboard over HTTP for a browser (e.g. through an SSH tunnel). "
+        "Each page load runs its own dashboard on the run; a token printed at start is "
+        "required (403 without it). Read-only unless --allow-control.",
+    )
+    v.add_argument("--run-dir", type=Path, default=keep, help="default: the latest run")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    v.add_argument("--port", type=int, default=8000, help="port (8000)")
+    v.add_argument(
+        "--public",
+        action="store_true",
+        help="allow a non-loopback --host (anyone who can reach it and has the token sees "
+        "the dashboard)",
+    )
+    v.add_argument(
+        "--allow-control",
+        action="store_true",
+        help="let the browser start, stop, resume and kill (refused by default)",
+    )
+    v.add_argument("--polling", action="store_true", default=keep)
     return p
 
 
@@ -189,13 +332,18 @@ def cmd_start(args: argparse.Namespace) -> int:
     from nal_tui.core.control.session import RunSession
     from trainer.config.schema import ConfigError
 
-    config = args.config or DEFAULT_CONFIG
+    config = config_for_run(None, args.config)
     run_dir = args.run_dir
     if run_dir is None:
         try:
             run_dir = default_run_dir(config, args.logs_dir)
         except ConfigError:
             run_dir = None  # preflight (or the start) names the config's problem
+    if args.init_from_generator_only and not args.init_from:
+        print(
+            "nal-tui start: --init-from-generator-only goes with --init-from CKPT", file=sys.stderr
+        )
+        return EXIT_USAGE
     session = RunSession(run_dir, logs_dir=args.logs_dir)
     refused = None if args.new_branch else session.start_refusal(config)
     if refused is not None:  # refused like nal-train refuses it: a usage error, exit 2
@@ -208,14 +356,17 @@ def cmd_start(args: argparse.Namespace) -> int:
 
         report = run_checks(
             config, run_dir, build_models=False, nproc=args.nproc, logs_dir=args.logs_dir,
-            new_branch=args.new_branch,
+            new_branch=args.new_branch, init_from=args.init_from,
+            init_generator_only=args.init_from_generator_only,
         )  # fmt: skip
         if not report.ok:
             bad = [c for c in report.checks if c.status == FAIL]
             lines = (
                 ["not starting: preflight failed"]
                 + [
-                    f"  ✗ {c.name}: {c.message}" + (f"\n    fix: {c.fix}" if c.fix else "")
+                    f"  ✗ {c.name}: {c.message}"
+                    + "".join(f"\n    {d}" for d in c.details[:4])
+                    + (f"\n    fix: {c.fix}" if c.fix else "")
                     for c in bad
                 ]
                 + [f"  {report.summary()} (run nal-tui --preflight for details)"]
@@ -228,7 +379,8 @@ def cmd_start(args: argparse.Namespace) -> int:
             )
     res = session.start(
         config, target_step=args.target_step, nproc=args.nproc, wait_s=args.wait,
-        new_branch=args.new_branch,
+        new_branch=args.new_branch, init_from=args.init_from,
+        init_generator_only=args.init_from_generator_only,
     )  # fmt: skip
     if res.refused:
         _emit(args, res.to_dict(), f"nal-tui start: {res.message}", False)
@@ -295,6 +447,69 @@ def cmd_status(args: argparse.Namespace) -> int:
     return _emit(args, st.to_dict(), "\n".join(lines), True)
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    # only when this command runs: the others stay light
+    from nal_tui.core.watch.cli import run_watch
+
+    return run_watch(args)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Load each run as the dashboard does, then open the compare app (exit 2: bad dirs)."""
+    from nal_tui.core.compare.runs import CompareError, load_runs  # only when comparing
+    from nal_tui.ui.compare.app import CompareApp  # Textual is imported only here
+
+    try:
+        runs = load_runs(args.run_dirs)
+    except CompareError as e:
+        print(f"nal-tui compare: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    app = CompareApp(runs)
+    app.run()
+    return EXIT_FAIL if app.return_code else EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # only when this command runs: the others stay light
+    from nal_tui.ui.serve import (
+        LOOPBACK,
+        ServeError,
+        app_command,
+        is_local,
+        make_server,
+        new_token,
+    )
+
+    if not is_local(args.host) and not args.public:
+        print(
+            f"nal-tui serve: --host {args.host} is not a loopback address; add --public to "
+            f"serve beyond this machine (or use an SSH tunnel to {LOOPBACK})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if not 0 < args.port < 65536:
+        print(f"nal-tui serve: --port {args.port} is not a port", file=sys.stderr)
+        return EXIT_USAGE
+    if not is_local(args.host):
+        print(
+            f"warning: serving on {args.host}: anyone who can reach it and has the token sees "
+            "the dashboard" + (" and can stop the run" if args.allow_control else ""),
+            file=sys.stderr,
+        )
+    run_dir = _session(args).run_dir
+    token = new_token()
+    command = app_command(run_dir, args.logs_dir, args.allow_control, args.polling)
+    try:
+        server = make_server(command, args.host, args.port, token, "nal-tui")
+    except ServeError as e:
+        print(f"nal-tui serve: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    mode = "control allowed" if args.allow_control else "read-only"
+    print(f"nal-tui serve ({mode}): open http://{args.host}:{args.port}/?token={token}", flush=True)
+    server.serve()
+    return EXIT_OK
+
+
 def open_app(args: argparse.Namespace) -> int:
     """Open the dashboard on --run-dir, else the latest run, else the demo config.
 
@@ -309,6 +524,7 @@ def open_app(args: argparse.Namespace) -> int:
         config_path=config_for_run(session.run_dir, args.config),
         polling=args.polling,
         bell=args.bell,
+        read_only=args.read_only,
     )
     app.run()
     code = app.return_code
@@ -326,6 +542,35 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAIL
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    # only when this command runs: the others stay light
+    from nal_tui.core.export import ExportError, live_records, write_csv, write_tensorboard
+    from nal_tui.core.text import clean
+
+    if args.csv is None and args.tensorboard is None:
+        print("nal-tui export: give --csv FILE and/or --tensorboard DIR", file=sys.stderr)
+        return EXIT_USAGE
+    run_dir: Path = args.export_run_dir
+    if not run_dir.is_dir():
+        print(f"nal-tui export: there is no run directory {run_dir}", file=sys.stderr)
+        return EXIT_FAIL
+    try:
+        log = live_records(run_dir)
+        if log.garbled:
+            print(
+                f"nal-tui export: skipped {log.garbled} garbled line(s), e.g. {clean(log.sample)}"
+            )
+        if args.csv is not None:
+            n = write_csv(log, args.csv)
+            print(f"wrote {args.csv}: {n} steps of the live branch")
+        if args.tensorboard is not None:
+            print(write_tensorboard(log, args.tensorboard))
+    except ExportError as e:
+        print(f"nal-tui export: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
 def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -334,9 +579,16 @@ def _main(argv: list[str] | None = None) -> int:
     if args.cmd is None:
         return cmd_preflight(args) if args.preflight else open_app(args)
     try:
-        return {"start": cmd_start, "stop": cmd_stop, "resume": cmd_resume, "status": cmd_status}[
-            args.cmd
-        ](args)
+        return {
+            "start": cmd_start,
+            "stop": cmd_stop,
+            "resume": cmd_resume,
+            "status": cmd_status,
+            "export": cmd_export,
+            "watch": cmd_watch,
+            "compare": cmd_compare,
+            "serve": cmd_serve,
+        }[args.cmd](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_FAIL

@@ -69,3 +69,22 @@ def start_trainer(args: list[str], log_path: Path) -> subprocess.Popen:
         env=env,
         cwd=ROOT,
     )
+
+
+@pytest.fixture(scope="session")
+def sampled_run(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run made by the trainer (in-process, tiny): 4 steps, a validation every 2
+    (2 samples each, with their mel pictures), mel L1 only so it stays quick. Copy it
+    (``shutil.copytree``) before changing it."""
+    from trainer.config.build import from_dict
+    from trainer.train import loop
+
+    cfg = from_dict(demo_config_dict(
+        demo_corpus,
+        log={"log_every": 1, "val_every": 2, "val_samples": 2, "val_metrics": ["mel_l1"]},
+        checkpoint={"every": 2, "keep_last": 3, "milestone_every": 0,
+                    "best": {"metric": "mel_l1", "keep": 1, "patience": 0}},
+    ), "demo")  # fmt: skip
+    run = tmp_path_factory.mktemp("sampled") / "logs" / "demo"
+    assert loop.train(cfg, run, "demo.yaml", target_step=4) == 0
+    return run

@@ -1,9 +1,10 @@
-"""``nal-train``: train a HiFi-GAN vocoder, verify a checkpoint, vocode or export with it, or
-print model sizes."""
+"""``nal-train``: train a HiFi-GAN vocoder, verify a checkpoint, vocode or export with it, import
+the reference trainer's checkpoints, or print model sizes."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import logging
@@ -11,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from trainer.config.locate import PRESET_SUFFIX, preset_summary, presets, resolve_config
 from trainer.config.schema import Config, ConfigError
 from trainer.config.yamlfile import load
 from trainer.events import schema as ev
@@ -22,8 +24,9 @@ from trainer.rundir.layout import (
     default_run_dir,
 )
 from trainer.rundir.lock import PidFileError, process_matches, read_pid_file
-from trainer.rundir.resolve import find_resume_checkpoint, run_dir_of
-from trainer.tools.commands import add_export_parser, add_vocode_parser
+from trainer.rundir.manifest import read_manifest
+from trainer.rundir.resolve import find_resume_checkpoint, init_source_refusal, run_dir_of
+from trainer.tools.commands import add_export_parser, add_import_parser, add_vocode_parser
 from trainer.train import console, logsetup
 from trainer.train.signals import StopFlag, ignore_stop_signals, signal_name
 
@@ -33,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train (or resume) a run")
     t.add_argument(
-        "--config", type=Path, help="YAML config (default when resuming: the run dir's config.yaml)"
+        "--config",
+        type=Path,
+        help="YAML config, or a shipped preset by name (demo, hifigan_v1, ...: nal-train "
+        "configs); default when resuming: the run dir's config.yaml",
     )
     t.add_argument(
         "--run-dir", type=Path, help=f"run directory (default {default_run_dir('<config name>')})"
@@ -53,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         "are moved aside to checkpoints/abandoned/, nothing is deleted",
     )
     t.add_argument("--target-step", type=int, help="train up to this step (overrides max_steps)")
+    t.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="intra-op CPU threads per process (overrides train.threads; default one per "
+        "physical core)",
+    )
     t.add_argument(
         "--init-from",
         metavar="CKPT",
@@ -82,10 +95,15 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="config to check shapes against (default: the run dir's)"
     )
     v.add_argument("--json", action="store_true", help="print one JSON object")
+    c = sub.add_parser(
+        "configs", help="list the shipped configs (name them without a path: --config demo)"
+    )
+    c.add_argument("--show", metavar="NAME", help="print one (e.g. > mine.yaml to edit a copy)")
     s = sub.add_parser("summary", help="print parameter counts as JSON")
     s.add_argument("--config", type=Path, required=True)
     add_vocode_parser(sub)
     add_export_parser(sub)
+    add_import_parser(sub)
     return p
 
 
@@ -117,6 +135,7 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
         else:
             _say("--config is required (or --resume with --run-dir)")
             return ev.EXIT_USAGE
+    config_path = resolve_config(config_path)  # a preset's name becomes its file
     try:
         cfg: Config = load(config_path)
     except ConfigError as e:
@@ -125,6 +144,11 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
     if args.target_step is not None and args.target_step < 1:
         _say("--target-step must be >= 1")
         return ev.EXIT_USAGE
+    if args.threads is not None:
+        if args.threads < 1:
+            _say(f"--threads must be >= 1, got {args.threads}")
+            return ev.EXIT_USAGE
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=args.threads))
     if args.init_from and args.resume:
         _say(
             "--init-from starts a new run from another run's weights; --resume continues "
@@ -134,6 +158,12 @@ def _cmd_train(args: argparse.Namespace, stop: StopFlag) -> int:
     if (args.init_from_generator_only or args.init_optimizers) and not args.init_from:
         _say("--init-from-generator-only and --init-optimizers go with --init-from CKPT")
         return ev.EXIT_USAGE
+    if args.init_from:
+        # Checked before the run directory exists: a refused source leaves nothing behind.
+        refused = init_source_refusal(args.init_from)
+        if refused:
+            _say(refused)
+            return ev.EXIT_NO_CHECKPOINT
     if solo and stop.set:
         _say(f"stopped by {signal_name(stop.signum)} before start-up; nothing was written")
         return ev.EXIT_OK
@@ -234,6 +264,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     skipped: list[tuple[CheckpointInfo, str]] = []
     try:
         info, skipped = find_resume_checkpoint(run_dir, which, test)
+        if read_manifest(info.manifest_path).generator_only:
+            note += (
+                " (imported generator-only: fine-tune from it with --init-from-generator-only; "
+                "--resume refuses it)"
+            )
         ok, message = True, f"usable: {info.path} (step {info.step}){note}"
     except CheckpointError as e:
         info, ok, message = None, False, str(e)
@@ -256,6 +291,27 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return ev.EXIT_OK if ok else ev.EXIT_NO_CHECKPOINT
 
 
+def _cmd_configs(args: argparse.Namespace) -> int:
+    """List the shipped presets, or print one (``--show NAME``) to copy and edit."""
+    found = presets()
+    if args.show is not None:
+        path = found.get(args.show.removesuffix(PRESET_SUFFIX))
+        if path is None:
+            close = difflib.get_close_matches(args.show, list(found), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            _say(f"no shipped config named {args.show!r}{hint}; they are: {', '.join(found)}")
+            return ev.EXIT_USAGE
+        sys.stdout.write(path.read_text(encoding="utf-8"))
+        return ev.EXIT_OK
+    width = max((len(n) for n in found), default=0)
+    for name, path in found.items():
+        print(f"{name:<{width}}  {preset_summary(path)}")
+    print(
+        "\nuse: nal-train train --config NAME; copy one to edit: nal-train configs --show NAME > mine.yaml"
+    )
+    return ev.EXIT_OK
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     try:
         cfg = load(args.config)
@@ -272,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(args, "func"):  # subcommands registered by their own modules
         return args.func(args)
+    if args.cmd == "configs":
+        return _cmd_configs(args)
     if args.cmd == "summary":
         return _cmd_summary(args)
     if args.cmd == "verify":

@@ -16,9 +16,12 @@ from pathlib import Path
 import psutil
 
 from nal_tui.core.control import proc
+from nal_tui.core.control.rundir import config_file
 from nal_tui.core.reducer.views import CheckpointRow, SystemView
 from nal_tui.core.text import clean
 from nal_tui.core.vocab import PID_LIVE
+from trainer.config.schema import ConfigError
+from trainer.config.threads import BusyMeter, resolve_threads
 from trainer.rundir.checkpoints import (
     CheckpointInfo,
     list_abandoned,
@@ -224,6 +227,8 @@ class SystemSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proc: psutil.Process | None = None
+        self._busy = BusyMeter()
+        self._threads: tuple[tuple[str, int], tuple[int | None, bool]] | None = None
 
     def start(self) -> None:
         psutil.cpu_percent(interval=None)  # primes the system-wide counter
@@ -265,6 +270,8 @@ class SystemSampler:
         kw: dict = {}
         if st.state == PID_LIVE and st.info is not None:
             kw = self._proc_figures(st.info.pid)
+        threads, auto = self._run_threads()
+        busy = self._busy.sample([st.info.pid] if st.state == PID_LIVE and st.info else [])
         view = SystemView(
             cpu_pct=psutil.cpu_percent(interval=None),
             mem_used=vm.total - vm.available,
@@ -275,9 +282,34 @@ class SystemSampler:
             proc_pid=st.pid,
             proc_note=st.message if st.state != PID_LIVE else "",
             cores=os.cpu_count() or 1,
+            threads=threads,
+            threads_auto=auto,
+            busy=tuple(busy),
             **kw,
         )
         return view, st
+
+    def _run_threads(self) -> tuple[int | None, bool]:
+        """(trainer threads per process, whether train.threads is auto) from the run's
+        resolved config; (None, True) without one. Re-read only when the file changes."""
+        path = config_file(self.run_dir) if self.run_dir is not None else None
+        try:
+            key = (str(path), os.stat(path).st_mtime_ns) if path is not None else None
+        except OSError:
+            key = None
+        if key is None:
+            return None, True
+        if self._threads is None or self._threads[0] != key:
+            # yaml only once a run with a config is shown: the dashboard starts without it
+            from trainer.config.yamlfile import load as load_config
+
+            try:
+                setting = load_config(path).train.threads
+                got: tuple[int | None, bool] = (resolve_threads(setting), setting == 0)
+            except (ConfigError, OSError, ValueError):
+                got = (None, True)
+            self._threads = (key, got)
+        return self._threads[1]
 
     def _proc_figures(self, pid: int) -> dict:
         try:

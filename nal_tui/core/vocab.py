@@ -7,6 +7,7 @@ from __future__ import annotations
 
 # The losses every step row carries: the UI's one route to trainer.events.schema.LOSS_KEYS.
 from trainer.events.schema import ALERT_LEVELS
+from trainer.events.schema import ALERT_OVERTRAINING as ALERT_OVERTRAINING  # the quality chart
 from trainer.events.schema import LOSS_KEYS as LOSS_KEYS
 
 # Run status, as the dashboard and ``nal-tui status`` show it (status.derive_status).

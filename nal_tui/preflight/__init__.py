@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from nal_tui.core.control import command
+from nal_tui.core.control import command, proc
 from nal_tui.preflight.checks_data import check_config, check_data, check_output_dirs
 from nal_tui.preflight.checks_env import (
     _Sub,
@@ -24,7 +24,10 @@ from nal_tui.preflight.checks_env import (
     check_trainer,
     verify_command,
 )
+from nal_tui.preflight.checks_finetune import NAME as NAME_FINETUNE
+from nal_tui.preflight.checks_finetune import check_init_from
 from nal_tui.preflight.report import SKIP, CheckResult, PreflightReport
+from trainer.config.threads import BusyProcess, busy_processes
 from trainer.rundir.layout import default_run_dir
 
 # What callers outside the package use; every other name is imported from its module
@@ -43,13 +46,18 @@ def run_checks(
     disk_free: int | None = None,
     mem_available: int | None = None,
     new_branch: bool = False,
+    busy: list[BusyProcess] | None = None,
+    init_from: str | os.PathLike[str] | None = None,
+    init_generator_only: bool = False,
 ) -> PreflightReport:
     """Run every check; the trainer subprocesses start first and run alongside the rest.
 
     ``resume``: the checkpoint a resume would load (``latest`` or a path), put through the
     trainer's own load test (``nal-train verify``). ``new_branch``: the start will start over
     from step 0 in a run dir that holds a run (else such a start fails the run-state check,
-    as the trainer refuses it).
+    as the trainer refuses it). ``init_from``: a fine-tune's source checkpoint, checked
+    against the config and the corpus (``init_generator_only``: its generator only). ``busy``: the other processes keeping CPUs busy (None:
+    sampled now, leaving out this process, its children and the run's own trainer).
     """
     t0 = time.monotonic()
     base, _ = command.trainer_base_command()
@@ -87,17 +95,38 @@ def run_checks(
     else:
         checks.append(
             CheckResult(
-                "Model components", SKIP, "skipped (--skip-models)" if cfg is not None else no_cfg
+                "Model components",
+                SKIP,
+                # Said without a command-line flag: the dashboard's dialogs show it too.
+                "not built in this quick check (the trainer builds them at start; "
+                "nal-tui --preflight builds and sizes them)"
+                if cfg is not None
+                else no_cfg,
             )
         )
     if cfg is not None and rd is not None:
+        if busy is None:
+            st = proc.trainer_state(rd) if rd.is_dir() else None
+            busy = busy_processes(exclude=[st.pid] if st is not None and st.live and st.pid else [])
         checks.append(
             check_resources(
-                cfg, rd, counts or None, disk_free=disk_free, mem_available=mem_available
-            )
+                cfg,
+                rd,
+                counts or None,
+                disk_free=disk_free,
+                mem_available=mem_available,
+                busy=busy,
+                nproc=nproc,
+            )  # fmt: skip
         )
     else:
         checks.append(CheckResult("System resources", SKIP, no_cfg))
+    if init_from is not None:
+        checks.append(
+            check_init_from(cfg, init_from, init_generator_only)
+            if cfg is not None
+            else CheckResult(NAME_FINETUNE, SKIP, no_cfg)
+        )
     checks.append(
         check_run_state(rd, resume, new_branch=new_branch, verify=verify_sub)
         if rd is not None

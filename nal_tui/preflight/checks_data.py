@@ -10,7 +10,6 @@ from typing import Any
 
 from nal_tui.core.text import clean
 from nal_tui.preflight.report import FAIL, PASS, WARN, CheckResult
-from trainer.corpus.check import check_corpus
 from trainer.corpus.report import (
     RULE_BATCH,
     RULE_CORPUS_DIR,
@@ -57,17 +56,26 @@ def _try_write(d: Path) -> None:
 def check_config(config_path: str | os.PathLike[str]) -> tuple[CheckResult, Any]:
     """1. The YAML parses, every key is known, every value in range."""
     # yaml and the config schema load when a check runs, not when the dashboard starts
+    from trainer.config.locate import ConfigNotFound
     from trainer.config.schema import ConfigError
     from trainer.config.yamlfile import load
 
     try:
         cfg = load(config_path)
+    except ConfigNotFound as e:  # a missing file has no key to edit
+        return CheckResult(
+            "Configuration",
+            FAIL,
+            str(e),
+            "give --config a preset's name (e.g. demo) or an existing file; "
+            "'nal-train configs' lists the presets",
+        ), None
     except ConfigError as e:
         return CheckResult(
             "Configuration",
             FAIL,
             str(e),
-            "edit the key named above; config/hifigan_v1.yaml lists every key",
+            "edit the key named above; 'nal-train configs --show hifigan_v1' lists every key",
         ), None
     t = cfg.train
     return CheckResult(
@@ -112,6 +120,10 @@ def check_data(cfg: Any, nproc: int = 1) -> CheckResult:
     resampling on load) warns."""
     name = "Data"
     try:
+        # the corpus rules (soundfile-free, but ~15 ms of imports) only when checked: the
+        # dashboard imports preflight at start-up
+        from trainer.corpus.check import check_corpus
+
         rep = check_corpus(cfg, nproc)
     except Exception as e:  # noqa: BLE001 - a crashing check is reported, not raised
         return CheckResult(name, FAIL, f"the corpus check failed: {clean(e, 300)}")

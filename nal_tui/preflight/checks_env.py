@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from nal_tui.preflight.report import (
     WARN,
     CheckResult,
 )
+from trainer.config.threads import BusyProcess, busy_warning, resolve_threads, usable_cpus
 from trainer.rundir.history import fresh_start_refusal, run_history, suggest_run_dir
 from trainer.rundir.layout import ABANDONED_DIR, CHECKPOINTS_DIR, PID_FILE
 
@@ -45,9 +45,13 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 
 def _installed(dist: str) -> str | None:
+    # importlib.metadata (~13 ms with email & co.) only when the check runs: the dashboard
+    # imports preflight at start-up
+    from importlib import metadata
+
     try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
         return None
 
 
@@ -205,11 +209,16 @@ def check_resources(
     mem_available: int | None = None,
     mem_total: int | None = None,
     gpu: tuple[int, int] | None | bool = False,
+    busy: list[BusyProcess] | None = None,
+    nproc: int = 1,
 ) -> CheckResult:
-    """7. CPU cores, memory for the configured batch, disk for the checkpoints and samples.
+    """7. CPU cores and threads, memory for the configured batch, disk for the checkpoints
+    and samples.
 
     ``disk_free``, ``mem_available``, ``mem_total`` and ``gpu`` (total, free) override
     what the machine reports (``gpu=False``: ask nvidia-smi when the config may use CUDA).
+    ``busy``: other processes keeping CPUs busy (``trainer.config.threads.busy_processes``;
+    None: not looked at).
     """
     name = "System resources"
     est = "from nal-train summary" if counts else "estimated from the config"
@@ -225,9 +234,14 @@ def check_resources(
     if disk_free is None:
         probe = next((p for p in (run_dir, *run_dir.resolve().parents) if p.exists()), Path("."))
         disk_free = shutil.disk_usage(probe).free
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cpus()
+    threads = resolve_threads(cfg.train.threads, nproc)
+    how = "train.threads" if cfg.train.threads else "one per physical core"
+    busy_msg = busy_warning(busy or [], threads * nproc, cores)
     details = [
         f"info: {cores} CPU core(s); {_human_count(params)} parameters ({est})",
+        f"threads: {threads} per trainer process ({how})"
+        + (f"; {clean(busy_msg, 400)}" if busy_msg else ""),
         f"memory: about {human_bytes(need_mem)} for batch {cfg.train.batch_size} "
         f"(segment {cfg.audio.segment_size}); {human_bytes(mem_available)} of "
         f"{human_bytes(mem_total)} RAM available"
@@ -270,6 +284,12 @@ def check_resources(
             f"milestone checkpoints up to step {cfg.train.max_steps} need about "
             f"{human_bytes(disk.with_milestones)}, {human_bytes(disk_free)} is free",
             "free space before the run gets there, or raise checkpoint.milestone_every",
+        )
+    elif busy_msg:
+        warn = (
+            clean(busy_msg, 400),
+            "stop the other process, or lower train.threads (nal-train train --threads N) "
+            "to the CPUs it leaves free",
         )
     if warn:
         return CheckResult(name, WARN, warn[0], warn[1], details)

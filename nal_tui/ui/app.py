@@ -27,6 +27,7 @@ from nal_tui.core.defaults import DEFAULT_GRACE_S
 from nal_tui.core.reducer.present import header_view
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.reducer.views import CheckpointRow, SystemView
+from nal_tui.core.samples.catalog import list_validations
 from nal_tui.core.text import clean
 from nal_tui.core.vocab import LOSS_KEYS
 from nal_tui.ui.charts.chart import BigChart
@@ -34,11 +35,19 @@ from nal_tui.ui.checkpoints.table import CheckpointTable
 from nal_tui.ui.help import HelpScreen
 from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
 from nal_tui.ui.launch.control import RunControl
-from nal_tui.ui.messages import CheckpointsListed, HistoryLoaded, LogChanged, SystemSampled
+from nal_tui.ui.messages import (
+    CheckpointsListed,
+    HistoryLoaded,
+    HistoryPreview,
+    LogChanged,
+    SystemSampled,
+)
 from nal_tui.ui.notices import Notices
+from nal_tui.ui.quality.screen import QualityScreen
 from nal_tui.ui.run.dashboard import SIZE_CLASSES, Dashboard, size_class
 from nal_tui.ui.run.feeds import RunFeeds
 from nal_tui.ui.run.header import HeaderBar
+from nal_tui.ui.samples.screen import SamplesScreen, Source
 
 CHART_EVERY_S = 0.5
 Measure = Callable[[], tuple[SystemView, PidState]]
@@ -67,6 +76,7 @@ class NalTuiApp(App[None]):
         build_models: bool = True,
         sample_system: bool | Measure = True,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
         super().__init__()
         self.sample_system, self.clock = sample_system, clock
@@ -82,7 +92,7 @@ class NalTuiApp(App[None]):
             self, session, self.feeds, config_path=config_path, build_models=build_models,
             stop_grace_s=stop_grace_s, toast=self.notices.toast, open_run=self.open_run,
             changed=self._changed, table=lambda: self.query_one(CheckpointTable),
-            show_welcome=self._welcome_show,
+            show_welcome=self._welcome_show, read_only=read_only,
         )  # fmt: skip
 
     @property
@@ -160,6 +170,12 @@ class NalTuiApp(App[None]):
 
     # ---- messages from the feeds' threads and workers
 
+    def on_history_preview(self, msg: HistoryPreview) -> None:
+        if self.feeds.history_preview(msg):
+            self.notices.alerts_seen(self.state.alerts)
+            self.feeds.pid_to_state()
+            self._tick()
+
     def on_history_loaded(self, msg: HistoryLoaded) -> None:
         if self.feeds.history_loaded(msg):
             self.notices.alerts_seen(self.state.alerts)  # toasts are for new alerts only
@@ -234,7 +250,9 @@ class NalTuiApp(App[None]):
         return not (action == "cycle_loss" and len(self.screen_stack) > 1)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(key_help(self.BINDINGS) + EXTRA_KEYS))
+        # The keys this layout answers to: the compact one has no big chart.
+        keys = key_help(self.BINDINGS, big_chart=not self.has_class("compact"))
+        self.push_screen(HelpScreen(keys + EXTRA_KEYS))
 
     def action_start(self) -> None:
         self.control.start()
@@ -265,6 +283,23 @@ class NalTuiApp(App[None]):
         big = self.query_one(BigChart)
         big.set_view(log=not big.log_scale)
         self.dashboard.big_title(self.state, self.selected)
+
+    def action_samples(self, step: int | None = None) -> None:
+        """The samples view of this run (at validation ``step``, default the latest)."""
+        if self.run_dir is None or not (
+            len(self.screen_stack) == 1 or isinstance(self.screen, QualityScreen)
+        ):
+            return
+        st = self.state
+        sets = tuple(list_validations(self.run_dir, upto=st.step))
+        label = clean(self.run_dir.name, 60)
+        src = Source(self.run_dir, label, sets, tuple(st.validation.views))
+        self.push_screen(SamplesScreen([src], step))
+
+    def action_quality(self) -> None:
+        """The validation chart; Enter there opens the samples of the validation chosen."""
+        if self.run_dir is not None and len(self.screen_stack) == 1:
+            self.push_screen(QualityScreen(self.state, self.action_samples))
 
     def action_toggle_bell(self) -> None:
         self.bell_on = not self.bell_on

@@ -30,6 +30,10 @@ BINDINGS = [
     Binding("m", "toggle_smooth", "Smooth", tooltip="big chart: smoothing on/off"),
     Binding("l", "toggle_log", "Log", tooltip="big chart: log scale on/off"),
     Binding("b", "toggle_bell", "Bell", tooltip="ring the terminal bell on alerts on/off"),
+    Binding("v", "samples", "Samples", show=False, tooltip="validation samples: spectrograms (generated "
+            "above ground truth, difference, A/B across steps), play, copy the path"),
+    Binding("g", "quality", "Quality", show=False, tooltip="validation chart: every metric "
+            "of every set against step, best checkpoints, over-training; Enter: samples"),
 ]  # fmt: skip
 
 # Keys of focused widgets, shown by `?` too.
@@ -45,10 +49,17 @@ EXTRA_KEYS = [
 _NAMES = {"question_mark": "?", "ctrl+c": "Ctrl+C", "shift+tab": "Shift+Tab", "tab": "Tab"}
 
 
-def key_help(bindings: list) -> list[tuple[str, str]]:
-    """(key, what it does) for every binding."""
+# The big chart's keys: the compact layout (below 100x30) has no big chart.
+BIG_CHART_ACTIONS = ("select_loss", "cycle_loss", "toggle_smooth", "toggle_log")
+
+
+def key_help(bindings: list, big_chart: bool = True) -> list[tuple[str, str]]:
+    """(key, what it does) for every binding (without the big chart's keys when the layout
+    has none)."""
     out = []
     for b in bindings:
+        if not big_chart and b.action.split("(")[0] in BIG_CHART_ACTIONS:
+            continue
         if isinstance(b, Binding):
             out.append((b.key_display or _NAMES.get(b.key, b.key), b.tooltip or b.description))
     return out

@@ -46,6 +46,14 @@ class LogChanged(Message):
 
 
 @dataclass
+class HistoryPreview(Message):
+    """The open worker read the log's end into ``state`` (the history follows)."""
+
+    run_dir: Path
+    state: Any
+
+
+@dataclass
 class HistoryLoaded(Message):
     """The open worker read the whole log into ``state``; ``follower`` goes on from there."""
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from nal_tui.core.reducer.present import header_view
 from nal_tui.ui.checkpoints.table import CheckpointTable
 from nal_tui.ui.help import HelpScreen
+from nal_tui.ui.run import feeds
 from tests.app.apphelp import make_app, screen_text, until
 from tests.factory import append_raw, append_steps, write_checkpoint, write_run
 from trainer.events import schema as ev
@@ -136,5 +138,32 @@ def test_new_checkpoint_shows_up_verified(tmp_path):
             write_events(rd / EVENTS, [*steps(51, 60),
                          ev.Checkpoint(step=60, path=str(p), bytes=4096, sha256="-")])  # fmt: skip
             assert await until(pilot, lambda: "sha256 ok" in screen_text(pilot))
+
+    run(go())
+
+
+def test_a_log_without_index_shows_its_end_first_then_leaves_an_index(tmp_path, monkeypatch):
+    """The newest step is on screen while the history still loads (held here until the
+    screen shows it); the whole run follows, and the log has an index for the next open."""
+    rd = write_run(tmp_path / "logs" / "demo", 3000, index=False)
+    release = threading.Event()
+    real = feeds.load_history
+
+    def held(*a, **k):
+        assert release.wait(120), "the test never let the history load"
+        return real(*a, **k)
+
+    monkeypatch.setattr(feeds, "load_history", held)
+
+    async def go():
+        app = make_app(rd, tmp_path / "logs")
+        async with app.run_test(size=(160, 45)) as pilot:
+            assert await until(pilot, lambda: "step 3,000/1,000" in screen_text(pilot))
+            assert "loading history" in screen_text(pilot) and app.feeds.loading
+            release.set()
+            assert await until(pilot, lambda: not app.feeds.loading, 120)
+            assert "loading history" not in screen_text(pilot)
+            assert len(app.state.losses["g"].series) == 3000  # the whole run, not the tail
+        assert (rd / "events.idx").exists()
 
     run(go())

@@ -50,7 +50,7 @@ def said(pilot, part: str = "#holds-what, #launch-what") -> str:
     return " ".join(str(w.render()).split())
 
 
-async def _screen(pilot, kind, timeout: float = 30.0) -> bool:
+async def _screen(pilot, kind, timeout: float = 120.0) -> bool:
     return await until(pilot, lambda: isinstance(pilot.app.screen, kind), timeout)
 
 
@@ -182,10 +182,11 @@ def test_enter_on_an_older_or_an_abandoned_checkpoint_says_what_moves_aside(tmp_
             table.move_cursor(row=1)  # step 10: older than the live branch's 20
             await pilot.press("enter")
             assert await _screen(pilot, ResumeScreen)
-            assert app.screen.later == (20,) and not app.screen.abandoned
+            assert app.screen.later == ("checkpoints/ckpt_00000020.pt",)
+            assert not app.screen.abandoned
             assert await until(pilot, lambda: "new branch" in said(pilot))
             text = said(pilot)
-            assert "new branch" in text and "step 20" in text and "not deleted" in text
+            assert "new branch" in text and "ckpt_00000020.pt" in text and "not deleted" in text
             await pilot.press("escape")
             assert await until(pilot, lambda: app.screen is app.screen_stack[0])
             table.move_cursor(row=2)  # step 40, on the abandoned branch
@@ -196,7 +197,9 @@ def test_enter_on_an_older_or_an_abandoned_checkpoint_says_what_moves_aside(tmp_
             assert await until(pilot, lambda: "on an abandoned branch" in said(pilot))
             text = said(pilot)
             assert "on an abandoned branch" in text and "back onto the live" in text
-            assert "moved aside" in text and "not deleted" in text
+            # These manifests carry no branch: by the trainer's plan the live 10 and 20 are
+            # 40's ancestors, and nothing moves (the next test has branches).
+            assert app.screen.later == () and "no live checkpoint is moved aside" in text
 
     run(go())
 
@@ -226,5 +229,40 @@ def test_the_start_dialog_reuses_the_welcome_preflight(tmp_path, monkeypatch):
             await pilot.press("s")
             assert await _screen(pilot, StartScreen)
             assert await until(pilot, lambda: len(calls) == 2)  # a changed config: again
+
+    run(go())
+
+
+def test_bringing_an_abandoned_checkpoint_back_names_every_checkpoint_that_moves(tmp_path):
+    """The issue's case: the live branch B1 forked from B0 at step 100 and saved 200; B0's
+    220 lies aside. Resuming 220 moves the live 200 aside too, though it is older than 220:
+    the dialog names it (it said "after step 220", which named nothing)."""
+    from tests.lineage_factory import ckpt
+    from trainer.rundir.manifest import ParentRef
+
+    logs = tmp_path / "logs"
+    rd = write_run(logs / "demo", 230, checkpoints=(), end="stopped")
+    aside = rd / "checkpoints" / "abandoned" / "20260101-000000_steps-150-220"
+    ckpt(rd, 100, branch="B0")
+    ckpt(rd, 150, branch="B0", where=aside)
+    ckpt(rd, 220, branch="B0", where=aside)
+    ckpt(rd, 200, branch="B1", parent=ParentRef(100, None, "B0"))
+
+    async def go():
+        app = make_app(rd, logs)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.query_one(CheckpointTable)
+            assert await until(pilot, lambda: len(app.rows) == 4 and app.settled, 60)
+            steps = [(r.step, r.abandoned) for r in app.rows]
+            table.focus()
+            table.move_cursor(row=steps.index((220, True)))
+            await pilot.press("enter")
+            assert await _screen(pilot, ResumeScreen)
+            assert app.screen.abandoned
+            assert app.screen.later == ("checkpoints/ckpt_00000200.pt",)
+            assert await until(pilot, lambda: "abandoned branch" in said(pilot))
+            text = said(pilot)
+            assert "ckpt_00000200.pt" in text and "moved aside" in text
+            assert "after step 220" not in text
 
     run(go())

@@ -202,3 +202,45 @@ def test_a_start_that_raises_is_said_not_swallowed(tmp_path, monkeypatch):
             assert app.is_running  # the dashboard outlives it
 
     run(go())
+
+
+def test_read_only_dashboard_refuses_stop_start_and_resume(tmp_path, fake_trainer):
+    # nal-tui serve's dashboards run with --read-only: x, s and r only say they are refused.
+    rd = tmp_path / "logs" / "run"
+    proc = fake_trainer(rd)
+
+    async def go():
+        app = make_app(rd, tmp_path / "logs", read_only=True)
+        async with app.run_test(size=SIZE) as pilot:
+            assert await until_text(pilot, "RUNNING")
+            for key, what in (("x", "stop"), ("s", "start"), ("r", "resume")):
+                await pilot.press(key)
+                said = f"{what}: refused, this dashboard is read-only"
+                assert await until(
+                    pilot, lambda s=said: any(s in n.message for n in app._notifications)
+                )
+                assert len(app.screen_stack) == 1  # no dialog opened
+            assert RunSession(rd).trainer().live  # nothing was signalled
+
+    run(go())
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0
+
+
+def test_r_on_a_mistyped_run_dir_says_did_you_mean(tmp_path):
+    """The CLI says "did you mean logs/demo?" for a mistyped --run-dir; so does r."""
+    from tests.factory import write_run
+
+    logs = tmp_path / "logs"
+    write_run(logs / "demo", 5)
+
+    async def go():
+        app = make_app(logs / "dmeo", logs)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("r")
+            said = lambda: " ".join(str(n.message) for n in app._notifications)  # noqa: E731
+            assert await until(pilot, lambda: "no run to resume" in said(), 60), said()
+            assert f"did you mean {logs / 'demo'}?" in said()
+            assert not isinstance(app.screen, ResumeScreen)
+
+    run(go())

@@ -85,6 +85,23 @@ def test_help_lists_every_key(tmp_path):
     run(go())
 
 
+def test_help_at_80x24_lists_no_big_chart_keys(tmp_path):
+    """The compact layout has no big chart: its help does not offer the chart's keys."""
+    rd = write_run(tmp_path / "run", 5)
+
+    async def go():
+        app = make_app(rd, tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("question_mark")
+            assert await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            shown = {k for k, _ in app.screen.keys}
+            assert not shown & {"1", "5", "Tab", "Shift+Tab", "m", "l"}, shown
+            assert {"?", "s", "x", "r", "o", "b", "Ctrl+C"} <= shown
+            assert "big chart" not in " ".join(d for _, d in app.screen.keys)
+
+    run(go())
+
+
 def test_select_loss_and_toggle_smoothing_and_log_scale(tmp_path):
     rd = write_run(tmp_path / "run", 120)
 

@@ -164,9 +164,11 @@ def test_validation_reports_every_metric_and_writes_ground_truth_once(
 
     import soundfile as sf
 
+    from trainer.rundir.melpic import read_picture
     from trainer.train import metrics as M
 
-    cfg = _cfg(demo_corpus, log={"val_every": 2, "val_samples": 2})
+    every = {"val_metrics": ["mel_l1", "mstft", "pesq", "stoi"], "composite": {"pesq": 1.0}}
+    cfg = _cfg(demo_corpus, log={"val_every": 2, "val_samples": 2, **every})
     run = tmp_path / "run"
     old = os.umask(0o022)
     try:
@@ -188,6 +190,13 @@ def test_validation_reports_every_metric_and_writes_ground_truth_once(
         assert [Path(p).parent.name for p in gen] == [f"step_{v['step']:08d}"] * 2
         assert all(p.endswith("_gen.wav") for p in gen)
         assert gt == val[0]["samples"][2:] and all(p.startswith("samples/gt/") for p in gt)
+        # A mel picture beside each WAV, named in the same order.
+        assert v["pictures"] == [str(Path(p).with_suffix(".logmel")) for p in v["samples"]]
+        for rel in v["pictures"]:
+            pic = read_picture(run / rel)
+            assert pic.mels == cfg.audio.n_mels and 1 <= pic.frames <= 512
+            assert pic.sample_rate == 16000 and pic.frame_hop == cfg.audio.hop_length
+            assert pic.db_max - pic.db_min == 80 and max(pic.pixels) > min(pic.pixels)
     # Written at the first validation only: older than the first val record.
     for rel in val[0]["samples"][2:]:
         p = run / rel

@@ -7,6 +7,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import (
     ROOT,
     demo_config_dict,
@@ -16,6 +18,7 @@ from tests.conftest import (
     wait_for,
     write_config,
 )
+from trainer.config.yamlfile import load
 from trainer.events import schema as ev
 from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
 from trainer.rundir.lock import read_pid_file
@@ -164,3 +167,30 @@ def test_bad_config_is_refused_with_file_and_key(tmp_path: Path) -> None:
     assert str(bad) in out.stderr and "train.bach_size" in out.stderr
     assert "did you mean 'batch_size'" in out.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_threads_setting_and_its_command_line_override(demo_corpus: Path, tmp_path: Path) -> None:
+    """train.threads sets the trainer's intra-op threads; --threads overrides it, and the
+    run's resolved config records what was used (the dashboard's system panel reads it)."""
+    data = demo_config_dict(
+        demo_corpus,
+        train={"max_steps": 2, "threads": 3},
+        log={"log_every": 1, "val_every": 1000},
+        checkpoint={"every": 1000, "milestone_every": 0},
+    )
+    cfg = write_config(tmp_path / "c.yaml", data)
+    for args, want in (([], 3), (["--threads", "1"], 1)):
+        run = tmp_path / f"run{want}"
+        out = subprocess.run(
+            nal_train_cmd() + ["train", "--config", str(cfg), "--run-dir", str(run), *args],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
+        )  # fmt: skip
+        assert out.returncode == ev.EXIT_OK, out.stderr
+        assert f"CPU threads: {want} per process (train.threads)" in (run / "train.log").read_text()
+        assert load(run / "config.yaml").train.threads == want
+    bad = subprocess.run(
+        nal_train_cmd() + ["train", "--config", str(cfg), "--threads", "0"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert bad.returncode == ev.EXIT_USAGE and "--threads must be >= 1, got 0" in bad.stderr

@@ -201,3 +201,24 @@ def test_bf16_inference_is_close_to_fp32_and_fp16_needs_cuda(run_dir, tmp_path, 
     capsys.readouterr()
     assert _vocode(*base, "--out", str(tmp_path / "c"), "--precision", "fp16") == ev.EXIT_USAGE
     assert "fp16 needs CUDA" in capsys.readouterr().err
+
+
+def test_onnx_engine_matches_eager_and_says_by_how_much(run_dir, tmp_path, capsys) -> None:
+    """--engine onnx: ONNX Runtime on the exported generator; its outputs match eager fp32
+    within the export's parity tolerance, and the measured difference is printed."""
+    srcs = [_wav(tmp_path / "a.wav", 1.1, seed=1), _wav(tmp_path / "b.wav", 0.6, seed=2)]
+    base = ["--run-dir", str(run_dir), *map(str, srcs), "--threads", "1", "--batch", "2"]
+    assert _vocode(*base, "--out", str(tmp_path / "eager")) == ev.EXIT_OK
+    capsys.readouterr()
+    assert _vocode(*base, "--out", str(tmp_path / "onnx"), "--engine", "onnx") == ev.EXIT_OK
+    text = capsys.readouterr().out
+    assert "engine onnx: exported in" in text and "max abs difference from eager fp32" in text
+    assert "engine onnx" in text.splitlines()[-1]
+    for name in ("a.wav", "b.wav"):
+        want, _ = sf.read(tmp_path / "eager" / name, dtype="float32")
+        got, _ = sf.read(tmp_path / "onnx" / name, dtype="float32")
+        assert got.shape == want.shape and np.abs(got - want).max() <= 2 / 32768  # 16-bit WAV
+    refused = _vocode(
+        *base, "--out", str(tmp_path / "x"), "--engine", "onnx", "--precision", "bf16"
+    )
+    assert refused == ev.EXIT_USAGE and "fp32 on the CPU" in capsys.readouterr().err

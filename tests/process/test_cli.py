@@ -181,17 +181,17 @@ def test_no_argument_opens_latest_run_or_demo(tmp_path, monkeypatch):
     assert cli.main(["--logs-dir", str(logs)]) == 0  # fresh clone: no run yet
     assert Recorder.calls[-1] == {
         "run_dir": None, "logs_dir": logs, "config_path": DEFAULT_CONFIG,
-        "polling": False, "bell": False,
+        "polling": False, "bell": False, "read_only": False,
     }  # fmt: skip
     old, new = logs / "old", logs / "new"
     for d, t in ((old, 1000), (new, 2000)):
         d.mkdir()
         (d / CONFIG_FILE).write_text("name: x\n")
         os.utime(d / CONFIG_FILE, (t, t))
-    assert cli.main(["--logs-dir", str(logs), "--polling", "--bell"]) == 0
+    assert cli.main(["--logs-dir", str(logs), "--polling", "--bell", "--read-only"]) == 0
     assert Recorder.calls[-1] == {
         "run_dir": new, "logs_dir": logs, "config_path": new / CONFIG_FILE,
-        "polling": True, "bell": True,
+        "polling": True, "bell": True, "read_only": True,
     }  # fmt: skip
 
 

@@ -85,14 +85,20 @@ def test_validation_panel_shows_every_metric_by_set():
     text = validation_lines(v).plain
     lines = text.splitlines()
     assert "val" in lines[1] and "unseen" in lines[1]
-    row = next(line for line in lines if line.startswith("mel_l1"))
+    row = next(line for line in lines if line.startswith("mel L1 distance ↓"))
     assert "0.41" in row and "0.52" in row
-    assert next(line for line in lines if line.startswith("pesq")).count("NaN") == 2
+    assert next(line for line in lines if line.startswith("PESQ (wideband) ↑")).count("NaN") == 2
     assert any(line.startswith("novel_x") for line in lines)  # an unknown metric, generically
-    assert any(line.startswith("mrstft") for line in lines)  # the reconstruction loss too
+    # The metric and the reconstruction loss are told apart, each with its direction.
+    assert any(line.startswith("M-STFT distance ↓") for line in lines)
+    assert any(line.startswith("recon loss (mrstft) ↓") for line in lines)
+    assert "↓ lower is better  ↑ higher is better" in text
     # Known metrics in the documented order, unknown ones after.
-    names = [line.split()[0] for line in lines[2:8]]
-    assert names == ["mel_l1", "mstft", "pesq", "stoi", "mrstft", "novel_x"]
+    names = [line[:22].strip() for line in lines[2:8]]
+    assert names == [
+        "mel L1 distance ↓", "M-STFT distance ↓", "PESQ (wideband) ↑", "STOI ↑",
+        "recon loss (mrstft) ↓", "novel_x",
+    ]  # fmt: skip
 
 
 def test_validation_panel_is_tolerant_of_old_missing_and_hostile_records():
@@ -101,7 +107,8 @@ def test_validation_panel_is_tolerant_of_old_missing_and_hostile_records():
     old = ev.Val(step=50, losses={"mel_l1": 0.7}, samples=["s/a.wav"])  # no metrics, no set
     st.feed([record(old)])
     text = validation_lines(st.val).plain
-    assert "mel_l1" in text and "0.7" in text and "step 50" in text
+    assert "mel L1 distance" in text and "0.7" in text and "step 50" in text
+    assert "s/a.wav" in text  # a sample is named with its folder
     hostile = (
         b'{"v":1,"event":"val","t":1700000001.0,"step":60,"losses":{},"samples":[],'
         b'"set":"\\u001b[31mred","metrics":{"\\u001b]0;x\\u0007pwn":1.5,"inf_one":"inf",'

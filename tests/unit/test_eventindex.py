@@ -10,21 +10,25 @@ import pytest
 from nal_tui.core.feed import loader
 from nal_tui.core.feed.follow import LogFollower
 from nal_tui.core.feed.loader import load_history
+from nal_tui.core.feed.reindex import build_here
 from nal_tui.core.reducer.present import losses_view, milestones_view, progress_view
 from nal_tui.core.reducer.state import RunState
-from tests.factory import append_raw, run_end, run_start, step_event, steps, write_events
+from tests.factory import T0, append_raw, run_end, run_start, step_event, steps, write_events
 from trainer.events import index as ix
+from trainer.events import indexwrite
 from trainer.events import schema as ev
+from trainer.events.indexwrite import install_index, refresh_index
+from trainer.events.writer import EventWriter
 
 
-def _load(path, use_index=True):
+def _load(path, use_index=True, build=None):
     idx = ix.index_path(path)
     hidden = idx.with_name("hidden.idx")
     if not use_index and idx.exists():
         os.rename(idx, hidden)
     st, f = RunState(), LogFollower(path, lambda r, s: None)
     try:
-        load_history(f, st)
+        load_history(f, st, build=build)
     finally:
         if hidden.exists():
             os.rename(hidden, idx)
@@ -134,3 +138,116 @@ def test_an_index_that_is_not_one_is_ignored(tmp_path, bad):
     ix.index_path(path).write_bytes(bad)
     st, f = _load(path)
     assert not f.used_index and st.step == 10
+
+
+# ---------------------------------------------------------------------------- readers' index
+
+
+def _sound(path):
+    """(blocks, bytes of the log covered) of the index beside ``path``; None if unusable."""
+    with open(ix.index_path(path), "rb") as fi, open(path, "rb") as fj:
+        got = ix.scan(fi.fileno(), fj.fileno(), path.stat().st_size)
+    return None if got is None else (len(got[0]), got[0][-1].jsonl_end if got[0] else 0)
+
+
+def _temp_files(d):
+    return [p.name for p in d.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_reader_leaves_the_index_the_trainer_would_write(tmp_path):
+    path = _run(tmp_path, 3000)
+    trainers = ix.index_path(path).read_bytes()
+    ix.index_path(path).unlink()
+    a, fa = _load(path, build=build_here)
+    assert fa.used_index and ix.index_path(path).read_bytes() == trainers
+    assert _temp_files(tmp_path) == []  # built aside, swapped in: no temp file left
+    b, _ = _load(path, use_index=False)
+    assert _digest(a) == _digest(b)
+
+
+def test_a_reader_never_writes_over_a_trainers_index(tmp_path):
+    """While a trainer holds the log (its EventWriter is open), a reader's index is used
+    for its own load but never put in place; the trainer's index stays whole."""
+    path = _run(tmp_path, 2000)
+    with EventWriter(path) as w:  # the trainer, appending
+        for s in range(2001, 2300):
+            w.write(step_event(s), t=T0 + s)
+        w.sync()
+        before = ix.index_path(path).read_bytes()
+        built = refresh_index(path, fresh=True)
+        assert not install_index(path, built) and not built.exists()
+        assert ix.index_path(path).read_bytes() == before
+        ix.index_path(path).unlink()  # even with the trainer's index gone
+        st, f = _load(path, build=build_here)
+        assert f.used_index and st.step == 2299 and not ix.index_path(path).exists()
+        assert _temp_files(tmp_path) == []
+        for s in range(2300, 2400):
+            w.write(step_event(s), t=T0 + s)
+    # The trainer wrote nothing more to an index it no longer has; the next reader builds.
+    st, f = _load(path, build=build_here)
+    assert f.used_index and st.step == 2399
+    assert _sound(path)[1] == path.stat().st_size
+
+
+def test_a_trainer_waits_for_a_reader_installing_then_keeps_its_index(tmp_path, monkeypatch):
+    path = _run(tmp_path, 500)
+    monkeypatch.setattr(indexwrite, "LOCK_WAIT_S", 0.2)
+    held = indexwrite.lock_log(path, 0)  # a reader in the middle of an install
+    try:
+        assert indexwrite.IndexWriter.open(path, path.stat().st_size) is None
+    finally:
+        os.close(held)
+    w = indexwrite.IndexWriter.open(path, path.stat().st_size)
+    assert w is not None
+    try:
+        assert indexwrite.lock_log(path, 0) is None  # and now the trainer holds it
+    finally:
+        w.close()
+    assert indexwrite.lock_log(path, 0) is not None
+
+
+def test_the_swap_is_atomic_an_open_reader_keeps_the_old_index(tmp_path):
+    path = _run(tmp_path, 2000)
+    idx = ix.index_path(path)
+    old = idx.read_bytes()
+    write_events(path, steps(2001, 2600), index=False)  # the log moves on without it
+    with open(idx, "rb") as reader:
+        built = refresh_index(path)
+        assert install_index(path, built)
+        assert reader.read() == old  # a reader that had it open sees the old file, whole
+    assert _sound(path)[1] == path.stat().st_size  # the new one covers the whole log
+
+
+def test_a_failed_build_leaves_the_index_alone(tmp_path, monkeypatch):
+    path = _run(tmp_path, 1000)
+    before = ix.index_path(path).read_bytes()
+
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(indexwrite.IndexWriter, "_open", broken)
+    with pytest.raises(OSError):
+        refresh_index(path)
+    assert build_here(path, False) is None
+    assert ix.index_path(path).read_bytes() == before and _temp_files(tmp_path) == []
+
+
+def test_a_stale_index_is_rebuilt(tmp_path, monkeypatch):
+    path = _run(tmp_path, 3000)
+    # A different log under the old index (same size, another first line): rebuilt.
+    path.write_bytes(path.read_bytes().replace(b'"run_id":"r1"', b'"run_id":"r2"', 1))
+    a, fa = _load(path, build=build_here)
+    assert fa.used_index and a.step == 3000 and _sound(path)[1] == path.stat().st_size
+    # Same first line, other lines where the index points (a log rewritten): rebuilt whole.
+    data = path.read_bytes()
+    cut = data.index(b"\n") + 1
+    path.write_bytes(data[:cut] + b"\n" + data[cut:])
+    b, fb = _load(path, build=build_here)
+    ref, _ = _load(path, use_index=False)
+    assert fb.used_index and _digest(b) == _digest(ref)
+    assert _sound(path)[1] == path.stat().st_size
+    # An index far behind its log (written with the index off) is brought up to date.
+    monkeypatch.setattr(loader, "REFRESH_BEHIND", 1000)
+    write_events(path, steps(3001, 3400), index=False)
+    c, fc = _load(path, build=build_here)
+    assert fc.used_index and c.step == 3400 and _sound(path)[1] == path.stat().st_size

@@ -9,7 +9,8 @@ import os
 import pytest
 
 from nal_tui.core.feed.follow import LogFollower
-from nal_tui.core.feed.loader import load_history
+from nal_tui.core.feed.loader import load_history, preview
+from nal_tui.core.feed.reindex import build_here
 from nal_tui.core.reducer.present import milestones_view, progress_view
 from nal_tui.core.reducer.state import RunState
 from tests.factory import T0
@@ -163,18 +164,21 @@ def test_reference_log_has_what_the_comparison_needs(log):
 
 
 @pytest.mark.parametrize("chunk", [700, 4096, 1 << 20])
-@pytest.mark.parametrize("index", [False, True], ids=["jsonl", "index"])
+@pytest.mark.parametrize("index", ["jsonl", "index", "built"])
 def test_bulk_load_equals_one_by_one(log, chunk, index):
+    """jsonl: parsed line by line; index: through the trainer's index; built: through the
+    index the loader builds for a log that has none (and leaves behind)."""
     path, partial = log
-    if index:
+    if index == "index":
         assert build_index(path) > 0
     ref = one_by_one(path)
     s = RunState()
     f = LogFollower(path, lambda *_: None, chunk_bytes=chunk, batch_lines=97)
-    stats = load_history(f, s)
-    assert f.used_index == index and ix.index_path(path).exists() == index
+    stats = load_history(f, s, build=None if index == "jsonl" else build_here)
+    indexed = index != "jsonl"
+    assert f.used_index == indexed and ix.index_path(path).exists() == indexed
     assert snapshot(s) == snapshot(ref)
-    assert stats.garbled == (0 if index else 3) and s.garbled == 3
+    assert stats.garbled == (0 if indexed else 3) and s.garbled == 3
     assert "line" in s.garbled_sample
     # The partial last line waits for its newline, then arrives the usual way.
     assert stats.offset == os.path.getsize(path) - len(partial)
@@ -198,3 +202,12 @@ def test_load_history_after_truncation_starts_over(tmp_path):
     stats = load_history(f, s)
     assert stats.resets == 1 and s.step == 39 and s.records == 40 and s.branches.resume_steps == []
     assert len(s.losses["g"].series) == 39
+
+
+def test_preview_shows_the_newest_step_and_run_from_the_end_only(log):
+    path, _ = log
+    ref = one_by_one(path)
+    p = preview(path)
+    assert p.step == ref.step and p.target_step == ref.target_step
+    assert p.losses["g"].current == ref.losses["g"].current
+    assert 0 < p.records < ref.records  # the end, not the history

@@ -75,7 +75,9 @@ def test_progress_rates_eta_and_next_checkpoint():
     assert s.progress.seconds_per_step == pytest.approx(0.5)
     assert p.steps_per_s == pytest.approx(2.0)
     assert p.samples_per_s == pytest.approx(64.0)
-    assert p.eta_s == pytest.approx(850 * 0.5)
+    # The steps left at the rate, plus the 9 validations ahead (val_every 100: 200..1000) at
+    # the 100 s the last one took.
+    assert p.eta_s == pytest.approx(850 * 0.5 + 9 * 100.0)
     assert p.next_checkpoint_step == 200
     assert p.next_checkpoint_eta_s == pytest.approx(25.0)
     assert s.val.step == 50 and s.val.losses == (("stft", 0.9),) and s.val.samples == ("a.wav",)

@@ -103,11 +103,13 @@ def save_checkpoint(
     model_config: dict[str, Any] | None = None,
     validation: dict[str, dict[str, float]] | None = None,
     best: BestRecord | None = None,
+    imported: dict[str, Any] | None = None,
 ) -> CheckpointInfo:
     """Write ``state`` as the checkpoint of ``step``, atomically; the manifest goes last.
 
     ``validation`` ({set: {metric: value}}, finite values) and ``best`` (the ledger's note)
-    go into the manifest, where the torch-free side reads them.
+    go into the manifest, where the torch-free side reads them; so does ``imported`` (the
+    sources of a checkpoint made by ``nal-train import``).
     """
     if step < 0:
         raise ValueError(f"checkpoint step must be >= 0, got {step}")
@@ -135,6 +137,7 @@ def save_checkpoint(
                 model_config=model_config,
                 validation=validation,
                 best=best,
+                imported=imported,
             )
             # Both files are durable before either is renamed: a kill between the renames
             # leaves a save that the next start can finish (lineage.recover_interrupted_saves).

@@ -16,6 +16,7 @@ VAL_METRICS = ("mel_l1", "mstft", "pesq", "stoi")
 BEST_METRICS = ("mel_l1", "mstft", "pesq", "composite")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
+RECOVER_TRIGGERS = ("nonfinite",)  # what train.recover.on may name
 
 
 class ConfigError(ValueError):
@@ -116,6 +117,22 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class RecoverConfig:
+    """Opt-in self-healing: on a trigger, go back in-process to the newest healthy checkpoint
+    of the live branch (a new branch; nothing deleted), scale both learning rates, move the
+    data order on and continue; after max_recoveries, stop as without it."""
+
+    on: tuple[str, ...] = _f(
+        ("nonfinite",),
+        choices=RECOVER_TRIGGERS,
+        doc="triggers: nonfinite (train.max_nonfinite_steps in a row, which otherwise ends "
+        "the run with exit 4)",
+    )
+    max_recoveries: int = _f(3, lo=1, hi=1000, doc="recoveries per process, then stop")
+    lr_scale: float = _f(0.5, lo=1e-6, hi=1.0, doc="both learning rates times this")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = _f(16, lo=1, hi=4096, doc="per process")
     max_steps: int = _f(500_000, lo=1, doc="target step")
@@ -124,7 +141,19 @@ class TrainConfig:
     precision: str = _f("fp32", choices=PRECISIONS)
     tf32: bool = _f(False)
     compile: bool = _f(False)
+    threads: int = _f(
+        0,
+        lo=0,
+        hi=4096,
+        doc="intra-op CPU threads per process; 0: one per physical core, shared among the "
+        "ranks on one machine (--threads overrides; trainer/config/threads.py)",
+    )
     max_nonfinite_steps: int = _f(10, lo=1, doc="consecutive skipped steps before giving up")
+    recover: RecoverConfig | None = _f(
+        None,
+        doc="self-healing, e.g. {on: [nonfinite], max_recoveries: 3, lr_scale: 0.5}; one "
+        "process only (ignored with a note under torchrun); null disables",
+    )
 
 
 @dataclass(frozen=True)
@@ -157,6 +186,12 @@ class LogConfig:
         "(skipped with a note when it is missing)",
     )
     composite: CompositeConfig = field(default_factory=CompositeConfig)
+    tensorboard: bool = _f(
+        False,
+        doc="mirror the event log (losses, learning rates, gradient norms, validation metrics "
+        "by set, validation audio and spectrograms) into <run>/tensorboard/ for TensorBoard; "
+        "needs the [tensorboard] extra. The JSONL stays the source of truth",
+    )
 
 
 @dataclass(frozen=True)

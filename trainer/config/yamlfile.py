@@ -10,12 +10,19 @@ from __future__ import annotations
 import os
 import stat
 import typing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from trainer.config.build import deep_merge, from_dict, show, to_dict
+from trainer.config.locate import (
+    ConfigNotFound,
+    missing_config_message,
+    place_demo_corpus,
+    resolve_config,
+)
 from trainer.config.schema import Config, ConfigError
 
 # Bounds that keep a hostile or mistyped config from costing unbounded time or memory.
@@ -30,8 +37,10 @@ def load(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) 
 
     Every failure is a ConfigError naming the file (and the key when there is one): a
     missing, unreadable, empty, oversized or non-UTF-8 file, YAML errors, alias bombs.
+    ``path`` may name a shipped preset (``demo``); a relative demo corpus is placed by
+    :func:`trainer.config.locate.place_demo_corpus`.
     """
-    p = Path(path)
+    p = resolve_config(path)
     src = str(p)
     raw = _read_bounded(p, src)
     text = _decode(raw, src)
@@ -40,7 +49,12 @@ def load(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) 
         raise ConfigError(f"{src}: the config file is empty (no sections)")
     if overrides:
         data = deep_merge(data if isinstance(data, dict) else {}, overrides)
-    return from_dict(data, src)
+    cfg = from_dict(data, src)
+    if cfg.data.demo:
+        where = place_demo_corpus(cfg.data.corpus_dir)
+        if where != cfg.data.corpus_dir:
+            cfg = replace(cfg, data=replace(cfg.data, corpus_dir=where))
+    return cfg
 
 
 def _read_bounded(p: Path, src: str) -> bytes:
@@ -50,7 +64,7 @@ def _read_bounded(p: Path, src: str) -> bytes:
                 raise ConfigError(f"{src}: not a regular file")
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(f"{src}: config file not found") from None
+        raise ConfigNotFound(missing_config_message(p)) from None
     except OSError as e:
         raise ConfigError(f"{src}: cannot read config: {e.strerror or e}") from None
     if len(raw) > MAX_CONFIG_BYTES:

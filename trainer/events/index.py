@@ -16,7 +16,8 @@ and cut off by the next writer.
 
 Writing is ``trainer.events.indexwrite``: the trainer's ``EventWriter`` appends a block
 whenever the step window changes, a run_start arrives, and at every sync/close. Only the
-process holding the run lock writes it.
+process holding an flock on the log writes it in place (the trainer); a reader that finds
+it missing or stale builds a new one aside and swaps it in atomically.
 """
 
 from __future__ import annotations
@@ -178,10 +179,17 @@ class IndexReader:
         self.blocks = blocks
 
     @classmethod
-    def open(cls, jsonl_path: str | os.PathLike[str], jsonl_fd: int) -> IndexReader | None:
-        """The index beside ``jsonl_path`` when it matches the log open at ``jsonl_fd``."""
+    def open(
+        cls,
+        jsonl_path: str | os.PathLike[str],
+        jsonl_fd: int,
+        path: str | os.PathLike[str] | None = None,
+    ) -> IndexReader | None:
+        """The index beside ``jsonl_path`` (or at ``path``) when it matches the log open at
+        ``jsonl_fd``."""
+        where = index_path(jsonl_path) if path is None else path
         try:
-            fd = os.open(index_path(jsonl_path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = os.open(where, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             return None
         try:

@@ -4,13 +4,26 @@ The trainer's ``EventWriter`` feeds an ``IndexWriter`` every record it appends; 
 is written whenever the step window changes, a run_start arrives, and at every
 sync/close. On open it catches up from the JSONL, or rebuilds the index when it does not
 match the log. Never raises into the trainer.
+
+One writer per index: whoever writes ``events.idx`` in place holds an ``flock`` on the log
+itself (``lock_log``) -- the trainer for as long as its ``IndexWriter`` is open. A reader
+that finds the index missing or stale builds a fresh one in a temp file beside it
+(``refresh_index``, also ``python -m trainer.events.indexwrite LOG``) and swaps it in with
+``os.replace`` only while it holds that lock without waiting (``install_index``), so a
+trainer's index is never overwritten and readers see the old index or the new one.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import math
 import os
+import shutil
+import signal
 import struct
+import sys
+import time
 import zlib
 from array import array
 from pathlib import Path
@@ -39,6 +52,9 @@ from trainer.events.index import (
     scan,
 )
 from trainer.events.parse import parse_line
+from trainer.rundir.layout import fsync_dir, open_exclusive, temp_path_for, unlink_quiet
+
+LOCK_WAIT_S = 5.0  # a trainer waits this long for a reader installing an index (ms in practice)
 
 # ---------------------------------------------------------------------------- building
 
@@ -174,21 +190,34 @@ class IndexWriter:
     then parse the JSONL), with one log line.
     """
 
-    def __init__(self, jsonl_path: str, fd: int, covered: int) -> None:
+    def __init__(self, jsonl_path: str, fd: int, covered: int, path: Path | None = None) -> None:
         self.jsonl_path = jsonl_path
+        self.path = index_path(jsonl_path) if path is None else path
         self._fd: int | None = fd
+        self._lock_fd: int | None = None  # the flock on the log (lock_log) while writing
         self._b = _Builder(covered)
 
     @classmethod
     def open(cls, jsonl_path: str | os.PathLike[str], jsonl_size: int) -> IndexWriter | None:
+        """The writer of the log's ``events.idx``, holding the log's lock until ``close``;
+        None (one log line, no index) when it cannot be had."""
         jsonl_path = os.fspath(jsonl_path)
         path = index_path(jsonl_path)
+        lock = None
         try:
-            return cls._open(jsonl_path, path, jsonl_size)
+            lock = lock_log(jsonl_path, LOCK_WAIT_S)
+            if lock is None:
+                log.warning("event index %s not written: another process holds the log", path)
+                return None
+            w = cls._open(jsonl_path, path, jsonl_size)
         except OSError as e:
+            if lock is not None:
+                os.close(lock)
             log.warning("event index %s disabled: %s", path, e.strerror or e)
             _unlink(path)
             return None
+        w._lock_fd = lock
+        return w
 
     @classmethod
     def _open(cls, jsonl_path: str, path: Path, jsonl_size: int) -> IndexWriter:
@@ -202,7 +231,7 @@ class IndexWriter:
                 blocks, keep = got
             os.ftruncate(fd, keep)
             covered = blocks[-1].jsonl_end if blocks else 0
-            w = cls(jsonl_path, fd, covered)
+            w = cls(jsonl_path, fd, covered, path)
             if covered < jsonl_size:
                 if covered == 0 and jsonl_size > (64 << 20):
                     log.info("building the event index %s (a cache for the dashboard)", path)
@@ -268,17 +297,24 @@ class IndexWriter:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._unlock()
+
+    def _unlock(self) -> None:
+        # Closing (never LOCK_UN): a forked child closing its copy keeps the parent's lock.
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _disable(self, e: BaseException) -> None:
-        path = index_path(self.jsonl_path)
-        log.warning("event index %s disabled (%s); readers parse the log", path, e)
+        log.warning("event index %s disabled (%s); readers parse the log", self.path, e)
         if self._fd is not None:
             try:
                 os.close(self._fd)
             except OSError:
                 pass
             self._fd = None
-        _unlink(path)
+        _unlink(self.path)
+        self._unlock()
 
 
 def build_index(jsonl_path: str | os.PathLike[str]) -> int:
@@ -299,3 +335,130 @@ def _unlink(path: Path) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+# ---------------------------------------------------------------------------- readers
+
+
+def lock_log(jsonl_path: str | os.PathLike[str], wait_s: float) -> int | None:
+    """An exclusive ``flock`` on the log: only its holder writes the log's index in place.
+
+    Returns the descriptor holding it (close it to let go), or None when another process
+    still holds it after ``wait_s`` seconds (0: do not wait).
+    """
+    fd = os.open(jsonl_path, os.O_RDONLY | os.O_CLOEXEC)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
+        if time.monotonic() >= deadline:
+            os.close(fd)
+            return None
+        time.sleep(0.02)
+
+
+def refresh_index(jsonl_path: str | os.PathLike[str], *, fresh: bool = False) -> Path:
+    """A current index of the log, built into a new temp file beside ``events.idx``, which
+    it never touches; returns the temp file (``install_index`` puts it in place).
+
+    The sound blocks of the present index are kept (only the rest of the log is parsed)
+    unless ``fresh``: then the whole log is. Raises OSError (e.g. a read-only directory).
+    """
+    jsonl_path = os.fspath(jsonl_path)
+    path = index_path(jsonl_path)
+    tmp = temp_path_for(path)
+    fd = open_exclusive(tmp)
+    try:
+        if not fresh:
+            try:
+                with open(path, "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except FileNotFoundError:
+                pass
+        os.close(fd)
+        fd = -1
+        w = IndexWriter._open(jsonl_path, tmp, os.stat(jsonl_path).st_size)
+        w.close()
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        unlink_quiet(tmp)
+        raise
+    return tmp
+
+
+def _covered(index_file: Path, jsonl_fd: int, size: int) -> int | None:
+    """Bytes of the log that a sound index file covers; None when it does not match it."""
+    try:
+        fd = os.open(index_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        got = scan(fd, jsonl_fd, size)
+    finally:
+        os.close(fd)
+    if got is None or not got[0]:
+        return None
+    return got[0][-1].jsonl_end
+
+
+def install_index(jsonl_path: str | os.PathLike[str], built: Path) -> bool:
+    """Put ``built`` (from ``refresh_index``) in place as ``events.idx``, atomically; True
+    when the log now has an index at least as current. Never waits: while another process
+    holds the log (a trainer writing it and its index), ``built`` is dropped. Either way
+    ``built`` is gone afterwards."""
+    try:
+        lock = lock_log(jsonl_path, 0.0)
+    except OSError:
+        lock = None
+    if lock is None:
+        unlink_quiet(built)
+        return False
+    path = index_path(jsonl_path)
+    try:
+        st, size = os.stat(jsonl_path), os.fstat(lock).st_size
+        if (st.st_dev, st.st_ino) != (os.fstat(lock).st_dev, os.fstat(lock).st_ino):
+            return False  # the log was replaced since: the next reader builds anew
+        new = _covered(built, lock, size)
+        if new is None:
+            return False
+        old = _covered(path, lock, size)
+        if old is not None and old >= new:
+            return True  # another reader was quicker
+        os.replace(built, path)
+        fsync_dir(path.parent)
+        return True
+    except OSError as e:
+        log.warning("event index %s not installed: %s", path, e.strerror or e)
+        return False
+    finally:
+        os.close(lock)
+        unlink_quiet(built)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m trainer.events.indexwrite LOG [--fresh]``: ``refresh_index`` in a child
+    process (readers keep their own thread free); prints the temp file's path."""
+    args = sys.argv[1:] if argv is None else argv
+    # SIGTERM (a reader that no longer needs the index) unwinds, removing the temp file.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    if not args or args[0].startswith("-"):
+        print("usage: python -m trainer.events.indexwrite LOG [--fresh]", file=sys.stderr)
+        return 2
+    try:
+        print(refresh_index(args[0], fresh="--fresh" in args[1:]))
+    except (OSError, ev.EventError) as e:
+        print(f"cannot index {args[0]}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

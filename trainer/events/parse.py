@@ -149,6 +149,20 @@ _CHECKS: dict[str, tuple[tuple[str, Any], ...]] = {
         ("branch", _is_str),
         ("parent_step", _opt(_STEP_ANY)),
         ("moved_aside", _opt(_is_str)),
+        ("lr_g", _opt(_is_loss)),
+        ("lr_d", _opt(_is_loss)),
+    ),
+    "recovery": (
+        ("step", _STEP_ANY),
+        ("from_step", _STEP_ANY),
+        ("trigger", _is_str),
+        ("checkpoint", _is_str),
+        ("lr_g", _is_loss),
+        ("lr_d", _is_loss),
+        ("recoveries", _COUNT),
+        ("max_recoveries", _COUNT),
+        ("branch", _is_str),
+        ("moved_aside", _opt(_is_str)),
     ),
     "step": (
         ("step", _STEP_POS),
@@ -170,6 +184,7 @@ _CHECKS: dict[str, tuple[tuple[str, Any], ...]] = {
         ("metrics", _is_loss_dict),
         ("set", _is_str),
         ("utterances", _COUNT),
+        ("pictures", _is_str_list),
     ),
     "checkpoint": (
         ("step", _STEP_ANY),

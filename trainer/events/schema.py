@@ -46,6 +46,8 @@ ALERT_SHORT_CLIPS = "short_clips"  # training clips shorter than a segment (zero
 ALERT_CORPUS = "corpus"  # another corpus warning (e.g. clips resampled on load)
 ALERT_OVERTRAINING = "overtraining"  # the best-checkpoint metric has stopped improving
 ALERT_METRIC_UNAVAILABLE = "metric_unavailable"  # a validation metric's package is missing
+ALERT_RECOVERY = "recovery"  # train.recover rolled the run back in-process (a recovery event)
+ALERT_MIRROR = "mirror_failed"  # the TensorBoard mirror failed and was turned off
 TRAINER_ALERT_KINDS = (
     ALERT_NONFINITE,
     ALERT_CHECKPOINT_SKIPPED,
@@ -56,6 +58,8 @@ TRAINER_ALERT_KINDS = (
     ALERT_CORPUS,
     ALERT_OVERTRAINING,
     ALERT_METRIC_UNAVAILABLE,
+    ALERT_RECOVERY,
+    ALERT_MIRROR,
 )
 # ... and readers of the log (the dashboard, the watcher) derive these from it; a reader shows
 # a kind it does not know generically.
@@ -156,6 +160,10 @@ class RunStart(Event):
     init_from_sha256: str | None = None
     init_from_step: int | None = None
     init_generator_only: bool = False
+    # The learning rates in force at this start (after a resume: the checkpoint's, which
+    # carry any recovery's scaling); None in logs written before they were recorded.
+    lr_g: float | None = None
+    lr_d: float | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +197,9 @@ class Val(Event):
     metrics: dict[str, float] = field(default_factory=dict)
     set: str = VAL_SET
     utterances: int = 0
+    # The samples' mel pictures (trainer.rundir.melpic), run-dir relative, in the order of
+    # ``samples``; empty in logs written before pictures existed.
+    pictures: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -235,8 +246,26 @@ class RunEnd(Event):
     exit_code: int
 
 
+@dataclass(frozen=True)
+class Recovery(Event):
+    """train.recover went back in-process: training continues from ``step`` (the healthy
+    checkpoint's) on a new branch, with both learning rates scaled (docs/events.md)."""
+
+    EVENT: ClassVar[str] = "recovery"
+    step: int  # the step training went back to
+    from_step: int  # the step at which the trigger fired
+    trigger: str  # what fired (trainer.config.schema.RECOVER_TRIGGERS)
+    checkpoint: str  # the checkpoint gone back to, run-dir relative
+    lr_g: float  # the learning rates in force from here on
+    lr_d: float
+    recoveries: int  # this process's recoveries so far, this one included
+    max_recoveries: int
+    branch: str = ""  # the branch written from here on (as run_start's)
+    moved_aside: str | None = None  # where the abandoned checkpoints went (as run_start's)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.EVENT: cls for cls in (RunStart, Step, Val, Checkpoint, Milestone, Alert, RunEnd)
+    cls.EVENT: cls for cls in (RunStart, Step, Val, Checkpoint, Milestone, Alert, RunEnd, Recovery)
 }
 
 

@@ -65,7 +65,9 @@ def checkpoint_info(
     p = Path(path)
     m = CKPT_NAME_RE.match(p.name)
     if m is None:
-        raise CheckpointError(f"{p}: not a checkpoint name (expected ckpt_<step>.pt)")
+        raise CheckpointError(
+            f"{p}: not a checkpoint name (expected ckpt_<step, 8 digits>.pt, e.g. ckpt_00000050.pt)"
+        )
     step = int(m.group(1))
     pt = p.with_name(f"{CKPT_PREFIX}{m.group(1)}{CKPT_SUFFIX}")
     mp = p.with_name(f"{CKPT_PREFIX}{m.group(1)}{MANIFEST_SUFFIX}")

@@ -12,7 +12,7 @@ import re
 import secrets
 from pathlib import Path
 
-from trainer.events.schema import EVENTS_FILE
+from trainer.events.schema import EVENTS_FILE, UNSEEN_SET
 
 EVENTS = EVENTS_FILE
 LOGS_DIR = Path("logs")  # where runs go by default, relative to the current directory
@@ -34,6 +34,26 @@ CKPT_SUFFIX = ".pt"
 MANIFEST_SUFFIX = ".json"
 TMP_SUFFIX = ".tmp"
 HASH_CHUNK = 1 << 20  # 1 MiB: large enough to stream at disk speed, small enough for RAM.
+
+
+# Validation samples: samples/step_XXXXXXXX/<id>_gen.wav (+ .logmel) per validation,
+# samples/gt/<id>.wav once per run; the unseen set's one level down in unseen/.
+SAMPLES_GT_DIR = "gt"
+SAMPLES_UNSEEN_DIR = UNSEEN_SET
+GEN_SUFFIX = "_gen"  # <id>_gen.wav: a generated sample
+SAMPLE_STEP_RE = re.compile(r"^step_(\d{8,})$")
+
+
+def sample_dir(run_dir: str | os.PathLike[str], step: int, set_name: str) -> Path:
+    """Where a validation of ``set_name`` at ``step`` writes its generated samples."""
+    d = Path(run_dir) / SAMPLES_DIR / f"step_{step:08d}"
+    return d / SAMPLES_UNSEEN_DIR if set_name == UNSEEN_SET else d
+
+
+def gt_dir(run_dir: str | os.PathLike[str], set_name: str) -> Path:
+    """Where the ground truth of ``set_name``'s samples is written (once per run)."""
+    d = Path(run_dir) / SAMPLES_DIR / SAMPLES_GT_DIR
+    return d / SAMPLES_UNSEEN_DIR if set_name == UNSEEN_SET else d
 
 
 def default_run_dir(run_name: str, logs_dir: str | os.PathLike[str] = LOGS_DIR) -> Path:

@@ -124,6 +124,14 @@ class Manifest:
     # the best-checkpoint ledger's note (None: no ledger configured). Optional, additive.
     validation: dict[str, dict[str, float]] | None = None
     best: BestRecord | None = None
+    # Where an imported checkpoint came from (``nal-train import``): the format, the source
+    # files with their sha256, the source's step, whether it held discriminators. Optional.
+    imported: dict[str, Any] | None = None
+
+    @property
+    def generator_only(self) -> bool:
+        """Imported without discriminators: they and the optimizer states are untrained."""
+        return self.imported is not None and self.imported.get("generator_only") is True
 
     def to_json(self) -> str:
         d: dict[str, Any] = {
@@ -145,6 +153,8 @@ class Manifest:
             d["validation"] = self.validation
         if self.best is not None:
             d["best"] = self.best.to_dict()
+        if self.imported is not None:
+            d["imported"] = self.imported
         return json.dumps(d, indent=1, allow_nan=False) + "\n"
 
 
@@ -220,6 +230,7 @@ def parse_manifest(text: str | bytes, where: str = "manifest") -> Manifest:
         model_config=model_cfg,
         validation=_parse_validation(d.get("validation")),
         best=_parse_best(d.get("best")),
+        imported=d["imported"] if isinstance(d.get("imported"), dict) else None,
     )
 
 

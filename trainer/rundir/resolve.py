@@ -19,6 +19,7 @@ from trainer.rundir.checkpoints import (
 from trainer.rundir.layout import (
     ABANDONED_DIR,
     CHECKPOINTS_DIR,
+    CKPT_NAME_RE,
     CONFIG_FILE,
     CheckpointError,
     NoValidCheckpoint,
@@ -71,16 +72,58 @@ def checkpoint_path_arg(run_dir: str | os.PathLike[str], which: str | os.PathLik
     return p
 
 
+def what_exists(run_dir: str | os.PathLike[str], limit: int = 4) -> str:
+    """What a checkpoint argument could have named, for a message: the live branch's
+    complete checkpoints (newest first, a few) and the names ``latest`` / ``best``."""
+    rd = Path(run_dir)
+    infos = [i for i in list_checkpoints(rd) if i.complete]
+    names = ["latest"] + (["best"] if ledger_spec(infos) is not None else [])
+    if not infos:
+        return f"{rd} has no checkpoints yet"
+    newest = [i.path.name for i in reversed(infos)]
+    shown = ", ".join(newest[:limit]) + (
+        f" (+{len(newest) - limit} more)" if len(newest) > limit else ""
+    )
+    return f"{rd / CHECKPOINTS_DIR} holds {shown}; or name {' or '.join(names)}"
+
+
+IMPORT_HINT = (
+    "a reference HiFi-GAN checkpoint (g_XXXXXXXX, with do_XXXXXXXX) is imported into a run "
+    "first: nal-train import --format hifigan --config config.json --run-dir logs/NAME "
+    "g_XXXXXXXX, then --init-from logs/NAME/checkpoints/ckpt_<step>.pt"
+)
+
+
+def init_source_refusal(path: str | os.PathLike[str]) -> str | None:
+    """Why ``--init-from path`` cannot be a source, before any run directory is made (None:
+    it names a complete nal-train checkpoint; the full load test follows in the trainer)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        return f"--init-from {p}: no such file"
+    if CKPT_NAME_RE.match(p.name) is None:
+        return (
+            f"--init-from {p}: not a nal-train checkpoint; it takes a run's ckpt_<step>.pt "
+            f"(its .json manifest beside it); {IMPORT_HINT}"
+        )
+    info = checkpoint_info(p)
+    if not info.complete:
+        return f"--init-from {p}: {info.reason}"
+    return None
+
+
 def find_resume_checkpoint(
     run_dir: str | os.PathLike[str],
     which: str | os.PathLike[str] = "latest",
     verify: Verifier = verify_checkpoint,
+    action: str = "resume from",
 ) -> tuple[CheckpointInfo, list[tuple[CheckpointInfo, str]]]:
     """The checkpoint ``which`` names and the better candidates skipped (with reasons).
 
     ``which`` is "latest" (see latest_checkpoint), "best" (best_checkpoint: better-ranked
     ones that fail are skipped) or a path (see checkpoint_path_arg), which must pass
-    ``verify``. Raises NoValidCheckpoint with a message naming what is wrong.
+    ``verify``. Raises NoValidCheckpoint with a message naming what is wrong (``action``:
+    what the caller does with it, "resume from" or "load"); a path that names no checkpoint
+    lists the run's checkpoints.
     """
     which_s = os.fspath(which)
     ckdir = Path(run_dir) / CHECKPOINTS_DIR
@@ -89,7 +132,7 @@ def find_resume_checkpoint(
         if info is not None:
             return info, skipped
         if not skipped:
-            raise NoValidCheckpoint(f"no checkpoints in {ckdir}; nothing to resume from")
+            raise NoValidCheckpoint(f"no checkpoints in {ckdir}; nothing to {action}")
         raise NoValidCheckpoint(f"no usable checkpoint in {ckdir} ({describe_skipped(skipped)})")
     if which_s == "best":
         info, skipped = best_checkpoint(run_dir, verify)
@@ -103,10 +146,11 @@ def find_resume_checkpoint(
     try:
         info = checkpoint_info(path)
     except CheckpointError as e:
-        raise NoValidCheckpoint(str(e)) from None
+        raise NoValidCheckpoint(f"cannot {action} {e}; {what_exists(run_dir)}") from None
     ok, reason = _check(info, verify)
     if not ok:
-        raise NoValidCheckpoint(f"cannot resume from {info.path}: {reason}")
+        listed = "" if info.path.exists() else f"; {what_exists(run_dir)}"
+        raise NoValidCheckpoint(f"cannot {action} {info.path}: {reason}{listed}")
     return info, []
 
 
@@ -114,9 +158,10 @@ def resolve_checkpoint(
     run_dir: str | os.PathLike[str],
     which: str | os.PathLike[str],
     verify: Verifier = verify_checkpoint,
+    action: str = "resume from",
 ) -> CheckpointInfo:
     """``latest``, ``best`` or a path, checked with ``verify`` (see find_resume_checkpoint)."""
-    return find_resume_checkpoint(run_dir, which, verify)[0]
+    return find_resume_checkpoint(run_dir, which, verify, action)[0]
 
 
 # ------------------------------------------------------------- best-checkpoint ledger

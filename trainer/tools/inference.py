@@ -51,7 +51,7 @@ def resolve_checkpoint(run_dir: str | os.PathLike[str], which: str = "latest") -
     """
     if which not in ("latest", "best"):
         which = str(Path(which).expanduser())
-    return resolve_in_run(run_dir, which, verify_checkpoint)
+    return resolve_in_run(run_dir, which, verify_checkpoint, action="load")
 
 
 def fail(message: str, code: int = ev.EXIT_USAGE) -> int:
@@ -248,6 +248,13 @@ class Vocoded:
         return self.seconds / self.duration if self.duration else math.inf
 
 
+def _placement(generator: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where the generator's weights are (a module without any, e.g. an ONNX Runtime
+    session's wrapper, takes fp32 on the CPU)."""
+    w = next(generator.parameters(), None)
+    return (w.device, w.dtype) if w is not None else (torch.device("cpu"), torch.float32)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -263,12 +270,12 @@ def vocode_batch(
     last few milliseconds of a padded item may differ slightly from vocoding it alone (the
     convolutions there see silence instead of zeros).
     """
-    w = next(generator.parameters())
+    device, dtype = _placement(generator)
     longest = max(int(m.shape[-1]) for m in mels)
     batch = torch.full((len(mels), mels[0].shape[0], longest), SILENCE, dtype=torch.float32)
     for i, m in enumerate(mels):
         batch[i, :, : m.shape[-1]] = m
-    audio = generator(batch.to(w.device, w.dtype)).float().cpu().numpy()[:, 0]
+    audio = generator(batch.to(device, dtype)).float().cpu().numpy()[:, 0]
     return [audio[i, : int(m.shape[-1]) * hop].copy() for i, m in enumerate(mels)]
 
 
@@ -282,7 +289,7 @@ def vocode(
     """Vocode ``items`` in batches of similar lengths (longest first); results in input order."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    device = next(generator.parameters()).device
+    device = _placement(generator)[0]
     order = sorted(range(len(items)), key=lambda i: -items[i].frames)
     out: dict[int, Vocoded] = {}
     for b in range(0, len(order), batch_size):

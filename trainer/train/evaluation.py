@@ -108,6 +108,7 @@ class Evaluation:
                 metrics=_json_floats(r.metrics),
                 set=r.set_name,
                 utterances=r.utterances,
+                pictures=r.pictures,
             )
         )
         shown = "  ".join(f"{k} {v:.4g}" for k, v in r.metrics.items())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from trainer.rundir.layout import (
     atomic_write_text,
 )
 from trainer.rundir.lock import RunLock, RunLocked
+from trainer.tools import tbmirror
 from trainer.train import distributed as dist_mod
 from trainer.train import resume as resume_mod
 from trainer.train import startup
@@ -44,6 +45,7 @@ from trainer.train.errors import StorageError, TrainerError, storage
 from trainer.train.evaluation import Evaluation
 from trainer.train.ledger import BestTracker
 from trainer.train.nonfinite import NonFinitePolicy
+from trainer.train.recovery import Recovery, learning_rates, scale_learning_rates
 from trainer.train.runlog import EventLog, StepLog, run_start_event
 from trainer.train.saving import Checkpointer
 from trainer.train.signals import StopFlag, StopRequested, signal_name
@@ -104,6 +106,7 @@ class Trainer:
     train_step: TrainStep
     evaluation: Evaluation
     nonfinite: NonFinitePolicy
+    recovery: Recovery  # train.recover: going back to a healthy checkpoint in-process
     step_log: StepLog
     checkpointer: Checkpointer
     loader: DataLoader
@@ -152,6 +155,7 @@ class Trainer:
         self._start_step = 0
         self._run_started = False
         self._pending_alerts = []
+        self.mirror: tbmirror.TensorBoardMirror | None = None  # log.tensorboard, rank 0
 
     @property
     def is_main(self) -> bool:
@@ -169,10 +173,12 @@ class Trainer:
             self._open_run_dir()
 
         startup.check_best_metric(cfg, self.config_path)
+        startup.check_tensorboard(cfg, self.config_path)
         if o.init_from:
             self.origin.init, self.origin.init_state = resume_mod.choose_init(
                 cfg, o.init_from, o.init_generator_only, o.init_optimizers
             )
+        startup.set_threads(cfg.train.threads)
         startup.seed_everything(cfg.train.seed)
         self.precision = startup.resolve_precision(cfg, self.device)
         phases.enter("checking the corpus")
@@ -201,6 +207,8 @@ class Trainer:
         phases.enter("starting to train")
         if self.is_main:
             self._emit_run_start(start_from, devices)
+            if cfg.log.tensorboard:
+                self.mirror = startup.open_mirror(self.run_dir, self.events, self.pos.step)
 
     def _open_run_dir(self) -> None:
         """Lock, PID file, fresh-start refusal, event log, leftovers of killed writes, resume choice."""
@@ -246,6 +254,7 @@ class Trainer:
         )
         self.train_step = TrainStep(cfg, self.nets, self.precision, mel, recon, self.device)
         self.nonfinite = NonFinitePolicy(cfg.train.max_nonfinite_steps, self.device, self.events)
+        self.recovery = Recovery(cfg.train.recover, self.dist.world_size)
         self.step_log = StepLog(cfg, self.device, self.dist.world_size, self.events)
         self.checkpointer = Checkpointer(
             cfg,
@@ -320,22 +329,23 @@ class Trainer:
 
     def _emit_run_start(self, resumed_from: str | None, devices: list[str]) -> None:
         o = self.origin
-        self.events.emit(
-            run_start_event(
-                self.cfg,
-                self.run_dir,
-                self.config_path,
-                self.pos.step,
-                self.target_step,
-                self.dist,
-                str(self.device),
-                self.precision.name,
-                o,
-                self.options.init_generator_only,
-                resumed_from,
-                devices,
-            )
+        start = run_start_event(
+            self.cfg,
+            self.run_dir,
+            self.config_path,
+            self.pos.step,
+            self.target_step,
+            self.dist,
+            str(self.device),
+            self.precision.name,
+            o,
+            self.options.init_generator_only,
+            resumed_from,
+            devices,
         )
+        # The learning rates in force (a resume's come from its optimizer state).
+        lr_g, lr_d = (opt.param_groups[0]["lr"] for opt in (self.nets.opt_g, self.nets.opt_d))
+        self.events.emit(replace(start, lr_g=lr_g, lr_d=lr_d))
         self._run_started = True
         for bad, reason in o.skipped:
             self.events.emit(
@@ -357,7 +367,8 @@ class Trainer:
         while not done:
             for batch in self._epoch():
                 t0 = time.perf_counter()
-                self._train_one(batch, t0)
+                if self._train_one(batch, t0):
+                    continue  # went back to a checkpoint (train.recover): nothing is due
                 stopping = self._after_step()
                 if stopping or self.pos.step >= self.target_step:
                     done = True
@@ -377,9 +388,9 @@ class Trainer:
         self.data.sampler.set_start(self.pos.batch_in_epoch)
         return self.loader
 
-    def _train_one(self, batch: dict[str, torch.Tensor], t0: float) -> None:
+    def _train_one(self, batch: dict[str, torch.Tensor], t0: float) -> bool:
         """One step, its figures kept on the device; the host looks only when the step log
-        says so (a logging step, or every step on a CPU)."""
+        says so (a logging step, or every step on a CPU). True when it ended in a recovery."""
         out = self.train_step(batch)
         self.pos.step += 1
         self.pos.batch_in_epoch += 1
@@ -388,16 +399,74 @@ class Trainer:
         step = self.pos.step
         if not self.step_log.syncs(step, self.target_step):
             self.step_log.add_time(time.perf_counter() - t0)
-            return
+            return False
         failure = self.nonfinite.check(step)
         self.step_log.add_time(time.perf_counter() - t0)
-        if failure is not None and self.outcome.ok:
-            self.outcome = Outcome(ev.STATUS_FAILED, failure, ev.EXIT_NONFINITE)
-            self.stop.request(-1)
         if self.step_log.due(step, self.target_step):
             lr_g = self.nets.opt_g.param_groups[0]["lr"]
             lr_d = self.nets.opt_d.param_groups[0]["lr"]
             self.step_log.write(step, self.pos.epoch, lr_g, lr_d)
+        if failure is not None and self.outcome.ok:
+            if self._recover("nonfinite", step - self.nonfinite.last_streak + 1):
+                return True
+            self.outcome = Outcome(ev.STATUS_FAILED, failure, ev.EXIT_NONFINITE)
+            self.stop.request(-1)
+        return False
+
+    def _recover(self, trigger: str, first_bad: int) -> bool:
+        """train.recover: back to the newest healthy checkpoint before ``first_bad`` on a new
+        branch, both learning rates scaled, the data where it had got to; False when the
+        policy does not allow it (or no checkpoint qualifies): the run then ends as before."""
+        rec = self.recovery
+        if not self.is_main or not rec.allows(trigger):
+            return False
+        found = rec.healthy_checkpoint(self.cfg, self.run_dir, first_bad, self.verify)
+        if found is None:
+            log.error("recovery: no healthy checkpoint before step %d to go back to", first_bad)
+            return False
+        info, state = found
+        policy = rec.policy
+        assert policy is not None
+        from_step, data = self.pos.step, (self.pos.epoch, self.pos.batch_in_epoch)
+        in_force = learning_rates(self.nets)
+        with storage("go back to", info.path):
+            self.load_state(state)
+            plan, aside, _ = resume_mod.start_branch(self.run_dir, info)
+        # The data goes on from where it was: the failed steps' batches do not come back at
+        # the same steps. The schedules catch up with the epochs the data went through.
+        for _ in range(data[0] - self.pos.epoch):
+            self.nets.sched_g.step()
+            self.nets.sched_d.step()
+        self.pos.epoch, self.pos.batch_in_epoch = data
+        lr_g, lr_d = scale_learning_rates(self.nets, in_force, policy.lr_scale)
+        self.checkpointer.plan, self.checkpointer.last_step = plan, self.pos.step
+        if self.best is not None:
+            self.best.restore(info)
+        self.nonfinite.reset()
+        rec.count += 1
+        optim = self.cfg.optim
+        self.cfg = replace(self.cfg, optim=replace(
+            optim, lr_g=optim.lr_g * policy.lr_scale, lr_d=optim.lr_d * policy.lr_scale
+        ))  # fmt: skip
+        config_file = self.run_dir / CONFIG_FILE
+        with storage("write the resolved config", config_file):
+            atomic_write_text(config_file, dump(self.cfg))
+        ckpt = str(info.path.relative_to(self.run_dir))
+        self.events.emit(ev.Recovery(
+            step=self.pos.step, from_step=from_step, trigger=trigger, checkpoint=ckpt,
+            lr_g=lr_g, lr_d=lr_d, recoveries=rec.count, max_recoveries=policy.max_recoveries,
+            branch=plan.branch, moved_aside=aside,
+        ))  # fmt: skip
+        msg = (
+            f"recovery {rec.count}/{policy.max_recoveries} after {trigger} at step {from_step}: "
+            f"back to step {self.pos.step} ({ckpt}), learning rates now {lr_g:.3g} (G) and "
+            f"{lr_d:.3g} (D)"
+        )
+        log.warning("%s", msg)
+        self.events.emit(
+            ev.Alert(kind=ev.ALERT_RECOVERY, step=self.pos.step, message=msg, level="warning")
+        )
+        return True
 
     def _after_step(self) -> bool:
         """Validation, checkpoint and milestone when due (rank 0); whether every rank agrees
@@ -458,6 +527,8 @@ class Trainer:
         # Handlers stay in place until everything is closed: a late second signal must not
         # interrupt the run_end record or the lock release. Each part is released even when
         # an earlier one fails (a full or failing disk), so no stale PID file is left.
+        startup.close_mirror(self.mirror)
+        self.mirror = None
         self.events.close()
         if self.lock is not None:
             try:

@@ -24,6 +24,7 @@ class NonFinitePolicy:
         self.limit = limit
         self.events = events
         self.failure: str | None = None  # why the run must end (the limit was reached)
+        self.last_streak = 0  # the streak at the last check
         self._streak = torch.zeros((), device=device)  # on the device: no sync per step
 
     def observe(self, bad: torch.Tensor) -> None:
@@ -37,7 +38,7 @@ class NonFinitePolicy:
     def check(self, step: int) -> str | None:
         """At a host sync: alert while a streak lasts; the reason to end the run once it
         reaches the limit (also kept in ``failure``), else None."""
-        n = self.streak()
+        n = self.last_streak = self.streak()
         if n:
             self.events.emit(
                 ev.Alert(
@@ -51,3 +52,9 @@ class NonFinitePolicy:
             self.failure = f"{n} consecutive non-finite steps (limit {self.limit})"
             log.error(self.failure)
         return self.failure
+
+    def reset(self) -> None:
+        """Forget the streak and the failure (the run went back to a healthy checkpoint)."""
+        self._streak = torch.zeros_like(self._streak)
+        self.failure = None
+        self.last_streak = 0

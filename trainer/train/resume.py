@@ -19,11 +19,14 @@ from trainer.checkpointing import lineage
 from trainer.checkpointing import store as ckpt
 from trainer.checkpointing.format import init_parts, load_init
 from trainer.checkpointing.loadtest import LoadTest
+from trainer.config.build import to_dict
 from trainer.config.schema import Config
+from trainer.corpus.finetune import compare_audio, corpus_rate
 from trainer.events import schema as ev
 from trainer.rundir.checkpoints import CheckpointInfo, checkpoint_info
 from trainer.rundir.history import RunHistory
 from trainer.rundir.layout import CheckpointError
+from trainer.rundir.manifest import read_manifest
 from trainer.rundir.resolve import (
     checkpoint_path_arg,
     find_resume_checkpoint,
@@ -76,6 +79,13 @@ def choose_resume(
         msg = str(e) if str(e).startswith("cannot resume") else f"cannot resume: {e}"
         raise TrainerError(msg, ev.EXIT_NO_CHECKPOINT) from None
     assert test.passed is not None and test.passed[0] == info
+    if _generator_only(info):
+        raise TrainerError(
+            f"cannot resume from {info.path}: it was imported without discriminators (no do_ "
+            f"file), so they and the optimizer states are untrained; fine-tune from it instead: "
+            f"--init-from {info.path} --init-from-generator-only",
+            ev.EXIT_NO_CHECKPOINT,
+        )
     for bad, reason in skipped:
         log.warning("skipping checkpoint %s: %s", bad.path, reason)
     verify.trust(info)  # just hashed: retention need not hash it again
@@ -138,6 +148,34 @@ def start_branch(
     return plan, str(aside) if aside is not None else None, moved_back
 
 
+def check_init_audio(cfg: Config, info: CheckpointInfo) -> None:
+    """Refuse a source whose audio settings make its weights meaningless here (n_mels,
+    hop); log a warning for each that only degrades them (sample rate, mel range, STFT)."""
+    try:
+        saved = read_manifest(info.manifest_path).model_config
+    except CheckpointError:
+        return  # the load test names what is wrong with the manifest
+    source = saved.get("audio") if isinstance(saved, dict) else None
+    if not isinstance(source, dict):
+        return
+    check = compare_audio(source, to_dict(cfg)["audio"], corpus_rate(cfg))
+    if check.refusals:
+        raise TrainerError(
+            f"cannot initialise from {info.path}: " + "; ".join(check.refusals),
+            ev.EXIT_NO_CHECKPOINT,
+        )
+    for w in check.warnings:
+        log.warning("fine-tuning across an audio difference: %s", w)
+
+
+def _generator_only(info: CheckpointInfo) -> bool:
+    """An imported checkpoint that came without its discriminators (its manifest says so)."""
+    try:
+        return read_manifest(info.manifest_path).generator_only
+    except CheckpointError:
+        return False  # the load test already read this manifest
+
+
 # ------------------------------------------------------------------------ --init-from
 
 
@@ -152,9 +190,16 @@ def choose_init(
         info = checkpoint_info(src)
     except CheckpointError as e:
         raise TrainerError(f"cannot initialise from {src}: {e}", ev.EXIT_NO_CHECKPOINT) from None
+    check_init_audio(cfg, info)  # before the load test: its reason is the clearer one
     ok, reason = test(info)
     if not ok or test.passed is None:
         raise TrainerError(f"cannot initialise from {info.path}: {reason}", ev.EXIT_NO_CHECKPOINT)
+    if not generator_only and _generator_only(info):
+        raise TrainerError(
+            f"cannot initialise from {info.path}: it was imported without discriminators (no "
+            f"do_ file), so they are untrained; add --init-from-generator-only",
+            ev.EXIT_NO_CHECKPOINT,
+        )
     for note in test.notes:
         log.warning("fine-tuning across a model-config difference (same shapes): %s", note)
     return test.passed

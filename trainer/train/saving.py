@@ -85,8 +85,8 @@ class Checkpointer:
         be the product of a skipped streak's neighbours, and the last good checkpoint stays
         the newest. A failed write raises one StorageError naming the checkpoint.
         """
-        if not (self.last_step != pos.step if last else self.due(pos.step)):
-            return False
+        if self.last_step == pos.step or not (last or self.due(pos.step)):
+            return False  # on disk already (e.g. the checkpoint a recovery went back to)
         if not last:
             n_bad = self.nonfinite.streak()
             if n_bad:

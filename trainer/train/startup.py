@@ -27,14 +27,17 @@ from torch.utils.data import DataLoader
 from trainer.audio import AudioError, MelSpectrogram
 from trainer.checkpointing import store as ckpt
 from trainer.config.schema import Config
+from trainer.config.threads import resolve_threads
 from trainer.corpus.report import RULE_SHORT_CLIPS, RULE_UNREADABLE, DataError
 from trainer.data import Corpus, ResumableBatchSampler, TrainDataset, ValidationSet, collate
 from trainer.demo_corpus import ensure_demo_corpus
 from trainer.events import schema as ev
+from trainer.events.writer import add_observer, remove_observer
 from trainer.models import build_models
 from trainer.models.discriminators import Discriminators
 from trainer.models.generator import Generator
 from trainer.rundir.layout import CheckpointError
+from trainer.tools import tbmirror
 from trainer.train import distributed as dist_mod
 from trainer.train import metrics as metrics_mod
 from trainer.train.errors import TrainerError
@@ -122,6 +125,52 @@ def check_best_metric(cfg: Config, config_path: str) -> None:
             f"mel_l1 or mstft; config {config_path})",
             ev.EXIT_USAGE,
         )
+
+
+def check_tensorboard(cfg: Config, config_path: str) -> None:
+    """log.tensorboard without the [tensorboard] extra: refused before anything trains."""
+    if cfg.log.tensorboard:
+        why = tbmirror.missing()
+        if why:
+            raise TrainerError(f"{why} (config {config_path})", ev.EXIT_USAGE)
+
+
+def open_mirror(run_dir: Path, events: Any, step: int) -> tbmirror.TensorBoardMirror | None:
+    """The TensorBoard mirror, observing the event writer; a failure to open it is an alert
+    (and no mirror), never a reason not to train."""
+
+    def failed(message: str, at: int = step) -> None:
+        events.emit(ev.Alert(kind=ev.ALERT_MIRROR, step=at, message=message))
+
+    try:
+        mirror = tbmirror.TensorBoardMirror(run_dir / tbmirror.TENSORBOARD_DIR, run_dir, failed)
+    except Exception as e:  # noqa: BLE001 - a mirror must never stop the run
+        msg = (
+            f"TensorBoard mirror into {run_dir / tbmirror.TENSORBOARD_DIR} cannot start "
+            f"({type(e).__name__}: {e}); training goes on without it"
+        )
+        log.warning(msg)
+        failed(msg)
+        return None
+    add_observer(mirror.record)
+    return mirror
+
+
+def close_mirror(mirror: tbmirror.TensorBoardMirror | None) -> None:
+    if mirror is not None:
+        remove_observer(mirror.record)
+        mirror.close()
+
+
+def set_threads(setting: int) -> int:
+    """Intra-op CPU threads for this process (``train.threads``; 0: one per physical core,
+    shared among this machine's ranks); returns the number set."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    n = resolve_threads(setting, local)
+    torch.set_num_threads(n)
+    how = "train.threads" if setting else "one per physical core"
+    log.info("CPU threads: %d per process (%s)", n, how)
+    return n
 
 
 def seed_everything(seed: int) -> None:

@@ -7,6 +7,8 @@ Used by the trainer at every ``log.val_every`` steps (on the validation set and,
 Samples: the generated audio of the first ``log.val_samples`` utterances goes to
 ``samples/step_XXXXXXXX/<id>_gen.wav`` (``.../unseen/`` for the unseen set); their ground
 truth is written once per run to ``samples/gt/<id>.wav`` (``samples/gt/unseen/``) and reused.
+Beside each WAV goes its mel picture (``<id>_gen.logmel``, ``gt/<id>.logmel``; the format is
+:mod:`trainer.rundir.melpic`), made from the log-mel the mel L1 already computed.
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ from trainer.audio import write_wav
 from trainer.config.schema import Config
 from trainer.data import ValItem
 from trainer.events import schema as ev
-from trainer.rundir.layout import SAMPLES_DIR
+from trainer.rundir.layout import GEN_SUFFIX, atomic_write_bytes, gt_dir, sample_dir
+from trainer.rundir.melpic import picture_path
 from trainer.train import metrics as M
-
-GT_DIR = "gt"  # samples/gt/: ground-truth copies, written once per run
-UNSEEN_DIR = ev.UNSEEN_SET  # samples/step_*/unseen/, samples/gt/unseen/
+from trainer.train.pictures import mel_picture
 
 Storage = Callable[[str, Path], contextlib.AbstractContextManager[Any]]
 
@@ -52,16 +53,7 @@ class SetResult:
     duration: float
     utterances: int
     seconds: dict[str, float] = field(default_factory=dict)  # generator, recon, per metric
-
-
-def sample_dir(run_dir: Path, step: int, set_name: str) -> Path:
-    d = run_dir / SAMPLES_DIR / f"step_{step:08d}"
-    return d / UNSEEN_DIR if set_name == ev.UNSEEN_SET else d
-
-
-def gt_dir(run_dir: Path, set_name: str) -> Path:
-    d = run_dir / SAMPLES_DIR / GT_DIR
-    return d / UNSEEN_DIR if set_name == ev.UNSEEN_SET else d
+    pictures: list[str] = field(default_factory=list)  # the samples' mel pictures, same order
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -91,6 +83,7 @@ class Validator:
         self.weights = M.CompositeWeights(**asdict(cfg.log.composite))
         self.metrics = tuple(cfg.log.val_metrics)
         self._gt_ok: set[Path] = set()  # ground-truth files known to be in place
+        self._gt_pic_ok: set[Path] = set()  # ground-truth mel pictures known to be in place
         # Metrics dropped because their package is missing: {metric: note}. Filled by the
         # first validation; the trainer reports each once.
         self.skipped: dict[str, str] = {}
@@ -112,7 +105,8 @@ class Validator:
         recons: list[float] = []
         gen_paths: list[str] = []
         gt_paths: list[str] = []
-        t_gen = t_recon = 0.0
+        pics: tuple[list[str], list[str]] = ([], [])  # generated, ground truth
+        t_gen = t_recon = t_pic = 0.0
         n = 0
         for i, item in enumerate(items):
             n += 1
@@ -126,7 +120,8 @@ class Validator:
                 torch.cuda.synchronize(self.device)
             t1 = time.perf_counter()
             # Validation audio is trimmed to a multiple of the hop, so lengths already match.
-            err = torch.nn.functional.l1_loss(self.mel_fn(fake), true_mel).item()
+            fake_mel = self.mel_fn(fake)
+            err = torch.nn.functional.l1_loss(fake_mel, true_mel).item()
             mel_errs.append(err)
             recons.append(self.recon_fn(fake, audio).item())
             t_gen += t1 - t0
@@ -135,9 +130,13 @@ class Validator:
             if write_samples and i < self.cfg.log.val_samples:
                 gen_paths.append(self._write_gen(fake, item, step, set_name))
                 gt_paths.append(self._write_gt(item, set_name))
+                t2 = time.perf_counter()
+                pics[0].append(self._write_picture(gen_paths[-1], fake_mel, fake.numel()))
+                pics[1].append(self._write_gt_picture(gt_paths[-1], true_mel, audio.numel()))
+                t_pic += time.perf_counter() - t2
         metrics = scorer.result()
         losses = {M.MEL_L1: _mean(mel_errs), self.cfg.loss.recon: _mean(recons)}
-        seconds = {"generator": t_gen, "recon": t_recon, **scorer.seconds}
+        seconds = {"generator": t_gen, "recon": t_recon, **scorer.seconds, "pictures": t_pic}
         return SetResult(
             set_name=set_name,
             step=step,
@@ -147,6 +146,7 @@ class Validator:
             duration=round(time.perf_counter() - started, 4),
             utterances=n,
             seconds=seconds,
+            pictures=pics[0] + pics[1],
         )
 
     def _rel(self, p: Path) -> str:
@@ -156,7 +156,7 @@ class Validator:
         d = sample_dir(self.run_dir, step, set_name)
         with self.storage("create", d):
             d.mkdir(parents=True, exist_ok=True)
-        p = d / f"{item.id}_gen.wav"
+        p = d / f"{item.id}{GEN_SUFFIX}.wav"
         with self.storage("write sample", p):
             write_wav(p, fake.view(-1).cpu().numpy(), self.cfg.audio.sample_rate)
         return self._rel(p)
@@ -171,6 +171,22 @@ class Validator:
                 with self.storage("write sample", p):
                     write_wav(p, item.audio, self.cfg.audio.sample_rate)
             self._gt_ok.add(p)
+        return self._rel(p)
+
+    def _write_picture(self, wav_rel: str, log_mel: torch.Tensor, samples: int) -> str:
+        """The mel picture beside ``wav_rel`` (run-dir relative); returns its relative path."""
+        p = picture_path(self.run_dir / wav_rel)
+        data = mel_picture(log_mel[0].cpu().numpy(), self.cfg.audio, samples)
+        with self.storage("write sample", p):
+            atomic_write_bytes(p, data)
+        return self._rel(p)
+
+    def _write_gt_picture(self, wav_rel: str, log_mel: torch.Tensor, samples: int) -> str:
+        """The ground truth's picture: written once per run, like its WAV."""
+        p = picture_path(self.run_dir / wav_rel)
+        if p not in self._gt_pic_ok:
+            self._write_picture(wav_rel, log_mel, samples)
+            self._gt_pic_ok.add(p)
         return self._rel(p)
 
 

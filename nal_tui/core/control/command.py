@@ -28,13 +28,20 @@ def trainer_command(
     nproc: int = 1,
     base: tuple[list[str], str] | None = None,
     new_branch: bool = False,
+    init_from: str | os.PathLike[str] | None = None,
+    init_generator_only: bool = False,
 ) -> tuple[list[str], str]:
-    """The trainer's command line and a name for its launcher."""
+    """The trainer's command line and a name for its launcher (``init_from``: a fine-tune
+    from that checkpoint, its generator only with ``init_generator_only``)."""
     args = ["train", "--config", str(config_path), "--run-dir", str(run_dir)]
     if resume is not None:
         args += ["--resume", str(resume)]
     elif new_branch:
         args.append("--new-branch")
+    if init_from is not None and resume is None:
+        args += ["--init-from", str(init_from)]
+        if init_generator_only:
+            args.append("--init-from-generator-only")
     if target_step is not None:
         args += ["--target-step", str(target_step)]
     if nproc > 1:

@@ -33,11 +33,14 @@ def start(
     env: dict[str, str] | None = None,
     wait_s: float,
     new_branch: bool = False,
+    init_from: str | os.PathLike[str] | None = None,
+    init_generator_only: bool = False,
 ) -> StartResult:
     """Launch the trainer for run dir ``rd`` (unless one is live there) and wait for it."""
     cmd, launcher = trainer_command(
         config_path, rd, resume=resume, target_step=target_step, nproc=nproc,
-        base=base, new_branch=new_branch,
+        base=base, new_branch=new_branch, init_from=init_from,
+        init_generator_only=init_generator_only,
     )  # fmt: skip
     res = StartResult(
         False, "", str(rd), cmd, launcher, nproc, log_path=str(rd / TRAIN_LOG),

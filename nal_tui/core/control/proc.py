@@ -156,8 +156,20 @@ def write_launch_file(run_dir: Path, pid: int) -> PidInfo | None:
     """
     try:
         p = psutil.Process(pid)
-        info = PidInfo(pid, p.create_time(), p.cmdline(), time.time(), str(run_dir))
+        cmdline = p.cmdline()
+        # Popen returns as soon as the child execs; the kernel lays out the new command
+        # line a moment later, and until then it reads empty. Wait for it (bounded); a
+        # child that exits meanwhile (a zombie shows no command line) is not recorded.
+        deadline = time.monotonic() + 10.0
+        while not cmdline and time.monotonic() < deadline:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                return None
+            time.sleep(0.01)
+            cmdline = p.cmdline()
+        info = PidInfo(pid, p.create_time(), cmdline, time.time(), str(run_dir))
     except psutil.Error:
+        return None
+    if not info.cmdline:
         return None
     path = run_dir / LAUNCH_FILE
     tmp = path.with_name(f".{LAUNCH_FILE}.{secrets.token_hex(4)}.tmp")

@@ -159,8 +159,10 @@ class RunSession:
         resume: str | None = None,
         wait_s: float = START_WAIT_S,
         new_branch: bool = False,
+        init_from: str | os.PathLike[str] | None = None,
+        init_generator_only: bool = False,
     ) -> StartResult:
-        """Start the trainer detached; wait (up to ``wait_s``) until it holds the run lock.
+        """Start the trainer detached (``init_from``: fine-tuning from that checkpoint); wait (up to ``wait_s``) until it holds the run lock.
 
         Without a run dir, the run goes to ``<logs>/<config name>`` (and the session
         follows it). A fresh start in a run dir that already holds a run is refused
@@ -186,6 +188,7 @@ class RunSession:
         return launch.start(
             rd, config_path, resume=resume, target_step=target_step, nproc=nproc,
             base=self.trainer_base, env=self.env, wait_s=wait_s, new_branch=new_branch,
+            init_from=init_from, init_generator_only=init_generator_only,
         )  # fmt: skip
 
     def resume(

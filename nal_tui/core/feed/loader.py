@@ -9,6 +9,11 @@ records the dashboard needs are parsed from the JSONL: every run_start, mileston
 and run_end, and the newest validation and checkpoint events. The newest blocks are
 always re-read from the JSONL, so windows, rates and the tail records are exact. Any
 mismatch between index and log makes the caller parse the JSONL from the start.
+
+A log without a usable index (none, stale, or far behind the log) gets one: ``build``
+(``reindex``) writes a fresh index aside, the load goes through it, and it is put in
+place for the next reader unless a trainer holds the log. ``preview`` reads just the
+log's end, so a screen can show the newest step before the whole history is in.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from collections.abc import Callable
 
 from nal_tui.core.feed.blocks import columns_block
 from nal_tui.core.feed.follow import FollowStats, LogFollower, Records
+from nal_tui.core.feed.reindex import IndexBuild, build_here
+from nal_tui.core.feed.tail import read_tail
 from nal_tui.core.reducer.state import RunState
 from trainer.events import index as ix
 from trainer.events import schema as ev
+from trainer.events.indexwrite import install_index
 from trainer.events.parse import line_error, parse_line
 
 log = logging.getLogger(__name__)
@@ -36,6 +44,10 @@ TAIL_ROWS = 300
 SUMMARY_MIN_SPAN = ix.BLOCK_STEPS * 1024
 KEEP_RECENT = 64  # validation / checkpoint events parsed from the history (newest ones)
 _RECENT_KINDS = (ix.KIND_VAL, ix.KIND_CHECKPOINT)
+# An index this far behind its log (a trainer that ran with the index off, or one killed
+# before its last flush) is brought up to date rather than parsing the rest on every open.
+REFRESH_BEHIND = 8 << 20
+PREVIEW_BYTES = 64 << 10  # the log's end that ``preview`` reads (> the 100-step averages)
 
 
 class StaleIndex(Exception):
@@ -53,25 +65,60 @@ def apply_batch(state: RunState, records: Records, stats: FollowStats) -> None:
         state.note_garbled(stats.new_garbled, stats.last_garbled)
 
 
+def preview(path: str | os.PathLike[str]) -> RunState:
+    """A state from the log's end only (its last run_start and last records): the newest
+    step, losses and rates at once; history before the tail is missing."""
+    state = RunState()
+    recs = read_tail(path, PREVIEW_BYTES)
+    if recs:
+        state.feed(recs)
+    return state
+
+
 def load_history(
-    follower: LogFollower, state: RunState, stopped: Callable[[], bool] = lambda: False
+    follower: LogFollower,
+    state: RunState,
+    stopped: Callable[[], bool] = lambda: False,
+    build: IndexBuild | None = build_here,
 ) -> FollowStats:
     """Everything complete in the follower's log now, into ``state``, fast: through the
     binary index when it matches the log, then the rest of the JSONL batch by batch; the
-    follower follows on from there. A truncation or replacement seen resets ``state``."""
+    follower follows on from there. A truncation or replacement seen resets ``state``.
 
-    def from_index(fd: int) -> tuple[int, int] | None:
-        idx = ix.IndexReader.open(follower.path, fd)
-        if idx is None:
-            return None
+    Without a usable index, ``build`` makes one and the load goes through it (the index is
+    left for the next reader); with ``build=None`` the JSONL is parsed instead.
+    """
+    name = follower.path.name
+
+    def through(idx: ix.IndexReader, fd: int) -> tuple[int, int] | None:
         try:
-            return apply_index(idx, fd, state, follower.path.name, stopped)
+            return apply_index(idx, fd, state, name, stopped)
         except StaleIndex as e:
             log.warning("event index of %s not used: %s", follower.path, e)
             state.reset()
             return None
         finally:
             idx.close()
+
+    def from_index(fd: int) -> tuple[int, int] | None:
+        idx = ix.IndexReader.open(follower.path, fd)
+        fresh = idx is None
+        if idx is not None:
+            if build is None or os.fstat(fd).st_size - idx.covered <= REFRESH_BEHIND:
+                got = through(idx, fd)
+                if got is not None or build is None:
+                    return got
+                fresh = True  # stale: its blocks are not to be kept
+            else:
+                idx.close()
+        if build is None or stopped():
+            return None
+        built = build(follower.path, fresh)
+        if built is None:
+            return None
+        idx = ix.IndexReader.open(follower.path, fd, built)  # opened: survives the rename
+        install_index(follower.path, built)
+        return None if idx is None else through(idx, fd)
 
     return follower.load(lambda recs, stats: apply_batch(state, recs, stats), from_index)
 
@@ -158,10 +205,10 @@ def apply_index(
 
 
 def _summary_fits(b: ix.BlockInfo, recs: list[tuple[int, dict]]) -> bool:
-    """run_start only before the block's rows, run_end only after them."""
+    """run_start and recovery only before the block's rows, run_end only after them."""
     for pos, rec in recs:
         name = rec[ev.K_EVENT]
-        if name == ev.RunStart.EVENT and pos != 0:
+        if name in (ev.RunStart.EVENT, ev.Recovery.EVENT) and pos != 0:
             return False
         if name == ev.RunEnd.EVENT and pos != b.n_steps:
             return False

@@ -11,6 +11,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
+from nal_tui.core.reducer.progress import STALL_FACTOR, STALL_MIN_S, stall_limit
 from nal_tui.core.reducer.views import AlertRow
 from nal_tui.core.vocab import LEVEL_ERROR, LEVEL_WARNING
 from trainer.events.index import BLOCK_STEPS
@@ -234,24 +235,26 @@ class BackwardsDetector:
 class StallDetector:
     """No event for ``factor`` x the usual interval (at least ``min_s``) while running."""
 
-    def __init__(self, alerts: AlertLog, factor: float = 20.0, min_s: float = 60.0) -> None:
+    def __init__(
+        self, alerts: AlertLog, factor: float = STALL_FACTOR, min_s: float = STALL_MIN_S
+    ) -> None:
         self.alerts, self.factor, self.min_s = alerts, factor, min_s
         self.open = False
 
     def limit(self, usual: float | None, last_pause_s: float) -> float | None:
-        if usual is None:
-            return None
-        return max(self.factor * usual, self.min_s, 3.0 * last_pause_s)
+        return stall_limit(usual, last_pause_s, self.factor, self.min_s)
 
-    def check(self, since: float | None, limit: float | None, step, now: float, usual) -> None:
+    def check(
+        self, since: float | None, limit: float | None, step, now: float, usual, starting=False
+    ) -> None:
+        """``since``: seconds the live trainer has been silent (time without a trainer is not
+        counted); ``starting``: it has not written its run_start yet (start-up)."""
         if since is not None and limit is not None and since > limit and not self.open:
             self.open = True
-            self.alerts.add(
-                AlertRow(
-                    ALERT_STALLED,
-                    LEVEL_WARNING,
-                    step,
-                    f"no event for {since:.0f} s (usual interval {(usual or 0):.2f} s)",
-                    now,
-                )
+            msg = (
+                f"the trainer started {since:.0f} s ago and has not begun its run (start-up: "
+                f"loading torch, checking the corpus, building the models); see its train.log"
+                if starting
+                else f"no event for {since:.0f} s (usual interval {(usual or 0):.2f} s)"
             )
+            self.alerts.add(AlertRow(ALERT_STALLED, LEVEL_WARNING, step, msg, now))

@@ -59,19 +59,25 @@ def progress_view(st: RunState) -> ProgressView:
     p = st.progress
     live = st.status in ACTIVE_STATUSES | {STATUS_STALE}
     nxt, nxt_eta = p.next_checkpoint() if live else (None, None)
-    sps = p.seconds_per_step
-    samples = [v for v in p.samples_s if v == v]
+    rate = p.steps_per_s
+    if rate is not None and st.batch_size > 0:
+        # What the screen multiplies out: steps/s x batch per rank x ranks.
+        samples_s: float | None = rate * st.batch_size * max(1, st.world_size or 1)
+    else:  # no run_start yet: the trainer's own figure
+        samples = [v for v in p.samples_s if v == v]
+        samples_s = sorted(samples)[len(samples) // 2] if samples else None
     return ProgressView(
         p.step,
         p.target_step,
         p.fraction,
         p.epoch,
-        1.0 / sps if sps else None,
-        sorted(samples)[len(samples) // 2] if samples else None,
+        rate,
+        samples_s,
         p.eta_s() if live else None,
         nxt,
         nxt_eta,
         not live and st.records > 0,
+        p.eta_range_s() if live else None,
     )
 
 

@@ -10,6 +10,30 @@ from collections.abc import Iterable, Sequence
 
 DEFAULT_MILESTONE_EVERY = 10_000
 MAX_MILESTONES_PER_JUMP = 64  # an absurd jump in steps marks only the newest ones
+# A silence of STALL_FACTOR x the usual (median) event interval, and at least STALL_MIN_S, is
+# a stall: the stall alert fires on it, and the rate leaves such an interval out (it is not
+# the machine's pace; the alert says what happened).
+STALL_FACTOR = 20.0
+STALL_MIN_S = 60.0
+# A trainer writes no event while it starts (loading torch, checking the corpus, building the
+# models): that silence is a stall only past this long, not by the step interval.
+STARTUP_STALL_S = 600.0
+START_CLOCK_SLACK_S = 1.0  # a run_start this much older than the PID file is a previous one
+RATE_CHUNKS = 4  # the rate window is cut in this many stretches to see how steady it is
+NOISY_SPREAD = 0.25  # stretches' rates this far apart (relative): the ETA shows a range
+PAUSE_VAL, PAUSE_CKPT = "val", "checkpoint"
+
+
+def stall_limit(
+    usual: float | None,
+    last_pause_s: float = 0.0,
+    factor: float = STALL_FACTOR,
+    min_s: float = STALL_MIN_S,
+) -> float | None:
+    """How long a silence may last before it is a stall (None: no usual interval yet)."""
+    if usual is None:
+        return None
+    return max(factor * usual, min_s, 3.0 * last_pause_s)
 
 
 def median(xs: Iterable[float]) -> float | None:
@@ -18,10 +42,17 @@ def median(xs: Iterable[float]) -> float | None:
 
 
 class Progress:
-    """Step, target, epoch and rates. ``rate_window`` step intervals feed the median rate;
-    intervals across a pause (validation, checkpoint, restart) are left out."""
+    """Step, target, epoch and rates. The rate is time-weighted (steps / seconds) over the
+    last ``rate_window`` step intervals; intervals across a pause (validation, checkpoint,
+    restart) and stalls are left out, and the ETA adds the pauses still to come."""
 
-    def __init__(self, rate_window: int = 100, milestone_every: int | None = None) -> None:
+    def __init__(
+        self,
+        rate_window: int = 100,
+        milestone_every: int | None = None,
+        stall: tuple[float, float] = (STALL_FACTOR, STALL_MIN_S),
+    ) -> None:
+        self.stall = stall  # (factor, min_s): what the stall alert calls a stall
         self.step: int | None = None
         self.max_step: int | None = None
         self.target_step: int | None = None
@@ -34,6 +65,8 @@ class Progress:
         self.event_dt: deque[float] = deque(maxlen=rate_window)
         self.samples_s: deque[float] = deque(maxlen=20)
         self.step_time: deque[float] = deque(maxlen=20)
+        self.intervals: deque[tuple[int, float]] = deque(maxlen=rate_window)  # (steps, s)
+        self.pause_s: dict[str, float] = {PAUSE_VAL: 0.0, PAUSE_CKPT: 0.0}  # the newest each
         self.ref: tuple[int, float] | None = None  # last step row; None after a pause
         self.last_pause_s = 0.0
         self.reached: dict[int, float] = {}
@@ -41,10 +74,14 @@ class Progress:
 
     # ---- inputs
 
-    def pause(self, duration: float = 0.0) -> None:
+    def pause(self, duration: float = 0.0, kind: str | None = None) -> None:
+        """A pause in stepping (``kind``: PAUSE_VAL or PAUSE_CKPT, whose cost the ETA adds
+        for each one to come)."""
         self.ref = None
         if duration:
             self.last_pause_s = max(self.last_pause_s * 0.5, duration)
+            if kind in self.pause_s and math.isfinite(duration) and duration > 0:
+                self.pause_s[kind] = duration
 
     def rows(self, steps: Sequence[int], ts: Sequence[float], rising: bool) -> None:
         """Step rows in log order: position, milestones, rate intervals."""
@@ -82,6 +119,7 @@ class Progress:
         if ds > 0 and dt >= 0:
             self.step_dt.append(dt / ds)
             self.event_dt.append(dt)
+            self.intervals.append((ds, dt))
 
     # ---- milestones
 
@@ -143,12 +181,36 @@ class Progress:
 
     # ---- rates
 
+    def rates(self) -> tuple[float, float, float] | None:
+        """(steps/s, slowest, fastest stretch's steps/s) over the recent window: steps
+        done / seconds taken, stalls left out; the trainer's own step time when the log has
+        no intervals yet. None when nothing is known."""
+        limit = stall_limit(self.usual_interval, 0.0, *self.stall)
+        iv = [(ds, dt) for ds, dt in self.intervals if limit is None or dt <= limit]
+        secs = sum(dt for _, dt in iv)
+        if secs <= 0:
+            m = median(self.step_time)
+            return (1.0 / m,) * 3 if m is not None and m > 0 else None
+        rate = sum(ds for ds, _ in iv) / secs
+        lo = hi = rate
+        if len(iv) >= 2 * RATE_CHUNKS:
+            n = len(iv)
+            parts = [
+                iv[i * n // RATE_CHUNKS : (i + 1) * n // RATE_CHUNKS] for i in range(RATE_CHUNKS)
+            ]
+            each = [sum(ds for ds, _ in c) / t for c in parts if (t := sum(dt for _, dt in c)) > 0]
+            lo, hi = min(each + [rate]), max(each + [rate])
+        return rate, lo, hi
+
+    @property
+    def steps_per_s(self) -> float | None:
+        r = self.rates()
+        return r[0] if r else None
+
     @property
     def seconds_per_step(self) -> float | None:
-        m = median(self.step_dt)
-        if m is None or m <= 0:
-            m = median(self.step_time)
-        return m if m is not None and m > 0 else None
+        sps = self.steps_per_s
+        return 1.0 / sps if sps else None
 
     @property
     def usual_interval(self) -> float | None:
@@ -160,13 +222,38 @@ class Progress:
             return 0.0
         return min(1.0, max(0.0, self.step / self.target_step))
 
+    def pauses_until(self, step: int) -> float:
+        """Seconds of validation and checkpoint pauses from now up to ``step``, at their
+        newest measured cost."""
+        now = self.step or 0
+        total = 0.0
+        for every, kind in ((self.val_every, PAUSE_VAL), (self.checkpoint_every, PAUSE_CKPT)):
+            if every > 0 and step > now:
+                total += (step // every - now // every) * self.pause_s[kind]
+        return total
+
     def eta_s(self) -> float | None:
+        """Seconds to the target: the steps left at the recent rate plus the pauses ahead."""
         if self.step is None or not self.target_step:
             return None
         if self.step >= self.target_step:
             return 0.0
-        sps = self.seconds_per_step
-        return None if sps is None else (self.target_step - self.step) * sps
+        sps = self.steps_per_s
+        if sps is None:
+            return None
+        return (self.target_step - self.step) / sps + self.pauses_until(self.target_step)
+
+    def eta_range_s(self) -> tuple[float, float] | None:
+        """(soonest, latest) ETA when the rate is noisy (its stretches differ by more than
+        NOISY_SPREAD); None when it is steady or unknown."""
+        r = self.rates()
+        if r is None or self.step is None or not self.target_step or self.step >= self.target_step:
+            return None
+        rate, lo, hi = r
+        if lo <= 0 or (hi - lo) / rate < NOISY_SPREAD:
+            return None
+        left, pauses = self.target_step - self.step, self.pauses_until(self.target_step)
+        return left / hi + pauses, left / lo + pauses
 
     def next_checkpoint(self) -> tuple[int | None, float | None]:
         if self.step is None or self.checkpoint_every <= 0:

@@ -182,6 +182,21 @@ class MinMaxSeries:
     def last_step(self) -> int | None:
         return self.segments[-1].last if self.segments else None
 
+    def extremes(self) -> tuple[float, int, float, int] | None:
+        """(min, its step, max, its step) over the finite values; None when there is none.
+
+        The step is the first step of the bucket that holds the extreme: exact while a
+        bucket is one step wide (``width`` 1), else within ``width`` steps after it.
+        """
+        lo, lo_s, hi, hi_s = _INF, 0, -_INF, 0
+        for seg in self.segments:
+            for i in range(len(seg.lo)):
+                if seg.lo[i] < lo:
+                    lo, lo_s = seg.lo[i], seg.x0[i]
+                if seg.hi[i] > hi:
+                    hi, hi_s = seg.hi[i], seg.x0[i]
+        return None if lo > hi else (lo, lo_s, hi, hi_s)
+
     def _segment_for(self, x: int) -> _Segment:
         seg = self.segments[-1] if self.segments else None
         if seg is None or (len(seg) and x <= seg.last):

@@ -28,7 +28,13 @@ from nal_tui.core.reducer.detectors import (
     StallDetector,
 )
 from nal_tui.core.reducer.losses import LossTrack
-from nal_tui.core.reducer.progress import Progress
+from nal_tui.core.reducer.progress import (
+    PAUSE_CKPT,
+    PAUSE_VAL,
+    START_CLOCK_SLACK_S,
+    STARTUP_STALL_S,
+    Progress,
+)
 from nal_tui.core.reducer.series import is_rising
 from nal_tui.core.reducer.summary import apply_summary
 from nal_tui.core.reducer.summary import summary_ok as _summary_ok
@@ -65,6 +71,7 @@ from trainer.events.schema import (
 _E_RUN_START, _E_STEP, _E_VAL = ev.RunStart.EVENT, ev.Step.EVENT, ev.Val.EVENT
 _E_CKPT, _E_MILESTONE = ev.Checkpoint.EVENT, ev.Milestone.EVENT
 _E_ALERT, _E_RUN_END = ev.Alert.EVENT, ev.RunEnd.EVENT
+_E_RECOVERY = ev.Recovery.EVENT
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,7 @@ class RunState:
     def reset(self) -> None:
         """Forget the log (truncated or replaced); what is known of the process stays."""
         o = self.opts
-        self.progress = Progress(o.rate_window, o.milestone_every)
+        self.progress = Progress(o.rate_window, o.milestone_every, (o.stall_factor, o.stall_min_s))
         self.losses = {k: LossTrack(k, o.avg_window) for k in LOSS_KEYS}
         self.alerts = AlertLog()
         self.nonfinite = NonfiniteDetector(self.alerts)
@@ -267,8 +274,14 @@ class RunState:
         self._update_status()
         if self.status == STATUS_RUNNING and self.pid_state in (PID_LIVE, PID_NONE):
             p = self.progress
-            limit = self.stall.limit(p.usual_interval, p.last_pause_s)
-            self.stall.check(self.since_last_event(now), limit, p.step, now, p.usual_interval)
+            since = self.since_last_event(now)
+            if since is not None and self.pid_state == PID_LIVE and self.pid_started is not None:
+                since = min(since, max(0.0, now - self.pid_started))  # no trainer, no clock
+            starting = self.starting_up
+            limit = (
+                STARTUP_STALL_S if starting else self.stall.limit(p.usual_interval, p.last_pause_s)
+            )
+            self.stall.check(since, limit, p.step, now, p.usual_interval, starting)
         if (self.status, self.alerts.total) != before:
             self.version += 1
 
@@ -298,6 +311,15 @@ class RunState:
     @property
     def step(self) -> int | None:
         return self.progress.step
+
+    @property
+    def starting_up(self) -> bool:
+        """A live trainer whose PID file is newer than the log's last run_start: it is still
+        starting (it writes run_start once its run directory is open)."""
+        if self.pid_state != PID_LIVE or self.pid_started is None:
+            return False
+        t = None if self.run_start is None else self.run_start.get(ev.K_TIME)
+        return not isinstance(t, (int, float)) or t < self.pid_started - START_CLOCK_SLACK_S
 
     @property
     def target_step(self) -> int | None:
@@ -372,10 +394,10 @@ class RunState:
             p.pause()
             self._on_run_start(rec)
         elif kind == _E_VAL:
-            p.pause(float(rec.get("duration", 0.0)))
+            p.pause(float(rec.get("duration", 0.0)), PAUSE_VAL)
             self.validation.add(rec)
         elif kind == _E_CKPT:
-            p.pause(float(rec.get("duration", 0.0)))
+            p.pause(float(rec.get("duration", 0.0)), PAUSE_CKPT)
             self.checkpoints.add(rec)
         elif kind == _E_MILESTONE:
             p.reached.setdefault(step, t)
@@ -393,6 +415,9 @@ class RunState:
                     t,
                     source="trainer",
                 )
+        elif kind == _E_RECOVERY:
+            p.pause()
+            self._on_recovery(rec)
         elif kind == _E_RUN_END:
             p.pause()
             if refused_start("run_end" if self.ended else None, rec["status"]):
@@ -438,18 +463,29 @@ class RunState:
         p.milestone_run = rec.get("milestone_every", 0)
         if rec["target_step"]:
             p.target_step = rec["target_step"]
-        start = rec["start_step"]
+        self._start_at(rec, rec["start_step"])
+        self.ended = False
+        self.end_status = None
+        self.end_t = None
+        self._stopping = False
+        self._crash_alerted = False
+
+    def _on_recovery(self, rec: dict[str, Any]) -> None:
+        """The trainer went back in-process (train.recover): the branch rule of a run_start
+        at the step it went back to (a marker on the charts, the abandoned steps dropped)."""
+        self._start_at(rec, rec["step"])
+        self.nonfinite.open = False
+
+    def _start_at(self, rec: dict[str, Any], start: int) -> None:
+        """Training (re)starts at ``start``: the branch rule (steps past it abandoned, a
+        marker on the charts), and the rate windows begin afresh."""
+        p = self.progress
         drop = self.branches.at_run_start(rec, start, p.step, p.max_step)
         if drop is not None:
             self._abandon(drop, float(rec[ev.K_TIME]))
         p.step = start
         self._after_start = True
         self.imbalance.reset_window()
-        self.ended = False
-        self.end_status = None
-        self.end_t = None
-        self._stopping = False
-        self._crash_alerted = False
 
     def _abandon(self, drop: Abandon, t: float) -> None:
         """The steps after ``drop.keep`` belong to an abandoned branch (or were lost in a

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nal_tui.core.reducer.series import MinMaxSeries
+from trainer.config.threads import BusyProcess
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class ProgressView:
     next_checkpoint_step: int | None  # None once the run ended
     next_checkpoint_eta_s: float | None
     ended: bool
+    # (soonest, latest) ETA when the recent rate is noisy; None when it is steady.
+    eta_range_s: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,3 +137,6 @@ class SystemView:
     proc_note: str = ""
     cores: int = 1
     extra: dict[str, str] = field(default_factory=dict)
+    threads: int | None = None  # the run's trainer threads per process (train.threads)
+    threads_auto: bool = True  # train.threads 0: one per physical core
+    busy: tuple[BusyProcess, ...] = ()  # other processes keeping CPUs busy, busiest first

@@ -254,6 +254,20 @@ class BigChart(SeriesChart):
     BigChart { height: 1fr; width: 1fr; }
     """
     AXIS_W = 10  # a value label is at most 9 cells (fmt_value), plus the tick
+    _subtitles: tuple[str, ...] = ()
+
+    def set_subtitles(self, *choices: str) -> None:
+        """The border's subtitle: the first of ``choices`` that fits whole at this width
+        (chosen again on resize: a border cuts what is too long mid-word)."""
+        self._subtitles = choices
+        self._fit_subtitle()
+
+    def _fit_subtitle(self) -> None:
+        fits = [c for c in self._subtitles if len(c) + 6 <= self.size.width]
+        self.border_subtitle = fits[0] if fits else (self._subtitles[-1] if self._subtitles else "")
+
+    def on_resize(self) -> None:
+        self._fit_subtitle()
 
     def render(self) -> Text:
         w, h = self.size.width, self.size.height

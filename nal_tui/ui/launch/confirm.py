@@ -36,6 +36,8 @@ class LaunchRequest:
     checkpoint: str | None = None
     run_dir: Path | None = None
     new_branch: bool = False
+    init_from: str | None = None
+    init_generator_only: bool = False
 
 
 def preflight_text(report: Any) -> Text:
@@ -94,9 +96,14 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         self._given = report  # a preflight report that is still current (not run again)
         self.checking = self.check is not None
         self._confirm_pending = False
+        self._gen = 0  # bumped when the checks run again: an older result is dropped
 
     def describe(self) -> Text:
         return Text()
+
+    def extra_fields(self) -> ComposeResult:
+        """Fields after the target step (the start dialog's fine-tune source)."""
+        yield from ()
 
     def compose(self) -> ComposeResult:
         # Keys and fields first, the preflight report last: a long report scrolls, but what
@@ -119,6 +126,7 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
                     restrict=r"[0-9]*",
                     placeholder="from the config",
                 )
+            yield from self.extra_fields()
             yield Static("", id="launch-error")
             yield Static("[b]Preflight[/b]", classes="section")
             yield Static(
@@ -133,14 +141,26 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         elif self.check is not None:
             self._run_check()
 
+    def call_check(self) -> Any:
+        """Run the checks (in the preflight worker); subclasses pass the fields' options."""
+        return self.check()  # type: ignore[misc]
+
     @work(thread=True, exclusive=True, group="preflight")
-    def _run_check(self) -> None:
+    def _run_check(self, gen: int = 0) -> None:
         try:
-            report = self.check()  # type: ignore[misc]
+            report = self.call_check()
         except Exception as e:  # noqa: BLE001 - a crashing check is shown, not raised
-            self.app.call_from_thread(self._show_error, f"preflight failed to run: {e}")
+            self.app.call_from_thread(self._checked, None, f"preflight failed to run: {e}", gen)
             return
-        self.app.call_from_thread(self._show_report, report)
+        self.app.call_from_thread(self._checked, report, "", gen)
+
+    def _checked(self, report: Any, error: str, gen: int) -> None:
+        if gen != self._gen:
+            return  # the fields changed since: a newer run of the checks is on its way
+        if report is None:
+            self._show_error(error)
+        else:
+            self._show_report(report)
 
     def _show_report(self, report: Any) -> None:
         self.report, self.checking = report, False
@@ -157,8 +177,14 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
             self.action_confirm()
 
     def _show_error(self, msg: str) -> None:
-        self.checking = False
+        self.checking, self._confirm_pending = False, False
         self.query_one("#preflight", Static).update(Text(msg, style="bold red"))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # A typed path holds '-' and '=': there they are text, not the process count keys.
+        if action == "nproc" and isinstance(self.focused, Input) and self.focused.type == "text":
+            return False
+        return True
 
     def action_nproc(self, delta: int) -> None:
         box = self.query_one("#nproc", Input)
@@ -209,22 +235,87 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
 
 class StartScreen(LaunchScreen):
     """Confirm starting a new run from a config (or, ``new_branch``, starting over from step
-    0 in a run dir that holds a run: its checkpoints are moved aside)."""
+    0 in a run dir that holds a run: its checkpoints are moved aside).
 
+    ``init from``: a checkpoint to fine-tune from (another run's, or an imported run's;
+    empty: from scratch), ctrl+g its generator only. Preflight runs again (with its
+    fine-tune check) a moment after either changes; ``check`` takes ``init_from`` and
+    ``init_generator_only``."""
+
+    BINDINGS = [
+        Binding("ctrl+g", "generator_only", "Generator only", show=False, priority=True),
+    ]
     TITLE = "Start training"
     VERB = "start"
+    RECHECK_S = 0.5  # typing pauses this long before the checks run again
 
     def __init__(
         self,
         config_path: Path,
         run_dir: Path | None,
         new_branch: RunHistory | None = None,
+        *,
+        init_from: str = "",
+        init_generator_only: bool = False,
         **kw: Any,
     ) -> None:
         self.config_path, self.run_dir, self.branch_of = config_path, run_dir, new_branch
+        self.init_from, self.generator_only = init_from, init_generator_only
+        self._check_fn = kw.get("check")  # kept: the welcome's report is not for a fine-tune
+        self._recheck_timer: Any = None
         if new_branch is not None:
             self.TITLE = "Start over as a new branch"
         super().__init__(**kw)
+
+    def extra_fields(self) -> ComposeResult:
+        with Horizontal(classes="field"):
+            yield Label("init from     ")
+            yield Input(
+                self.init_from, id="init-from", placeholder="checkpoint path (empty: scratch)"
+            )
+            yield Static(self._gen_only_text(), id="gen-only")
+
+    def _gen_only_text(self) -> Text:
+        return Text.assemble(
+            ("G only " + ("on" if self.generator_only else "off"), "bold"), (" ^g", "dim")
+        )
+
+    def _source(self) -> str | None:
+        v = self.init_from.strip()
+        return str(Path(v).expanduser()) if v else None
+
+    def call_check(self) -> Any:
+        src = self._source()
+        if src is None:
+            return self.check()  # type: ignore[misc]
+        return self.check(init_from=src, init_generator_only=self.generator_only)  # type: ignore[misc]
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "init-from" or event.value == self.init_from:
+            return
+        event.stop()
+        self.init_from = event.value
+        self._recheck()
+
+    def action_generator_only(self) -> None:
+        self.generator_only = not self.generator_only
+        self.query_one("#gen-only", Static).update(self._gen_only_text())
+        if self._source() is not None:
+            self._recheck()
+
+    def _recheck(self) -> None:
+        """The checks again, a moment after the last change (Enter meanwhile waits)."""
+        if self._check_fn is None:
+            return
+        self.check, self.report, self.checking = self._check_fn, None, True
+        self._gen += 1
+        self._error("")
+        self.query_one("#preflight", Static).update("running preflight checks…")
+        if self._recheck_timer is not None:
+            self._recheck_timer.stop()
+        self._recheck_timer = self.set_timer(
+            self.RECHECK_S, lambda gen=self._gen: self._run_check(gen)
+        )
 
     def describe(self) -> Text:
         t = Text()
@@ -246,17 +337,19 @@ class StartScreen(LaunchScreen):
         return t
 
     def request(self, nproc: int, target: int | None) -> LaunchRequest:
+        src = self._source()
         return LaunchRequest(
-            nproc, target, run_dir=self.run_dir, new_branch=self.branch_of is not None
-        )
+            nproc, target, run_dir=self.run_dir, new_branch=self.branch_of is not None,
+            init_from=src, init_generator_only=src is not None and self.generator_only,
+        )  # fmt: skip
 
 
 class ResumeScreen(LaunchScreen):
     """Confirm resuming a run from a checkpoint, maybe with a new target step.
 
-    ``later``: steps of the live branch's checkpoints after this one (a resume from it starts
-    a new branch and moves them aside); ``abandoned``: the checkpoint lies on an abandoned
-    branch (resuming brings it back and moves the live branch aside).
+    ``later``: the live checkpoints (run-dir relative paths) that resuming from this one
+    moves aside (the trainer's plan: a new branch); ``abandoned``: the checkpoint lies on an
+    abandoned branch (resuming brings it back and moves those live ones aside).
     """
 
     TITLE = "Resume training"
@@ -269,7 +362,7 @@ class ResumeScreen(LaunchScreen):
         checkpoint_step: int | None,
         verified: str,
         *,
-        later: tuple[int, ...] = (),
+        later: tuple[str, ...] = (),
         abandoned: bool = False,
         **kw: Any,
     ) -> None:
@@ -293,20 +386,25 @@ class ResumeScreen(LaunchScreen):
         t.append(f"{name}{step}  ")
         t.append(self.verified, style="green" if self.verified.startswith("✔") else "yellow")
         aside = ASIDE_DIR
+        names = ", ".join(Path(clean(p)).name for p in self.later[:8])
+        more = f" and {len(self.later) - 8} more" if len(self.later) > 8 else ""
         if self.abandoned:
             t.append("\nThis checkpoint is on an abandoned branch. ", style="bold yellow")
             t.append(
                 "Resuming moves it (and the checkpoints it descends from) back onto the live "
-                f"branch; the live branch's checkpoints after step {self.checkpoint_step or 0:,} "
-                f"are moved aside to {aside}, not deleted."
+                "branch; "
+                + (
+                    f"these live checkpoints, not its ancestors, are moved aside to {aside}, "
+                    f"not deleted: {names}{more}."
+                    if self.later
+                    else "no live checkpoint is moved aside."
+                )
             )
         elif self.later:
-            steps = ", ".join(f"{s:,}" for s in self.later[:6])
-            more = f" and {len(self.later) - 6} more" if len(self.later) > 6 else ""
             t.append("\nThis starts a new branch: ", style="bold yellow")
             t.append(
-                f"the live checkpoints after it (step {steps}{more}) are moved aside to "
-                f"{aside}, not deleted; they stay in the table and can be resumed."
+                f"these live checkpoints are moved aside to {aside}, not deleted (they stay "
+                f"in the table and can be resumed): {names}{more}."
             )
         t.append(
             "\nThe trainer checks the checkpoint again (hash and load test) before it starts.",

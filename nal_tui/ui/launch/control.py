@@ -19,7 +19,13 @@ from textual.worker import get_current_worker
 
 from nal_tui import preflight
 from nal_tui.core.control.results import StartResult, StopResult
-from nal_tui.core.control.rundir import RunHistory, config_file, run_history, suggest_run_dir
+from nal_tui.core.control.rundir import (
+    RunHistory,
+    config_file,
+    moved_aside_by,
+    run_history,
+    suggest_run_dir,
+)
 from nal_tui.core.control.runs import find_runs
 from nal_tui.core.control.session import RunSession
 from nal_tui.core.defaults import default_run_dir
@@ -54,8 +60,11 @@ class RunControl:
         changed: Callable[[], None],
         table: Callable[[], CheckpointTable],
         show_welcome: Callable[[str | Text], None],
+        read_only: bool = False,
     ) -> None:
         self._app, self.session, self.feeds = app, session, feeds
+        self.read_only = read_only
+        """Start, stop, resume and kill are refused (nal-tui serve without --allow-control)."""
         self.config_path, self.build_models = Path(config_path), build_models
         self.stop_grace_s = stop_grace_s
         self.toast, self._open_run, self._changed = toast, open_run, changed
@@ -112,7 +121,19 @@ class RunControl:
 
     # ---- start (s)
 
+    def refused(self, what: str) -> bool:
+        """In a read-only dashboard: say so (a toast) and return True."""
+        if self.read_only:
+            self.toast(
+                f"{what}: refused, this dashboard is read-only "
+                "(nal-tui serve --allow-control allows it)",
+                severity="warning",
+            )
+        return self.read_only
+
     def start(self) -> None:
+        if self.refused("start"):
+            return
         if self.session.trainer().live:
             self.toast(
                 "a trainer is already running in this run; stop it first (x)", severity="warning"
@@ -139,9 +160,10 @@ class RunControl:
     def _confirm_start(self, rd: Path | None, branch_of: RunHistory | None = None) -> None:
         """The start confirmation, with the welcome screen's preflight when it still holds."""
         new_branch = branch_of is not None
-        check = lambda: preflight.run_checks(  # noqa: E731
+        check = lambda init_from=None, init_generator_only=False: preflight.run_checks(  # noqa: E731
             self.config_path, rd, build_models=self.build_models,
             logs_dir=self.session.logs_dir, new_branch=new_branch,
+            init_from=init_from, init_generator_only=init_generator_only,
         )  # fmt: skip
         report = self.welcome_report(rd) if not new_branch else None
         screen = StartScreen(self.config_path, rd, branch_of, check=check, report=report)
@@ -162,15 +184,23 @@ class RunControl:
     def _start_confirmed(self, req: LaunchRequest | None) -> None:
         if req is not None:
             what = "starting over as a new branch" if req.new_branch else "starting the trainer"
+            if req.init_from:
+                only = " (generator only)" if req.init_generator_only else ""
+                what += f", fine-tuning from {Path(req.init_from).name}{only},"
             self.toast(f"{what} with {req.nproc} process(es)…")
             in_thread(self._app, "control", self._launch, None, req)
 
     # ---- resume (r, Enter in the table)
 
     def resume(self, checkpoint: str | None = None) -> None:
+        if self.refused("resume"):
+            return
         rd, st, rows = self.run_dir, self.feeds.state, self.feeds.rows
-        if rd is None or self.session.problem() is not None:
-            self.toast("no run to resume; start one with s", severity="warning")
+        problem = self.session.problem()
+        if rd is None or problem is not None:
+            # The session's own words name a mistyped run dir's neighbours ("did you mean").
+            why = f"{problem}; " if rd is not None and problem else ""
+            self.toast(f"{why}no run to resume; start one with s", severity="warning")
             return
         if self.session.trainer().live:
             if st.ended:  # run_end is written; the process is still exiting
@@ -187,9 +217,9 @@ class RunControl:
         row = table.row_for(checkpoint) if checkpoint is not None else None
         verified = verified_cell(row).plain if row is not None else "verified when it starts"
         target = str(rd / checkpoint) if checkpoint is not None else "latest"
-        later: tuple[int, ...] = ()
-        if row is not None and not row.abandoned:
-            later = tuple(r.step for r in rows if not r.abandoned and r.step > row.step)
+        # Every checkpoint the trainer will move aside, by its own plan (for an abandoned
+        # one: the live checkpoints that are not its ancestors, whatever their step).
+        later = moved_aside_by(rd, checkpoint) if row is not None else ()
         check = lambda: preflight.run_checks(  # noqa: E731
             config_file(rd), run_dir=rd, resume=target, build_models=False,
             logs_dir=self.session.logs_dir,
@@ -227,7 +257,8 @@ class RunControl:
             fresh = RunSession(rd, logs_dir=s.logs_dir, trainer_base=s.trainer_base, env=s.env)
             res = fresh.start(
                 self.config_path, target_step=req.target_step, nproc=req.nproc,
-                new_branch=req.new_branch,
+                new_branch=req.new_branch, init_from=req.init_from,
+                init_generator_only=req.init_generator_only,
             )  # fmt: skip
         else:
             res = s.resume(checkpoint, target_step=req.target_step, nproc=req.nproc,
@@ -253,6 +284,8 @@ class RunControl:
     # ---- stop (x)
 
     def stop(self) -> None:
+        if self.refused("stop"):
+            return
         st = self.session.trainer()
         if self.run_dir is None or not st.live:
             self.toast("no trainer is running in this run", severity="warning")

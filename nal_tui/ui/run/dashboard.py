@@ -30,6 +30,7 @@ from nal_tui.ui.run.progress import ProgressPanel
 from nal_tui.ui.run.system import SystemPanel
 from nal_tui.ui.run.validation import ValidationPanel
 from nal_tui.ui.widgets.base import TextPanel
+from nal_tui.ui.widgets.fmt import fmt_value
 
 COMPACT_W, COMPACT_H = 100, 30  # below either: one column, details in the facts panel
 MEDIUM_W, MEDIUM_H = 140, 40  # below either: two columns, fewer right-hand panels
@@ -54,6 +55,20 @@ def size_class(width: int, height: int) -> str:
     if width < MEDIUM_W or height < MEDIUM_H:
         return "medium"
     return "wide"
+
+
+def loss_extremes(st: RunState, key: str) -> str:
+    """``now 1.2 · min 0.9 @4,100 · max 80 @12 · `` for the big chart's subtitle (a loss's
+    best is its min); ``~`` marks a step known to within the chart's bucket width."""
+    track = st.losses.get(key)
+    ext = track.series.extremes() if track is not None else None
+    if ext is None:
+        return ""
+    lo, lo_s, hi, hi_s = ext
+    approx = "~" if track.series.width > 1 else ""
+    now = track.current
+    head = f"now {fmt_value(now)} · " if now is not None else ""
+    return f"{head}min {fmt_value(lo)} @{approx}{lo_s:,} · max {fmt_value(hi)} @{approx}{hi_s:,} · "
 
 
 class Dashboard(Horizontal):
@@ -123,6 +138,8 @@ class Dashboard(Horizontal):
         )
         big = self.query_one(BigChart)
         big.border_title = f"{loss_label(LOSS_KEYS[selected], rn)} · whole run · {flags}"
-        big.border_subtitle = (
+        keys = (
             f"m smooth: {'on' if big.smooth else 'off'} · l log: {'on' if big.log_scale else 'off'}"
         )
+        stats = loss_extremes(st, LOSS_KEYS[selected])
+        big.set_subtitles(stats + keys, keys)  # the figures when they fit whole

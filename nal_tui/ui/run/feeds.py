@@ -1,7 +1,9 @@
 """Keeping the dashboard's state current: the run's log (history, then follow), the
 checkpoints on disk, system figures.
 
-The history loads in a thread worker (opening another run cancels it); the follower and
+The history loads in a thread worker (opening another run cancels it): the log's end
+first (a preview: the newest step on screen at once), then the whole run (through the
+event index, built in a child process when the log has none); the follower and
 the services run in their own threads and only post messages (``ui.messages``), which the
 app routes here on the UI thread.
 """
@@ -17,7 +19,8 @@ from nal_tui.core.control.proc import PidState
 from nal_tui.core.control.rundir import events_file
 from nal_tui.core.control.session import RunSession
 from nal_tui.core.feed.follow import LogFollower, Records
-from nal_tui.core.feed.loader import apply_batch, load_history
+from nal_tui.core.feed.loader import apply_batch, load_history, preview
+from nal_tui.core.feed.reindex import build_in_child
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.reducer.views import CheckpointRow, SystemView
 from nal_tui.core.services import CachedVerifier, CheckpointService, SystemSampler
@@ -25,6 +28,7 @@ from nal_tui.ui.host import WorkHost, in_thread
 from nal_tui.ui.messages import (
     CheckpointsListed,
     HistoryLoaded,
+    HistoryPreview,
     LogChanged,
     LogFeed,
     SystemSampled,
@@ -96,11 +100,14 @@ class RunFeeds:
         """Worker: the whole log into a fresh state; the follower goes on from there."""
         worker = get_current_worker()
         state = RunState()
-        follower = LogFollower(
-            events_file(run_dir), self._follower_batch(run_dir), polling=self.polling
-        )
+        path = events_file(run_dir)
+        follower = LogFollower(path, self._follower_batch(run_dir), polling=self.polling)
+        stopped = lambda: worker.is_cancelled  # noqa: E731
         try:
-            load_history(follower, state, stopped=lambda: worker.is_cancelled)
+            first = preview(path)
+            if first.records and not stopped():
+                self._app.post_message(HistoryPreview(run_dir, first))
+            load_history(follower, state, stopped, build=build_in_child(stopped))
         except OSError as e:  # an unreadable log is shown, not fatal
             state.note_garbled(1, f"cannot read {events_file(run_dir)}: {e.strerror or e}")
         if not worker.is_cancelled:
@@ -114,6 +121,13 @@ class RunFeeds:
         return on_batch
 
     # ---- messages (the UI thread)
+
+    def history_preview(self, msg: HistoryPreview) -> bool:
+        """Show the log's end while the history loads; False when it no longer applies."""
+        if msg.run_dir != self.session.run_dir or not self.loading:
+            return False
+        self.state = msg.state
+        return True
 
     def history_loaded(self, msg: HistoryLoaded) -> bool:
         """Take the loaded state and start following; False when another run opened since."""

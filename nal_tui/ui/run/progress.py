@@ -47,6 +47,9 @@ def progress_lines(v: ProgressView) -> FitLines:
             "bold cyan" if v.eta_s is not None else "dim",
         ),
     ]
+    if v.eta_range_s is not None:  # the rate is noisy: say how far the ETA may be off
+        lo, hi = v.eta_range_s
+        eta.append(Part(f" ({fmt_duration(lo)}–{fmt_duration(hi)})", "cyan", drop=1))
     if not v.ended:
         eta.append(Part("  next ckpt ", "bold", drop=1))
         if v.next_checkpoint_step is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from nal_tui.core.reducer.views import SystemView
+from nal_tui.core.text import clean
 from nal_tui.ui.widgets.base import TextPanel
 from nal_tui.ui.widgets.fmt import fmt_bytes
 
@@ -37,6 +38,15 @@ def system_text(s: SystemView | None) -> Text:
             t.append(f" (+{s.proc_children})", style="dim")
     else:
         t.append(s.proc_note or "no trainer process", style="dim")
+    if s.threads is not None:
+        t.append("\nThr  ", style="bold")
+        t.append(f"{s.threads} per process" + (" (auto)" if s.threads_auto else ""))
+    if s.busy:
+        b = s.busy[0]
+        t.append("\nBusy ", style="bold")
+        t.append(f"{clean(b.name, 40)} (pid {b.pid}) {b.cpu_pct:.0f}%", style="yellow")
+        if len(s.busy) > 1:
+            t.append(f" +{len(s.busy) - 1}", style="dim yellow")
     return t
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from nal_tui.core.reducer.validation import HIGHER, LOWER, value_label
 from nal_tui.core.reducer.views import ValidationView
 from nal_tui.ui.widgets.base import TextPanel
 from nal_tui.ui.widgets.fit import FitLines, Line, Part
@@ -13,7 +14,7 @@ from nal_tui.ui.widgets.fmt import fmt_value
 # Known metrics first, in this order (trainer.events METRIC_*); any other after, by name.
 ORDER = ("mel_l1", "mstft", "pesq", "stoi", "composite")
 MAX_SETS = 4
-NAME_W = 10
+NAME_W = 10  # at least; the longest label in use sets it
 
 
 def _order(names: list[str]) -> list[str]:
@@ -39,17 +40,24 @@ def validation_lines(v: ValidationView | None, max_samples: int = 4) -> FitLines
         extra = [(k, x) for k, x in v.losses if k not in values[0]]
         values[0].update(extra)
     names = _order(list(dict.fromkeys(k for d in values for k in d)))
+    metric_keys = {k for _, mets in v.metrics for k, _ in mets}
+    loss_keys = {k for k, _ in v.losses} - metric_keys
+    labels = {}
+    for k in names:
+        label, better = value_label(k, is_loss=k in loss_keys)
+        labels[k] = f"{label} {better}" if better else label
+    name_w = max([NAME_W] + [len(x) + 1 for x in labels.values()])
     w = max([9] + [len(label) for label, _ in groups])
     if len(groups) > 1 or v.metrics:
         lines.append(
-            [Part(" " * NAME_W)]
+            [Part(" " * name_w)]
             + [
                 Part(f" {label:>{w}}", "bold cyan", drop=1 + i)
                 for i, (label, _) in enumerate(groups)
             ]
         )
     for k in names:
-        row = [Part(f"{k:<{NAME_W}}", "bold")]
+        row = [Part(f"{labels[k]:<{name_w}}", "bold")]
         for i, d in enumerate(values):
             row.append(Part(" ", drop=1 + i))
             row.append(
@@ -58,9 +66,14 @@ def validation_lines(v: ValidationView | None, max_samples: int = 4) -> FitLines
             if i:
                 row[-1] = Part(row[-1].text, row[-1].style, drop=1 + i)
         lines.append(row)
+    if any(b for b in labels.values() if b.endswith((LOWER, HIGHER))):
+        lines.append([Part(f"{LOWER} lower is better  {HIGHER} higher is better", "dim", drop=3)])
     lines.append([Part(f"{len(v.samples)} sample(s)", "bold")])
     for s in v.samples[:max_samples]:
-        lines.append([Part(f"  {os.path.basename(s)}", "cyan")])
+        # Generated and ground-truth clips share names: their folder tells them apart.
+        folder = os.path.basename(os.path.dirname(s))
+        name = os.path.basename(s)
+        lines.append([Part(f"  {folder}/" if folder else "  ", "dim"), Part(name, "cyan")])
     if len(v.samples) > max_samples:
         lines.append([Part(f"  … +{len(v.samples) - max_samples} more", "dim")])
     return FitLines.of(lines)

@@ -1,0 +1,124 @@
+"""Several runs loaded for comparison: each run's state through the dashboard's own loader
+(so branches and resumes follow the same rule), the configs' differing keys, each run's
+best validation score and its step."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nal_tui.core.control.rundir import events_file
+from nal_tui.core.feed.follow import LogFollower
+from nal_tui.core.feed.loader import load_history
+from nal_tui.core.reducer.quality import SeriesStats
+from nal_tui.core.reducer.state import RunState
+from nal_tui.core.text import clean
+from trainer.events.schema import VAL_SET
+from trainer.rundir.layout import CONFIG_FILE
+
+MIN_RUNS, MAX_RUNS = 2, 6
+MISSING = "—"  # a key one config has and another lacks
+
+
+class CompareError(ValueError):
+    """Runs that cannot be compared; the message names the run and why."""
+
+
+@dataclass
+class RunInfo:
+    run_dir: Path
+    label: str  # the directory's name, made unique among the runs compared
+    state: RunState
+    config: dict[str, Any]
+    config_problem: str = ""  # why the config could not be read ("" when it was)
+
+
+def check_dirs(dirs: list[Path]) -> list[Path]:
+    """2-6 distinct run directories that hold an event log; CompareError otherwise."""
+    if not MIN_RUNS <= len(dirs) <= MAX_RUNS:
+        raise CompareError(
+            f"compare takes {MIN_RUNS} to {MAX_RUNS} run directories, got {len(dirs)}"
+        )
+    seen: set[Path] = set()
+    for d in dirs:
+        if not events_file(d).is_file():
+            raise CompareError(
+                f"{clean(str(d), 200)}: no {events_file(d).name} (not a run directory?)"
+            )
+        real = d.resolve()
+        if real in seen:
+            raise CompareError(f"{clean(str(d), 200)}: named twice")
+        seen.add(real)
+    return dirs
+
+
+def load_state(run_dir: Path) -> RunState:
+    """The run's whole log into a state, as the dashboard loads it (index, then JSONL)."""
+    state = RunState()
+    follower = LogFollower(events_file(run_dir), lambda recs, stats: None)
+    try:
+        load_history(follower, state)
+    except OSError as e:
+        state.note_garbled(1, f"cannot read {events_file(run_dir)}: {e.strerror or e}")
+    return state
+
+
+def read_config(run_dir: Path) -> tuple[dict[str, Any], str]:
+    p = run_dir / CONFIG_FILE
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, f"no {CONFIG_FILE}"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        return {}, clean(f"{CONFIG_FILE} unreadable: {str(e).splitlines()[0]}", 120)
+    if not isinstance(data, dict):
+        return {}, f"{CONFIG_FILE} is not a mapping"
+    return data, ""
+
+
+def labels(dirs: list[Path]) -> list[str]:
+    """Each run's name: its directory, with its parent where two share a name."""
+    names = [d.name for d in dirs]
+    out = []
+    for d, n in zip(dirs, names, strict=True):
+        out.append(clean(n if names.count(n) == 1 else f"{d.parent.name}{os.sep}{n}", 40))
+    return out
+
+
+def load_runs(dirs: list[Path]) -> list[RunInfo]:
+    dirs = check_dirs([Path(d) for d in dirs])
+    out = []
+    for d, label in zip(dirs, labels(dirs), strict=True):
+        cfg, why = read_config(d)
+        out.append(RunInfo(d, label, load_state(d), cfg, why))
+    return out
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def config_diff(configs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """(dotted key, value per run) for every key whose values differ, in key order."""
+    flats = [_flat(c) for c in configs]
+    keys = sorted(set().union(*flats)) if flats else []
+    rows = []
+    for k in keys:
+        vals = [clean(str(f[k]), 40) if k in f else MISSING for f in flats]
+        if len(set(vals)) > 1:
+            rows.append((clean(k, 60), vals))
+    return rows
+
+
+def best_of(state: RunState, metric: str, set_name: str = VAL_SET) -> SeriesStats:
+    """A run's best validation score of ``metric`` and its step (stats of that series)."""
+    return state.validation.history.stats(set_name, metric)

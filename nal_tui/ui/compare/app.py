@@ -1,0 +1,160 @@
+"""The compare app: one series (a validation metric or a loss) of every run on one chart,
+each run its own colour with a legend naming its directory; the configs' differing keys
+and each run's best score and step below; ``v`` opens the samples view across the runs
+(A/B: the same utterance in two runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Static
+
+from nal_tui.core.compare.runs import RunInfo, best_of, config_diff
+from nal_tui.core.samples.catalog import list_validations
+from nal_tui.core.vocab import LOSS_KEYS
+from nal_tui.ui.quality.plot import Line, plot_rows, y_range
+from nal_tui.ui.quality.screen import LABEL_W, QualityPlot
+from nal_tui.ui.samples.screen import SamplesScreen, Source
+from nal_tui.ui.widgets.fmt import fmt_value
+
+RUN_STYLES = ("bold cyan", "bold magenta", "bold yellow", "bold green", "bold red", "bold blue")
+MAX_DIFF_ROWS = 12
+
+
+class CompareApp(App[None]):
+    TITLE = "nal-tui compare"
+    ENABLE_COMMAND_PALETTE = False
+    CSS = """
+    #cmp-head { height: 2; }
+    #cmp-table { height: auto; max-height: 50%; }
+    #cmp-keys { height: 1; }
+    """
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("up", "series(-1)", "Prev series", key_display="↑"),
+        Binding("down", "series(1)", "Next series", key_display="↓"),
+        Binding("v", "samples", "A/B samples"),
+    ]
+
+    def __init__(self, runs: Sequence[RunInfo]) -> None:
+        super().__init__()
+        self.runs = list(runs)
+        self.series = 0
+
+    # ---- what is compared
+
+    def series_names(self) -> list[tuple[str, str]]:
+        """(kind, name): every validation metric any run reported, then the losses."""
+        mets: list[str] = []
+        for r in self.runs:
+            mets += [m for m in r.state.validation.history.metrics() if m not in mets]
+        return [("val", m) for m in mets] + [("loss", k) for k in LOSS_KEYS]
+
+    def current(self) -> tuple[str, str]:
+        names = self.series_names()
+        return names[self.series % len(names)]
+
+    def lines(self) -> list[Line]:
+        kind, name = self.current()
+        out = []
+        for i, r in enumerate(self.runs):
+            style = RUN_STYLES[i % len(RUN_STYLES)]
+            if kind == "val":
+                out.append(Line(*r.state.validation.history.points("val", name), style))
+            else:
+                steps, vals = [], []
+                for seg in r.state.losses[name].series.segments:  # bucket midpoints
+                    for j in range(len(seg.lo)):
+                        steps.append(seg.x0[j])
+                        vals.append((seg.lo[j] + seg.hi[j]) / 2)
+                out.append(Line(steps, vals, style))
+        return out
+
+    # ---- layout
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="cmp-head")
+        yield QualityPlot(self._rows, id="cmp-plot")
+        yield Static(id="cmp-table")
+        yield Static(id="cmp-keys")
+
+    def on_mount(self) -> None:
+        self.draw()
+
+    def _rows(self, width: int, height: int) -> list[Text]:
+        lines = self.lines()
+        steps = [s for ln in lines for s in ln.steps]
+        if not steps:
+            return [Text("no points of this series in any run", style="dim")]
+        x0, x1 = min(steps), max(steps)
+        w = max(1, width - LABEL_W)
+        rows = plot_rows(lines, w, max(1, height - 1), x0, x1)
+        lo, hi = y_range(lines) or (0.0, 0.0)
+        out = []
+        for i, r in enumerate(rows):
+            label = fmt_value(hi) if i == 0 else fmt_value(lo) if i == len(rows) - 1 else ""
+            out.append(Text(f"{label:>{LABEL_W - 1}} ", style="dim") + r)
+        a, b = f"step {x0:,}", f"{x1:,}"
+        out.append(Text(" " * LABEL_W + a + " " * max(1, w - len(a) - len(b)) + b, style="dim"))
+        return out
+
+    def draw(self) -> None:
+        kind, name = self.current()
+        n = len(self.series_names())
+        head = Text(f"compare · {len(self.runs)} runs · ", style="bold")
+        head.append(f"{'validation ' if kind == 'val' else 'loss '}{name}", style="bold")
+        head.append(f" ({self.series % n + 1}/{n}) · against step\n", style="dim")
+        for i, r in enumerate(self.runs):
+            head.append(f"━ {r.label}  ", style=RUN_STYLES[i % len(RUN_STYLES)])
+        self.query_one("#cmp-head", Static).update(head)
+        self.query_one("#cmp-table", Static).update(self._table(kind, name))
+        self.query_one("#cmp-keys", Static).update(
+            Text("↑/↓ series  v A/B samples across runs  q quit", style="dim")
+        )
+        self.query_one(QualityPlot).refresh()
+
+    def _table(self, kind: str, name: str) -> Table:
+        t = Table(box=None, padding=(0, 1), show_edge=False, expand=False)
+        t.add_column("", style="bold", no_wrap=True)
+        for i, r in enumerate(self.runs):
+            t.add_column(r.label, style=RUN_STYLES[i % len(RUN_STYLES)], no_wrap=True)
+        metric = name if kind == "val" else "mel_l1"
+        best = []
+        for r in self.runs:
+            st = best_of(r.state, metric)
+            best.append("-" if st.best is None else f"{fmt_value(st.best)} @{st.best_step:,}")
+        t.add_row(f"best {metric}", *best)
+        t.add_row("last step", *[f"{r.state.step:,}" if r.state.step else "-" for r in self.runs])
+        problems = [r.config_problem for r in self.runs]
+        if any(problems):
+            t.add_row("config", *[p or "ok" for p in problems])
+        diff = config_diff([r.config for r in self.runs])
+        for k, vals in diff[:MAX_DIFF_ROWS]:
+            t.add_row(k, *vals)
+        if len(diff) > MAX_DIFF_ROWS:
+            t.add_row(f"… {len(diff) - MAX_DIFF_ROWS} more differing keys", *[""] * len(self.runs))
+        if not diff and not any(problems):
+            t.add_row("config", *["same"] * len(self.runs))
+        return t
+
+    # ---- keys
+
+    def action_series(self, delta: int) -> None:
+        self.series += delta
+        self.draw()
+
+    def action_samples(self) -> None:
+        if len(self.screen_stack) > 1:
+            return
+        sources = [
+            Source(r.run_dir, r.label, tuple(list_validations(r.run_dir, upto=r.state.step)),
+                   tuple(r.state.validation.views))
+            for r in self.runs
+        ]  # fmt: skip
+        screen = SamplesScreen(sources)
+        screen.mode = "ab"  # B: the same utterance in the second run
+        self.push_screen(screen)

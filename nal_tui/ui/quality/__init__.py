@@ -1,0 +1,1 @@
+"""The validation chart (key ``g``): quality metrics against step, per set."""

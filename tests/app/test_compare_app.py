@@ -1,0 +1,83 @@
+"""``nal-tui compare``: two real runs made by the trainer (Pilot: legend, best scores,
+config diff, the A/B samples view across the runs), and SVG snapshots at 80x24, 120x40
+and 160x45 of two runs written by the factory."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nal_tui.core.compare.runs import load_runs
+from nal_tui.ui.compare.app import CompareApp
+from nal_tui.ui.samples.screen import SamplesScreen
+from tests.app.apphelp import screen_text, svg_text, until
+from tests.app.test_samples import sync
+from tests.factory import val_record, write_run
+from trainer.events.codec import encode
+
+
+def _two(sampled_run: Path, tmp_path: Path) -> list[Path]:
+    a, b = tmp_path / "logs" / "lr2e-4", tmp_path / "logs" / "lr1e-4"
+    shutil.copytree(sampled_run, a)
+    shutil.copytree(sampled_run, b)
+    cfg = b / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("lr_g: 0.0002", "lr_g: 0.0001"))
+    return [a, b]
+
+
+@pytest.mark.slow  # trains a tiny run first (once per session)
+@sync
+async def test_compare_two_real_runs(sampled_run: Path, tmp_path: Path) -> None:
+    runs = _two(sampled_run, tmp_path)
+    app = CompareApp(load_runs(runs))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        text = screen_text(pilot)
+        assert "compare · 2 runs · validation mel_l1" in text
+        assert "━ lr2e-4" in text and "━ lr1e-4" in text
+        assert "optim.lr_g" in text and "0.0002" in text and "0.0001" in text
+        assert text.count("@4") >= 2 or text.count("@2") >= 2  # each run's best and its step
+        await pilot.press("down")
+        await pilot.pause()
+        assert "loss g (2/6)" in screen_text(pilot)
+        await pilot.press("v")
+        assert await until(pilot, lambda: isinstance(app.screen, SamplesScreen), 30)
+        await pilot.pause()
+        text = screen_text(pilot)
+        assert "samples · lr2e-4 · step 4" in text and "▼ B: lr1e-4 · step 4" in text
+
+
+def _factory_runs(tmp_path: Path) -> list[Path]:
+    out = []
+    for name, lr, curve in (
+        ("base", "0.0002", (0.9, 0.6, 0.5)),
+        ("lowlr", "0.0001", (0.95, 0.8, 0.7)),
+    ):
+        rd = write_run(tmp_path / "logs" / name, 300)
+        cfg = rd / "config.yaml"
+        cfg.write_text(cfg.read_text().replace("lr_g: 2.0e-4", f"lr_g: {lr}"))
+        with open(rd / "events.jsonl", "ab") as f:
+            for i, m in enumerate(curve):
+                f.write(encode(val_record(100 * (i + 1), set="val", metrics={"mel_l1": m})))
+        out.append(rd)
+    return out
+
+
+SIZES = [(80, 24), (120, 40), (160, 45)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_compare_snapshot(snap_compare, tmp_path, size):
+    app = CompareApp(load_runs(_factory_runs(tmp_path)))
+    shots: list[str] = []
+
+    async def before(pilot):
+        await pilot.pause()
+        shots.append(app.export_screenshot())
+
+    assert snap_compare(app, terminal_size=size, run_before=before)
+    text = svg_text(shots[-1])
+    assert "━ base" in text and "━ lowlr" in text
+    assert "0.5 @300" in text and "0.7 @300" in text and "optim.lr_g" in text
