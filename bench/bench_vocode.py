@@ -24,7 +24,6 @@ training step time (or ``--step-time``).
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib
 import os
 import statistics
@@ -45,6 +44,7 @@ import torch  # noqa: E402
 from trainer.config.build import replace  # noqa: E402
 from trainer.config.schema import Config  # noqa: E402
 from trainer.config.yamlfile import load  # noqa: E402
+from trainer.models.fast_generator import for_inference  # noqa: E402
 from trainer.models.generator import Generator  # noqa: E402
 from trainer.tools.inference import MelExtractor, prepare_for_inference, set_threads  # noqa: E402
 
@@ -128,6 +128,7 @@ def ours_exported(g: Generator, fmt: str, mel: torch.Tensor, work: Path, threads
     from trainer.tools import export as ex
 
     path = work / f"g_{id(g)}.{'pt' if fmt == 'torchscript' else 'onnx'}"
+    g = for_inference(g)  # what nal-train export and vocode --engine onnx export
     if fmt == "torchscript":
         ex.export_torchscript(g, mel[..., :64], path)
         runner = ex.load_runner(path, fmt)
@@ -185,7 +186,7 @@ def bench_rtf(args: argparse.Namespace, device: torch.device, threads: int) -> N
                 variants["reference (jik876, inference_e2e path)"] = reference_runner(
                     args.reference, ref_models, name, device
                 )
-            variants["ours eager"] = ours_eager(g, device)
+            variants["ours eager"] = ours_eager(for_inference(g), device)  # as vocode runs it
             if device.type == "cpu":
                 if not args.no_torchscript:
                     variants["ours TorchScript"] = ours_exported(
@@ -196,7 +197,7 @@ def bench_rtf(args: argparse.Namespace, device: torch.device, threads: int) -> N
                         g, "onnx", mel, Path(tmp), threads
                     )
             if not args.no_bf16:
-                gb = copy.deepcopy(g).to(torch.bfloat16)
+                gb = for_inference(g).to(torch.bfloat16)
                 variants["ours eager bf16 (--precision bf16)"] = lambda m, gb=gb: _infer(
                     gb, m, device
                 )
@@ -204,6 +205,7 @@ def bench_rtf(args: argparse.Namespace, device: torch.device, threads: int) -> N
                     err = (g(mel.to(device)) - gb(mel.to(device, torch.bfloat16)).float()).abs()
                 bf16_err[name] = float(err.max())
             if args.ablation:
+                variants["ours eager, 1-D layout (training module)"] = ours_eager(g, device)
                 wn = Generator(cfg.generator, cfg.audio.n_mels).eval().to(device)
                 variants["ours eager, weight norm kept"] = ours_eager(wn, device)
             with torch.inference_mode():

@@ -17,6 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "config" / "demo.yaml"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory: pytest.TempPathFactory):
+    """What the project caches per user (vocode's ONNX exports) goes to a temp directory,
+    never the real ~/.cache; subprocesses inherit it."""
+    old = os.environ.get("NAL_CACHE_DIR")
+    os.environ["NAL_CACHE_DIR"] = str(tmp_path_factory.mktemp("user_cache"))
+    yield
+    if old is None:
+        os.environ.pop("NAL_CACHE_DIR", None)
+    else:
+        os.environ["NAL_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The generated demo corpus (16 kHz), shared by every test that trains."""

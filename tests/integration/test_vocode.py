@@ -213,6 +213,7 @@ def test_onnx_engine_matches_eager_and_says_by_how_much(run_dir, tmp_path, capsy
     assert _vocode(*base, "--out", str(tmp_path / "onnx"), "--engine", "onnx") == ev.EXIT_OK
     text = capsys.readouterr().out
     assert "engine onnx: exported in" in text and "max abs difference from eager fp32" in text
+    assert str(Path(os.environ["NAL_CACHE_DIR"]) / "onnx") in text  # kept for the next run
     assert "engine onnx" in text.splitlines()[-1]
     for name in ("a.wav", "b.wav"):
         want, _ = sf.read(tmp_path / "eager" / name, dtype="float32")
@@ -222,3 +223,46 @@ def test_onnx_engine_matches_eager_and_says_by_how_much(run_dir, tmp_path, capsy
         *base, "--out", str(tmp_path / "x"), "--engine", "onnx", "--precision", "bf16"
     )
     assert refused == ev.EXIT_USAGE and "fp32 on the CPU" in capsys.readouterr().err
+
+
+def test_onnx_export_is_cached_per_checkpoint_and_a_damaged_entry_is_made_again(
+    run_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    """The second --engine onnx run reuses the export from the user cache (same output); a
+    truncated cache file is exported again, never used; another checkpoint gets its own."""
+    monkeypatch.setenv("NAL_CACHE_DIR", str(tmp_path / "cache"))
+    src = _wav(tmp_path / "a.wav", 0.8, seed=3)
+    base = ["--run-dir", str(run_dir), str(src), "--threads", "1", "--engine", "onnx"]
+    assert _vocode(*base, "--out", str(tmp_path / "1")) == ev.EXIT_OK
+    assert "engine onnx: exported in" in capsys.readouterr().out
+    (cached,) = (tmp_path / "cache" / "onnx").glob("generator-*.onnx")
+    assert _vocode(*base, "--out", str(tmp_path / "2")) == ev.EXIT_OK
+    assert f"engine onnx: cached {cached}" in capsys.readouterr().out
+    first, _ = sf.read(tmp_path / "1" / "a.wav", dtype="float32")
+    second, _ = sf.read(tmp_path / "2" / "a.wav", dtype="float32")
+    assert np.array_equal(first, second)
+
+    cached.write_bytes(cached.read_bytes()[:1000])  # a damaged entry
+    assert _vocode(*base, "--out", str(tmp_path / "3")) == ev.EXIT_OK
+    assert "engine onnx: exported in" in capsys.readouterr().out
+    third, _ = sf.read(tmp_path / "3" / "a.wav", dtype="float32")
+    assert np.array_equal(first, third)
+
+    make_run(run_dir, step=20, seed=1)  # a later checkpoint, other weights: its own entry
+    assert _vocode(*base, "--out", str(tmp_path / "4")) == ev.EXIT_OK
+    assert "engine onnx: exported in" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache" / "onnx").glob("generator-*.onnx"))) == 2
+
+
+def test_a_long_file_is_vocoded_in_windows_with_the_same_output(run_dir, tmp_path) -> None:
+    """--chunk: a file longer than the window is vocoded in overlapping windows; the audio is
+    that of vocoding it whole (to float rounding), at every window size and batch."""
+    src = _wav(tmp_path / "long.wav", 3.0, seed=4)
+    base = ["--run-dir", str(run_dir), str(src), "--threads", "1"]
+    assert _vocode(*base, "--out", str(tmp_path / "whole"), "--chunk", "0") == ev.EXIT_OK
+    want, _ = sf.read(tmp_path / "whole" / "long.wav", dtype="float32")
+    for chunk, batch in (("40", "1"), ("57", "3")):
+        out = tmp_path / f"c{chunk}"
+        assert _vocode(*base, "--out", str(out), "--chunk", chunk, "--batch", batch) == ev.EXIT_OK
+        got, _ = sf.read(out / "long.wav", dtype="float32")
+        assert got.shape == want.shape and np.abs(got - want).max() <= 1 / 32768

@@ -17,6 +17,7 @@ PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # package data (confi
 PRESET_SUFFIX = ".yaml"
 DEMO_PRESET = "demo"
 DATA_DIR_ENV = "NAL_DATA_DIR"  # overrides the per-user data directory of the demo corpus
+CACHE_DIR_ENV = "NAL_CACHE_DIR"  # overrides the per-user cache (exported models vocode reuses)
 APP_NAME = "naudiolab"
 
 
@@ -105,6 +106,17 @@ def user_data_dir() -> Path:
     from platformdirs import user_data_path
 
     return user_data_path(APP_NAME, appauthor=False)
+
+
+def user_cache_dir() -> Path:
+    """Where re-creatable files go (the ONNX models ``vocode --engine onnx`` reuses):
+    ``$NAL_CACHE_DIR``, else the platform's user cache directory (``~/.cache/naudiolab``)."""
+    env = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_path  # see user_data_dir
+
+    return user_cache_path(APP_NAME, appauthor=False)
 
 
 def place_demo_corpus(corpus_dir: str) -> str:

@@ -14,6 +14,7 @@ CHECKPOINT_HELP = (
 EXPORT_FORMATS = ("torchscript", "onnx", "hifigan")
 IMPORT_FORMATS = ("hifigan",)
 VOCODE_ENGINES = ("eager", "onnx")
+VOCODE_CHUNK_FRAMES = 1024  # vocode splits longer inputs into overlapping windows of this size
 
 
 def add_vocode_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,14 +42,23 @@ def add_vocode_parser(sub: argparse._SubParsersAction) -> None:
         "fp16 on CUDA only)",
     )
     v.add_argument("--batch", type=int, default=1, help="files per forward pass (default 1)")
+    v.add_argument(
+        "--chunk",
+        type=int,
+        default=VOCODE_CHUNK_FRAMES,
+        metavar="FRAMES",
+        help="vocode files longer than this many mel frames in overlapping windows (same "
+        f"output, memory bounded on hour-long inputs; default {VOCODE_CHUNK_FRAMES}, 0: whole)",
+    )
     v.add_argument("--threads", type=int, help="CPU threads (default: one per physical core)")
     v.add_argument(
         "--engine",
         default="eager",
         choices=VOCODE_ENGINES,
         help="eager PyTorch (default), or ONNX Runtime on the generator exported to ONNX at "
-        "start-up (CPU, fp32; the [export] extra); onnx prints its max abs difference from "
-        "eager fp32 on the first input and refuses one above the export's parity tolerance",
+        "start-up (CPU, fp32; the [export] extra) and kept in the user cache for later runs "
+        "($NAL_CACHE_DIR overrides it); onnx prints its max abs difference from eager fp32 "
+        "on the first input and refuses one above the export's parity tolerance",
     )
     v.set_defaults(func=_run_vocode)
 

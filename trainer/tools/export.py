@@ -30,6 +30,7 @@ from trainer.audio import LOG_FLOOR, MAG_EPS
 from trainer.config.build import to_dict
 from trainer.demo_corpus import synthesize_utterance
 from trainer.events import schema as ev
+from trainer.models.fast_generator import for_inference
 from trainer.rundir.layout import CheckpointError, atomic_write_text, temp_path_for
 from trainer.tools import inference as inf
 from trainer.tools.inference import MelExtractor, fail, load_npy_mel, resolve_run_dir
@@ -86,6 +87,9 @@ def export_onnx(generator: Any, example: Any, path: Path, opset: int | None = No
     import onnx  # the [export] extra: only for --format onnx
 
     kwargs: dict[str, Any] = {"opset_version": opset} if opset else {}
+    # A batch of one lets tracing specialise the batch axis (a size-1 axis has no stride to
+    # tell channels-last from contiguous): trace with two, batch stays dynamic.
+    example = example.expand(max(2, example.shape[0]), -1, -1).contiguous()
     with _quiet(), torch.no_grad():
         torch.onnx.export(
             generator,
@@ -108,7 +112,9 @@ def load_runner(path: Path, fmt: str, threads: int | None = None) -> Callable[[A
     """A function mel ``[B, n_mels, T]`` (numpy float32) -> audio (numpy) using only the file.
 
     ONNX Runtime runs with every graph optimisation, ``threads`` intra-op threads (default:
-    its own choice) and one inter-op thread (the graph is one chain of convolutions).
+    its own choice) and one inter-op thread (the graph is one chain of convolutions). Its
+    threads do not spin between operators: each convolution is milliseconds long, and on a
+    machine that is busy with anything else spinning threads cost more than they save.
     """
     if fmt == "torchscript":
         with warnings.catch_warnings():
@@ -126,6 +132,7 @@ def load_runner(path: Path, fmt: str, threads: int | None = None) -> Callable[[A
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         opts.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -272,6 +279,7 @@ def _export(args: argparse.Namespace, fmt: str, run_dir: Path, out: Path) -> int
     except CheckpointError as e:
         return fail(str(e), ev.EXIT_NO_CHECKPOINT)
     g = loaded.generator
+    fast = for_inference(g)  # what is exported; parity is checked against the trained module
     print(f"checkpoint {loaded.checkpoint.path} (step {loaded.step}, sha256 {loaded.sha256[:12]})")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(out)
@@ -280,9 +288,9 @@ def _export(args: argparse.Namespace, fmt: str, run_dir: Path, out: Path) -> int
     try:
         opset = None
         if fmt == "torchscript":
-            export_torchscript(g, mels[0][None], tmp)
+            export_torchscript(fast, mels[0][None], tmp)
         else:
-            opset = export_onnx(g, mels[0][None], tmp, args.opset)
+            opset = export_onnx(fast, mels[0][None], tmp, args.opset)
         runner = load_runner(tmp, fmt)
         diffs = parity(g, runner, mels)
     except Exception as e:  # noqa: BLE001 - an exporter failure is reported, not a traceback

@@ -22,7 +22,7 @@ from trainer.audio import LOG_FLOOR, MelSpectrogram, read_wav
 from trainer.checkpointing.format import saved_step
 from trainer.checkpointing.format import weights as generator_weights
 from trainer.checkpointing.loadtest import safe_load
-from trainer.config.schema import Config, ConfigError
+from trainer.config.schema import Config, ConfigError, GeneratorConfig
 from trainer.config.yamlfile import load
 from trainer.events import schema as ev
 from trainer.models.generator import Generator
@@ -279,19 +279,89 @@ def vocode_batch(
     return [audio[i, : int(m.shape[-1]) * hop].copy() for i, m in enumerate(mels)]
 
 
+def context_frames(cfg: GeneratorConfig) -> int:
+    """Mel frames on each side that one output sample can depend on (an upper bound).
+
+    The sum of every layer's one-sided reach, each in mel frames: conv_pre (kernel 7), each
+    transposed convolution (``ceil(k / u) + 1`` of its input steps), the widest residual
+    block of each stage (its convolutions in sequence) and conv_post (kernel 7).
+    """
+    pair = cfg.resblock == "1"  # ResBlock1: a dilated conv then a plain one, per dilation
+    reach, rate = 3.0, 1
+    for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes, strict=True):
+        reach += (math.ceil(k / u) + 1) / rate
+        rate *= u
+        block = max(
+            sum((ks - 1) * d // 2 + ((ks - 1) // 2 if pair else 0) for d in dil)
+            for ks, dil in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes, strict=True)
+        )
+        reach += block / rate
+    reach += 3 / rate
+    return math.ceil(reach) + 1
+
+
+def windows(frames: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]:
+    """``(start, end, keep_from, keep_to)`` frame ranges that cover ``frames`` in chunks of
+    ``chunk`` with ``context`` frames of overlap each side (none past either end)."""
+    out = []
+    for a in range(0, frames, chunk):
+        b = min(frames, a + chunk)
+        out.append((max(0, a - context), min(frames, b + context), a, b))
+    return out
+
+
+def vocode_long(
+    generator: torch.nn.Module,
+    mel: torch.Tensor,
+    hop: int,
+    chunk: int,
+    context: int,
+    batch_size: int = 1,
+) -> np.ndarray:
+    """Vocode one long mel in overlapping windows (equal ones ``batch_size`` at a time) and
+    join their centres: with ``context`` >= the generator's reach (:func:`context_frames`)
+    the result equals vocoding it whole, while memory stays that of one batch of windows."""
+    spans = windows(int(mel.shape[-1]), chunk, context)
+    pieces: list[np.ndarray] = [np.empty(0, np.float32)] * len(spans)
+    by_length: dict[int, list[int]] = {}
+    for i, (a, b, _, _) in enumerate(spans):
+        by_length.setdefault(b - a, []).append(i)
+    for group in by_length.values():  # equal lengths only: padding would change the edges
+        for g in range(0, len(group), batch_size):
+            idx = group[g : g + batch_size]
+            outs = vocode_batch(generator, [mel[:, spans[i][0] : spans[i][1]] for i in idx], hop)
+            for i, audio in zip(idx, outs, strict=True):
+                a, _, keep_a, keep_b = spans[i]
+                pieces[i] = audio[(keep_a - a) * hop : (keep_b - a) * hop]
+    return np.concatenate(pieces)
+
+
 def vocode(
     generator: torch.nn.Module,
     items: Sequence[MelInput],
     sample_rate: int,
     hop: int,
     batch_size: int = 1,
+    chunk: int = 0,
+    context: int = 0,
 ) -> list[Vocoded]:
-    """Vocode ``items`` in batches of similar lengths (longest first); results in input order."""
+    """Vocode ``items`` in batches of similar lengths (longest first); results in input order.
+
+    With ``chunk`` > 0, an item longer than ``chunk + 2 * context`` frames is vocoded on its
+    own in overlapping windows (:func:`vocode_long`), which bounds memory on long files.
+    """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     device = _placement(generator)[0]
-    order = sorted(range(len(items)), key=lambda i: -items[i].frames)
+    long = {i for i, it in enumerate(items) if chunk and it.frames > chunk + 2 * context}
     out: dict[int, Vocoded] = {}
+    for i in sorted(long):
+        _sync(device)
+        t0 = time.perf_counter()
+        audio = vocode_long(generator, items[i].mel, hop, chunk, context, batch_size)
+        _sync(device)
+        out[i] = Vocoded(items[i], audio, time.perf_counter() - t0, sample_rate)
+    order = sorted((i for i in range(len(items)) if i not in long), key=lambda i: -items[i].frames)
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
         _sync(device)

@@ -6,6 +6,8 @@ Its arguments are :mod:`trainer.tools.commands` (torch-free); this module runs t
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import tempfile
 import time
@@ -16,8 +18,11 @@ import numpy as np
 import torch
 
 from trainer.audio import write_wav
+from trainer.config.build import to_dict
+from trainer.config.locate import user_cache_dir
 from trainer.events import schema as ev
-from trainer.rundir.layout import CheckpointError
+from trainer.models.fast_generator import for_inference
+from trainer.rundir.layout import CheckpointError, temp_path_for
 from trainer.tools import export as ex
 from trainer.tools import inference as inf
 from trainer.tools.inference import fail, resolve_run_dir
@@ -68,17 +73,80 @@ class OnnxGenerator(torch.nn.Module):
         return torch.from_numpy(np.asarray(self.runner(mel.contiguous().numpy())))
 
 
+# Part of the cache key: bump when the exported graph changes for the same weights.
+ONNX_GRAPH_VERSION = 2  # 2: the channels-last InferenceGenerator
+PARITY_FRAMES = 256  # the start of the first input checks a cached or new export
+
+
+def onnx_cache_path(loaded: inf.LoadedGenerator) -> Path | None:
+    """Where the ONNX export of this checkpoint's generator is kept between runs (None when the
+    checkpoint has no recorded hash to key it by)."""
+    if not loaded.sha256:
+        return None
+    key = {
+        "checkpoint": loaded.sha256,
+        "generator": to_dict(loaded.cfg)["generator"],
+        "n_mels": loaded.cfg.audio.n_mels,
+        "torch": torch.__version__,
+        "graph": ONNX_GRAPH_VERSION,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return user_cache_dir() / "onnx" / f"generator-{digest}.onnx"
+
+
+def _export_to(generator: torch.nn.Module, mel: torch.Tensor, path: Path) -> None:
+    """Export atomically: a half-written file never carries the cache's name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    tmp = tmp.with_name(tmp.name + ".onnx")  # the exporter looks at the suffix
+    try:
+        ex.export_onnx(for_inference(generator), mel[None, :, :64].float(), tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def onnx_engine(
-    generator: torch.nn.Module, mel: torch.Tensor, threads: int | None
-) -> tuple[OnnxGenerator, float]:
-    """``generator`` exported to ONNX (a temp file, gone once the session holds it) and run
-    by ONNX Runtime; and its max abs difference from eager fp32 on ``mel`` ``[n_mels, T]``."""
+    loaded: inf.LoadedGenerator, mel: torch.Tensor, threads: int | None
+) -> tuple[OnnxGenerator, float, str]:
+    """The generator exported to ONNX and run by ONNX Runtime; its max abs difference from
+    eager fp32 on the start of ``mel`` ``[n_mels, T]``; and where the export came from.
+
+    The export is kept in the user cache (:func:`onnx_cache_path`) and reused while the
+    checkpoint, config and torch are the same; a cached file that does not load or does not
+    match eager is made again. Without a usable cache it goes to a temp file.
+    """
+    probe = mel[:, :PARITY_FRAMES].contiguous()
+    path = onnx_cache_path(loaded)
+    if path is not None and path.is_file():
+        try:
+            runner = ex.load_runner(path, "onnx", threads)
+            (diff,) = ex.parity(loaded.generator, runner, [probe])
+            if diff <= ex.PARITY_TOLERANCE:
+                return OnnxGenerator(runner), diff, f"cached {path}"
+        except Exception:  # noqa: BLE001 - a damaged cache entry is simply made again
+            pass
+        path.unlink(missing_ok=True)
+    if path is not None:
+        try:
+            t0 = time.perf_counter()
+            _export_to(loaded.generator, mel, path)
+            runner = ex.load_runner(path, "onnx", threads)
+            (diff,) = ex.parity(loaded.generator, runner, [probe])
+            return (
+                OnnxGenerator(runner),
+                diff,
+                f"exported in {time.perf_counter() - t0:.1f} s to {path}",
+            )
+        except OSError:  # the cache is not writable: a temp file serves this run
+            pass
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nal-vocode-") as tmp:
-        path = Path(tmp) / "generator.onnx"
-        ex.export_onnx(generator, mel[None].float(), path)
-        runner = ex.load_runner(path, "onnx", threads)
-    (diff,) = ex.parity(generator, runner, [mel])
-    return OnnxGenerator(runner), diff
+        tmp_path = Path(tmp) / "generator.onnx"
+        _export_to(loaded.generator, mel, tmp_path)
+        runner = ex.load_runner(tmp_path, "onnx", threads)
+    (diff,) = ex.parity(loaded.generator, runner, [probe])
+    return OnnxGenerator(runner), diff, f"exported in {time.perf_counter() - t0:.1f} s (not cached)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
         return fail("--batch must be >= 1")
     if args.threads is not None and args.threads < 1:
         return fail("--threads must be >= 1")
+    if args.chunk < 0:
+        return fail("--chunk must be >= 0 (0: vocode each file whole)")
     onnx = getattr(args, "engine", "eager") == "onnx"
     if onnx:
         missing = ex.missing_packages("onnx")
@@ -141,17 +211,16 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--out {out_dir}: cannot create ({e.strerror or e})", ev.EXIT_FAILED)
     generator: torch.nn.Module = loaded.generator
     if onnx:
-        t_exp = time.perf_counter()
         try:
-            generator, diff = onnx_engine(loaded.generator, items[0].mel, threads)
+            generator, diff, origin = onnx_engine(loaded, items[0].mel, threads)
         except Exception as e:  # noqa: BLE001 - an exporter failure is reported, not a traceback
             first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
             return fail(
                 f"--engine onnx: export failed: {type(e).__name__}: {first}", ev.EXIT_FAILED
             )
         print(
-            f"engine onnx: exported in {time.perf_counter() - t_exp:.1f} s; max abs difference "
-            f"from eager fp32 on {items[0].source.name}: {diff:.3g}"
+            f"engine onnx: {origin}; max abs difference from eager fp32 on "
+            f"{items[0].source.name}: {diff:.3g}"
         )
         if not diff <= ex.PARITY_TOLERANCE:
             return fail(
@@ -159,9 +228,14 @@ def run(args: argparse.Namespace) -> int:
                 f"{ex.PARITY_TOLERANCE:g}; use --engine eager",
                 ev.EXIT_FAILED,
             )
+    elif device.type == "cpu":
+        generator = for_inference(loaded.generator)  # same function, the CPU's fast layout
     sr, hop = cfg.audio.sample_rate, cfg.audio.hop_length
     t0 = time.perf_counter()
-    results = inf.vocode(generator, items, sr, hop, batch_size=args.batch)
+    context = inf.context_frames(cfg.generator)
+    results = inf.vocode(
+        generator, items, sr, hop, batch_size=args.batch, chunk=args.chunk, context=context
+    )
     compute = sum(r.seconds for r in results)
     width = max(len(str(r.item.source)) for r in results)
     mode = _umask_mode()
