@@ -5,6 +5,7 @@ Apprise ``json://`` posts; the run logs are written by the trainer's own EventWr
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from nal_tui.core.watch.hooks import run_hook
 from tests.factory import append_raw, run_end, run_start, step_event, wait_for, write_events
 from tests.watchhelp import PostSink, nal_tui_cmd, start_watch, stop_watch
 from trainer.events import schema as ev
@@ -200,3 +202,19 @@ def test_failing_hook_reported_once_and_bad_urls_refused(tmp_path: Path) -> None
     bad = _once(run, "--notify", "nosuchscheme://secret-token@host/x")
     assert bad.returncode == 2 and "secret-token" not in bad.stderr + bad.stdout
     assert "is not one Apprise can use" in bad.stderr
+
+
+def test_hook_gets_strict_json_when_a_loss_is_nan(tmp_path: Path) -> None:
+    # The non-finite alert's own payload holds NaN losses: bare NaN is not JSON (jq and
+    # JSON.parse refuse it), so the hook gets the log's own spelling, "nan".
+    out = tmp_path / "hook.json"
+    payload = {"kind": ev.ALERT_NONFINITE, "step": 9, "losses": {"g": math.nan, "d": 0.5},
+               "best": {"score": math.inf}}  # fmt: skip
+    res = run_hook(f"cat > {shlex.quote(str(out))}", payload, timeout_s=60)
+    assert res.ok, res
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not JSON: {name}")
+
+    got = json.loads(out.read_text(), parse_constant=refuse)
+    assert got["losses"] == {"g": "nan", "d": 0.5} and got["best"] == {"score": "inf"}

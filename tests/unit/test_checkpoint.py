@@ -15,13 +15,20 @@ import pytest
 import torch
 from torch import nn
 
+from nal_tui.core.watch.store import STATE_FILE
 from tests.ckpt_factory import small_state
 from trainer.checkpointing import store as ckpt_mod
 from trainer.checkpointing.loadtest import load_checkpoint
 from trainer.checkpointing.rng import capture_rng_state, restore_rng_state
 from trainer.checkpointing.store import clean_leftovers, save_checkpoint
 from trainer.rundir.checkpoints import list_checkpoints, verify_checkpoint
-from trainer.rundir.layout import CheckpointError, NoValidCheckpoint, checkpoint_paths
+from trainer.rundir.layout import (
+    PID_FILE,
+    CheckpointError,
+    NoValidCheckpoint,
+    checkpoint_paths,
+    temp_path_for,
+)
 from trainer.rundir.manifest import read_manifest
 from trainer.rundir.resolve import find_resume_checkpoint
 from trainer.rundir.retention import apply_retention
@@ -340,6 +347,20 @@ def test_clean_leftovers_removes_only_temp_files(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["checkpoints", "config.yaml", "events.jsonl", "samples"]
     assert os.listdir(sample_dir) == ["0001_gt.wav"]
     assert clean_leftovers(tmp_path).removed == []
+
+
+def test_clean_leftovers_leaves_other_writers_temp_files(tmp_path: Path) -> None:
+    # A trainer starting while `nal-tui watch` writes watch.json (or a dashboard rebuilds
+    # events.idx) must not delete their in-flight temp files: seen in a demo run, where the
+    # watcher then said "cannot write .../watch.json: No such file or directory".
+    watch_tmp = temp_path_for(tmp_path / STATE_FILE)
+    index_tmp = temp_path_for(tmp_path / "events.idx")
+    pid_tmp = temp_path_for(tmp_path / PID_FILE)
+    for p in (watch_tmp, index_tmp, pid_tmp):
+        p.write_bytes(b"{}")
+    left = clean_leftovers(tmp_path)
+    assert [p.name for p in left.removed] == [pid_tmp.name]
+    assert watch_tmp.exists() and index_tmp.exists() and not pid_tmp.exists()
 
 
 @pytest.mark.parametrize("intact", [True, False])

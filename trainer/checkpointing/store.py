@@ -37,10 +37,12 @@ from trainer.rundir.layout import (
     HASH_CHUNK,
     SAMPLES_DIR,
     TMP_SUFFIX,
+    TRAINER_TOP_FILES,
     checkpoint_paths,
     fsync_dir,
     open_exclusive,
     temp_path_for,
+    temp_target,
     unlink_quiet,
 )
 from trainer.rundir.manifest import BestRecord, Manifest, ManifestFile, ParentRef
@@ -226,10 +228,11 @@ def clean_leftovers(run_dir: str | os.PathLike[str], probe: Any = probe_orphan) 
 
     In order: finish an interrupted move of checkpoints; finish saves whose files were both
     written (lineage.recover_interrupted_saves); remove hidden temp files of unfinished
-    writes (checkpoints, manifests, samples, config); move every .pt that still has no
+    writes (checkpoints, manifests, samples, config; in the run dir's top level only those of
+    the trainer's own files, TRAINER_TOP_FILES); move every .pt that still has no
     manifest into ``checkpoints/abandoned/<time>_no-manifest_.../``, described by ``probe``
     (its bytes cannot be verified, so it is neither resumed from nor deleted). Call at
-    start-up while holding the RunLock, so no write of this run is in progress.
+    start-up while holding the RunLock, so no write of this run's trainer is in progress.
     """
     rd = Path(run_dir)
     out = Leftovers()
@@ -243,10 +246,13 @@ def clean_leftovers(run_dir: str | os.PathLike[str], probe: Any = probe_orphan) 
             continue
         for name in names:
             p = d / name
-            if name.startswith(".") and name.endswith(TMP_SUFFIX) and p.is_file():
-                p.unlink(missing_ok=True)
-                out.removed.append(p)
-                touched.add(d)
+            if not (name.startswith(".") and name.endswith(TMP_SUFFIX)) or not p.is_file():
+                continue
+            if d == rd and temp_target(name) not in TRAINER_TOP_FILES:
+                continue  # another process's write in progress (e.g. nal-tui watch's state)
+            p.unlink(missing_ok=True)
+            out.removed.append(p)
+            touched.add(d)
     for d in touched:
         fsync_dir(d)
     out.removed.sort()

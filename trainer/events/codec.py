@@ -19,15 +19,15 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
     _orjson = None
 
 
-def _finite_or_none(x: Any) -> Any:
+def nonfinite_as_strings(x: Any) -> Any:
     """JSON has no NaN/Infinity; write non-finite floats as strings the reader maps back
     (inside objects and lists too: a validation loss can be NaN)."""
     if isinstance(x, float) and not math.isfinite(x):
         return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
     if isinstance(x, dict):
-        return {k: _finite_or_none(v) for k, v in x.items()}
+        return {k: nonfinite_as_strings(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_finite_or_none(v) for v in x]
+        return [nonfinite_as_strings(v) for v in x]
     return x
 
 
@@ -36,7 +36,7 @@ NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 def encode(record: Mapping[str, Any]) -> bytes:
     """One record as a JSON line (with the trailing newline)."""
-    rec = {k: _finite_or_none(v) for k, v in record.items()}
+    rec = {k: nonfinite_as_strings(v) for k, v in record.items()}
     if _orjson is not None:
         return _orjson.dumps(rec) + b"\n"
     return (_json.dumps(rec, separators=(",", ":"), allow_nan=False) + "\n").encode()

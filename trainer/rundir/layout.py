@@ -33,6 +33,10 @@ CKPT_PREFIX = "ckpt_"
 CKPT_SUFFIX = ".pt"
 MANIFEST_SUFFIX = ".json"
 TMP_SUFFIX = ".tmp"
+# The run directory's top-level files the trainer itself writes atomically (under its
+# run lock). Only their temp files there are its leftovers: the others (the watcher's
+# watch.json, an index a dashboard rebuilds) are written by processes that hold no lock.
+TRAINER_TOP_FILES = frozenset({CONFIG_FILE, PID_FILE})
 HASH_CHUNK = 1 << 20  # 1 MiB: large enough to stream at disk speed, small enough for RAM.
 
 
@@ -102,6 +106,15 @@ def temp_path_for(path: str | os.PathLike[str]) -> Path:
     """A fresh hidden temp name next to ``path`` (same directory, so os.replace is atomic)."""
     p = Path(path)
     return p.with_name(f".{p.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+
+def temp_target(name: str) -> str | None:
+    """The file a :func:`temp_path_for` name stands for (``.config.yaml.1f2e3d4c.tmp`` ->
+    ``config.yaml``); None for a name of another shape."""
+    if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
+        return None
+    target, dot, _ = name[1 : -len(TMP_SUFFIX)].rpartition(".")
+    return target if dot and target else None
 
 
 def open_exclusive(path: str | os.PathLike[str]) -> int:

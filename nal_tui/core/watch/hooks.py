@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nal_tui.core.text import clean
+from trainer.events.codec import nonfinite_as_strings
 
 DEFAULT_HOOK_TIMEOUT_S = 30.0
 
@@ -37,7 +38,9 @@ def hook_env(payload: dict[str, Any]) -> dict[str, str]:
 def run_hook(cmd: str, payload: dict[str, Any], timeout_s: float) -> HookResult:
     """Run ``cmd`` once; never raises for the hook's own failures."""
     env = {**os.environ, **hook_env(payload)}
-    data = (json.dumps(payload, default=str) + "\n").encode()
+    # Valid JSON for any reader (jq, JSON.parse): a NaN loss is written as the log writes
+    # it, the string "nan", not as the bare NaN that json.dumps allows.
+    data = (json.dumps(nonfinite_as_strings(payload), default=str) + "\n").encode()
     try:
         proc = subprocess.Popen(
             cmd, shell=True, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
