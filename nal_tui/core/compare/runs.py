@@ -5,6 +5,7 @@ best validation score and its step."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,13 @@ def config_diff(configs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
 def best_of(state: RunState, metric: str, set_name: str = VAL_SET) -> SeriesStats:
     """A run's best validation score of ``metric`` and its step (stats of that series)."""
     return state.validation.history.stats(set_name, metric)
+
+
+def elapsed(state: RunState, steps: Sequence[int]) -> list[float]:
+    """Seconds from the run's start (its first event) to when each of ``steps`` was logged
+    on the live branch (the state's step clock); [] before any step."""
+    ts = state.clock.times(steps)
+    if ts is None:
+        return []
+    t0 = state.first_t if state.first_t is not None else ts[0]
+    return [max(0.0, t - t0) for t in ts]
