@@ -1,6 +1,6 @@
 """When each step of the live branch was logged: the x axis of a chart against wall-clock
-time. Kept compact (at most ``cap`` knots, thinned by halves as a run grows, so a 500k-step
-run holds a few thousand), truncated with the branch rule like every other series, and
+time. Kept compact (a knot every ``stride`` rows, at most ``cap`` of them, thinned by halves
+as a run grows, so a 500k-step run holds a few thousand), truncated with the branch rule like every other series, and
 read by linear interpolation between knots."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
+
+from nal_tui.core.reducer.series import is_rising
 
 DEFAULT_CAP = 4096
 
@@ -21,27 +23,45 @@ class StepClock:
         self.ts = array("d")
         self.stride = 1  # steps between knots (doubles whenever the cap is reached)
         self._last: tuple[int, float] | None = None  # the newest row, kept exactly
+        self._since = 0  # rows logged after the newest knot
 
     def __len__(self) -> int:
         return len(self.steps)
 
-    def add(self, steps: Sequence[int], ts: Sequence[float]) -> None:
-        """Rows as logged; a step not past the newest (a repeat, a step backwards) is
-        skipped: a branch arrives through ``truncate`` first."""
+    def add(self, steps: Sequence[int], ts: Sequence[float], rising: bool | None = None) -> None:
+        """Rows as logged (``rising``: whether ``steps`` strictly increase, when the caller
+        knows); a step not past the newest (a repeat, a step backwards) is skipped: a
+        branch arrives through ``truncate`` first."""
+        last = self._last
+        if rising is None:
+            rising = is_rising(steps)
+        if steps and (last is None or steps[0] > last[0]) and rising:
+            self._rising(steps, ts)  # the usual batch: slices, no loop per row
+            return
         for s, t in zip(steps, ts, strict=True):
-            last = self._last
-            if last is not None and s <= last[0]:
-                continue
-            if not self.steps or s - self.steps[-1] >= self.stride:
-                self.steps.append(s)
-                self.ts.append(t)
-                if len(self.steps) >= self.cap:
-                    self._thin()
-            self._last = (s, t)
+            if self._last is None or s > self._last[0]:
+                self._rising((s,), (t,))
+
+    def _rising(self, steps: Sequence[int], ts: Sequence[float]) -> None:
+        """A knot every ``stride`` rows, counted on from the last knot."""
+        n = len(steps)
+        first = 0 if not self.steps else max(0, self.stride - self._since - 1)
+        if first < n:
+            self.steps.extend(steps[first :: self.stride])
+            self.ts.extend(ts[first :: self.stride])
+            self._since = (n - 1 - first) % self.stride
+            while len(self.steps) >= self.cap:
+                self._thin()
+        else:
+            self._since += n
+        self._last = (steps[-1], ts[-1])
 
     def _thin(self) -> None:
-        self.steps = self.steps[::2]
-        self.ts = self.ts[::2]
+        """Every other knot, the first and the newest kept (so the row count since the
+        newest stays right)."""
+        keep = (len(self.steps) - 1) % 2
+        self.steps = self.steps[:keep] + self.steps[keep::2]
+        self.ts = self.ts[:keep] + self.ts[keep::2]
         self.stride *= 2
 
     def truncate(self, keep: int) -> None:
@@ -57,6 +77,7 @@ class StepClock:
             self.steps.append(keep)
             self.ts.append(at)
         self._last = (self.steps[-1], self.ts[-1]) if self.steps else None
+        self._since = 0
 
     def _knots(self) -> tuple[Sequence[int], Sequence[float]]:
         if self._last is not None and (not self.steps or self.steps[-1] != self._last[0]):

@@ -373,7 +373,7 @@ class RunState:
                     self.backwards.report(steps[i - 1], steps[i], ts[i])
         self._after_start = False
         p.rows(steps, ts, rising)
-        self.clock.add(steps, ts)
+        self.clock.add(steps, ts, rising)
         for k, col in cols.items():
             tr = self.losses[k]
             tr.series.extend(steps, col, rising=rising)
