@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from nal_tui.core.compare.limits import MAX_RUNS, MIN_RUNS
 from nal_tui.core.control.rundir import events_file
 from nal_tui.core.feed.follow import LogFollower
 from nal_tui.core.feed.loader import load_history
@@ -21,7 +20,6 @@ from nal_tui.core.text import clean
 from trainer.events.schema import VAL_SET
 from trainer.rundir.layout import CONFIG_FILE
 
-MIN_RUNS, MAX_RUNS = 2, 6
 MISSING = "—"  # a key one config has and another lacks
 
 
@@ -69,6 +67,9 @@ def load_state(run_dir: Path) -> RunState:
 
 
 def read_config(run_dir: Path) -> tuple[dict[str, Any], str]:
+    # yaml only once configs are compared: the dashboard, which offers compare, starts without it
+    import yaml
+
     p = run_dir / CONFIG_FILE
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))

@@ -1,4 +1,5 @@
-"""The compare app: one series (a validation metric or a loss) of every run on one chart,
+"""The compare screen (the ``nal-tui compare`` app, or pushed by the dashboard's run picker on
+the runs marked there): one series (a validation metric or a loss) of every run on one chart,
 each run its own colour with a legend naming its directory, against step or (``t``)
 wall-clock time since each run's start; the configs' differing keys and each run's best
 score and step below; ``v`` opens the samples view across the runs (A/B: the same
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.widgets import Static
 
 from nal_tui.core.compare.runs import RunInfo, best_of, config_diff, elapsed
@@ -27,16 +29,15 @@ RUN_STYLES = ("bold cyan", "bold magenta", "bold yellow", "bold green", "bold re
 MAX_DIFF_ROWS = 12
 
 
-class CompareApp(App[None]):
-    TITLE = "nal-tui compare"
-    ENABLE_COMMAND_PALETTE = False
-    CSS = """
+class CompareScreen(Screen[None]):
+    DEFAULT_CSS = """
     #cmp-head { height: 2; }
     #cmp-table { height: auto; max-height: 50%; }
     #cmp-keys { height: 1; }
     """
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
+        Binding("q", "close", "Quit"),
+        Binding("escape", "close", "Back", show=False),
         Binding("up", "series(-1)", "Prev series", key_display="↑"),
         Binding("down", "series(1)", "Next series", key_display="↓"),
         Binding("t", "time_axis", "Step/time"),
@@ -93,6 +94,17 @@ class CompareApp(App[None]):
     def on_mount(self) -> None:
         self.draw()
 
+    @property
+    def standalone(self) -> bool:
+        """The ``nal-tui compare`` app's own screen (else pushed over the dashboard)."""
+        return self.app.screen_stack[:1] == [self]
+
+    def action_close(self) -> None:
+        if self.standalone:
+            self.app.exit()
+        else:
+            self.dismiss()
+
     def _rows(self, width: int, height: int) -> list[Text]:
         lines = self.lines()
         steps = [s for ln in lines for s in ln.steps]
@@ -127,7 +139,7 @@ class CompareApp(App[None]):
         self.query_one("#cmp-keys", Static).update(
             Text(
                 f"↑/↓ series  t x axis: {'step' if self.by_time else 'time'}  "
-                "v A/B samples across runs  q quit",
+                "v A/B samples across runs  " + ("q quit" if self.standalone else "q/Esc back"),
                 style="dim",
             )
         )
@@ -168,8 +180,6 @@ class CompareApp(App[None]):
         self.draw()
 
     def action_samples(self) -> None:
-        if len(self.screen_stack) > 1:
-            return
         sources = [
             Source(r.run_dir, r.label, tuple(list_validations(r.run_dir, upto=r.state.step)),
                    tuple(r.state.validation.views))
@@ -177,4 +187,18 @@ class CompareApp(App[None]):
         ]  # fmt: skip
         screen = SamplesScreen(sources)
         screen.mode = "ab"  # B: the same utterance in the second run
-        self.push_screen(screen)
+        self.app.push_screen(screen)
+
+
+class CompareApp(App[None]):
+    """``nal-tui compare``: the compare screen as the whole app."""
+
+    TITLE = "nal-tui compare"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, runs: Sequence[RunInfo]) -> None:
+        super().__init__()
+        self.runs = list(runs)
+
+    def get_default_screen(self) -> Screen:
+        return CompareScreen(self.runs)
