@@ -63,7 +63,7 @@ def test_cpu_dry_run(tmp_path: Path) -> None:
     assert runs["fp16"]["precision"] == "fp32"  # fp16 needs CUDA: the trainer falls back
     assert r["vocode"]["cli_exit"] == 0 and r["vocode"]["rtf"] > 0
     assert r["validation"]["seconds"] > 0 and r["validation"]["audio_s"] > 0
-    table = out[out.index("config mode") :]
+    table = out[out.index("config mode") : out.index("== GPU panel")]
     assert table.count("demo ") == 4 and "vocoding:" in table and "validation (" in table
     # The GPU panel step: a live trainer, its sample, the panel and the dashboard as text.
     panel = out[out.index("== GPU panel (a live demo trainer on cpu)") :]

@@ -79,8 +79,11 @@ class CompareScreen(Screen[None]):
                         vals.append((seg.lo[j] + seg.hi[j]) / 2)
                 out.append(Line(steps, vals, style))
         if self.by_time:  # each run's steps to seconds since its own start
-            out = [Line(elapsed(r.state, ln.steps), ln.values, ln.style)
-                   for r, ln in zip(self.runs, out, strict=True)]  # fmt: skip
+            timed = []
+            for r, ln in zip(self.runs, out, strict=True):
+                xs = elapsed(r.state, ln.steps)  # [] for a run with no step logged
+                timed.append(Line(xs, ln.values if xs else [], ln.style))
+            out = timed
         return out
 
     # ---- layout
