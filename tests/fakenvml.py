@@ -5,6 +5,7 @@ driver makes the real one."""
 
 from __future__ import annotations
 
+import threading
 import types
 from dataclasses import dataclass, field
 
@@ -73,6 +74,7 @@ def make_nvml(gpus: list[FakeGpu], *, init_error: int | None = None) -> types.Mo
         setattr(m, name, wrapper)
 
     def init():
+        m.init_thread = threading.current_thread().name
         if init_error is not None:
             raise NVMLError(init_error)
         m.initialised = True

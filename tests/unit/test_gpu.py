@@ -161,3 +161,4 @@ def test_system_sampler_reports_gpus_and_shuts_nvml_down(monkeypatch, tmp_path) 
     assert not sampler._thread.is_alive()
     assert len(got[0].gpu.rows) == 2 and got[0].gpu.rows[0].ranks == ()  # no trainer
     assert nvml.calls["nvmlInit"] == 1 and nvml.calls["nvmlShutdown"] == 1
+    assert nvml.init_thread == "nal-system"  # the sampler's thread, not the caller's (UI)
