@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     p.add_argument("--timeout", type=float, default=240, help="seconds to the first step")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (run, corpus)")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="nal-gpu-panel-"))
     logs = work / "logs"
@@ -119,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop = session.stop(grace_s=60, kill_after_s=30)
         print(f"trainer stop: {stop.message}")
+        if stop.ok and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
     return 0 if ok else 1
 
 
