@@ -13,11 +13,12 @@ PIP=${PIP:-python3 -m pip}
 mkdir -p "$DEST"
 # The trainer's runtime (numpy, soundfile + cffi + pycparser, soxr, pyyaml, psutil, orjson),
 # what the test modules import at collection (textual, rich, watchdog and their needs), and
-# pytest with its needs. pesq has no wheels (sdist only), so PESQ is skipped there with a note.
+# pytest with its needs, and nvidia-ml-py for the dashboard's GPU panel. pesq has no wheels (sdist only), so PESQ is skipped there with a note.
 PKGS=(
   numpy soundfile cffi pycparser soxr pyyaml psutil orjson watchdog
   "textual>=8,<9" rich markdown-it-py mdit-py-plugins mdurl platformdirs pygments
   typing-extensions pytest iniconfig packaging pluggy
+  nvidia-ml-py
 )
 if [ "${WITH_QUALITY:-0}" = 1 ]; then PKGS+=(pystoi scipy); fi  # +35 MB for STOI
 for pkg in "${PKGS[@]}"; do

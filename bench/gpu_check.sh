@@ -6,7 +6,11 @@
 #   3. trains config/hifigan_v1.yaml and config/hifigan_48k.yaml for a few hundred steps in
 #      fp32, bf16, fp16 and with torch.compile on demo corpora generated at 22.05 and 48 kHz,
 #      vocodes a batch and measures a validation: steps/s, samples/s, peak GPU memory,
-#      vocoding real-time factor, validation cost (bench/gpu_check.py).
+#      vocoding real-time factor, validation cost (bench/gpu_check.py);
+#   4. starts the demo trainer on the device and prints the dashboard's GPU panel while it
+#      runs: the NVML sample (nvidia-ml-py, the [gpu] extra, installed from .wheels/ when
+#      the wheel is there), the panel as text, and the whole dashboard headless at 160x45
+#      and 80x24 (bench/gpu_panel.py).
 # The project runs from this source tree (PYTHONPATH), not installed.
 #   bash bench/gpu_check.sh                                  # on the GPU machine
 #   bash bench/gpu_check.sh --device cpu --steps 2 --batch 2 --segment 4096   # dry run
@@ -29,10 +33,20 @@ yaml:pyyaml psutil:psutil orjson:orjson watchdog:watchdog textual:textual rich:r
 markdown_it:markdown_it_py mdit_py_plugins:mdit_py_plugins mdurl:mdurl
 platformdirs:platformdirs pygments:pygments typing_extensions:typing_extensions
 pytest:pytest iniconfig:iniconfig packaging:packaging pluggy:pluggy"
+# Wanted, not needed: without it the GPU panel says "install naudiolab[gpu]" (step 4).
+OPTIONAL="pynvml:nvidia_ml_py"
 missing=()
 for pair in $NEEDS; do
   mod=${pair%%:*}
   "$PY" -c "import $mod" 2>/dev/null || missing+=("${pair#*:}")
+done
+for pair in $OPTIONAL; do
+  mod=${pair%%:*}
+  name=${pair#*:}
+  if ! "$PY" -c "import $mod" 2>/dev/null; then
+    if ls "$WHEELS" 2>/dev/null | grep -qi "^${name}-[0-9]"; then missing+=("$name")
+    else echo "gpu_check: no wheel for $name in $WHEELS: the GPU panel will say so"; fi
+  fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
   files=()
@@ -65,5 +79,15 @@ if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then echo "gpu_check: CUDA tests failed (pyte
 
 echo "== training, vocoding, validation cost"
 "$PY" bench/gpu_check.py "$@" || fail=1
+
+device=cuda
+prev=
+for a in "$@"; do
+  if [ "$prev" = --device ]; then device=$a; fi
+  case $a in --device=*) device=${a#--device=} ;; esac
+  prev=$a
+done
+echo "== GPU panel (a live demo trainer on $device)"
+"$PY" bench/gpu_panel.py --device "$device" || fail=1
 echo "gpu_check: total $((SECONDS - start)) s${fail:+ (FAILED)}"
 exit ${fail:-0}

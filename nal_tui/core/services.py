@@ -17,6 +17,7 @@ import psutil
 
 from nal_tui.core.control import proc
 from nal_tui.core.control.rundir import config_file
+from nal_tui.core.gpu import GpuSampler
 from nal_tui.core.reducer.views import CheckpointRow, SystemView
 from nal_tui.core.text import clean
 from nal_tui.core.vocab import PID_LIVE
@@ -209,7 +210,8 @@ class CheckpointService:
 
 
 class SystemSampler:
-    """Machine and trainer figures about once a second: ``on_sample(SystemView, PidState)``."""
+    """Machine and trainer figures about once a second: ``on_sample(SystemView, PidState)``;
+    the GPUs' through ``gpu`` (NVML, started and shut down on this sampler's thread)."""
 
     def __init__(
         self,
@@ -218,8 +220,10 @@ class SystemSampler:
         on_sample: Callable[[SystemView, proc.PidState], None],
         interval: float = 1.0,
         measure: Callable[[], tuple[SystemView, proc.PidState]] | None = None,
+        gpu: GpuSampler | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.gpu = gpu or GpuSampler()
         self.disk_path = disk_path
         self.on_sample = on_sample
         self.interval = interval
@@ -247,6 +251,7 @@ class SystemSampler:
             except Exception:  # noqa: BLE001 - a failed sample must not end the thread
                 pass
             self._stop.wait(self.interval)
+        self.gpu.close()
 
     def _disk(self) -> tuple[int | None, int | None]:
         p = self.disk_path
@@ -272,6 +277,8 @@ class SystemSampler:
             kw = self._proc_figures(st.info.pid)
         threads, auto = self._run_threads()
         busy = self._busy.sample([st.info.pid] if st.state == PID_LIVE and st.info else [])
+        info = st.info if st.state == PID_LIVE else None
+        gpu = self.gpu.sample(lambda: proc.rank_pids(info) if info is not None else {})
         view = SystemView(
             cpu_pct=psutil.cpu_percent(interval=None),
             mem_used=vm.total - vm.available,
@@ -285,6 +292,7 @@ class SystemSampler:
             threads=threads,
             threads_auto=auto,
             busy=tuple(busy),
+            gpu=gpu,
             **kw,
         )
         return view, st

@@ -81,3 +81,54 @@ def test_compare_snapshot(snap_compare, tmp_path, size):
     text = svg_text(shots[-1])
     assert "━ base" in text and "━ lowlr" in text
     assert "0.5 @300" in text and "0.7 @300" in text and "optim.lr_g" in text
+
+
+def _timed_runs(tmp_path: Path) -> list[Path]:
+    """Two runs of 300 steps, one logging a step a second and one every two seconds."""
+    out = []
+    for name, dt in (("fast", 1.0), ("slow", 2.0)):
+        rd = write_run(tmp_path / "logs" / name, 300, dt=dt)
+        with open(rd / "events.jsonl", "ab") as f:
+            for i, m in enumerate((0.9, 0.6, 0.5)):
+                f.write(encode(val_record(100 * (i + 1), set="val", metrics={"mel_l1": m})))
+        out.append(rd)
+    return out
+
+
+@sync
+async def test_t_toggles_the_x_axis_between_step_and_time(tmp_path: Path) -> None:
+    app = CompareApp(load_runs(_timed_runs(tmp_path)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        text = screen_text(pilot)
+        assert "· against step" in text and "step 100" in text and "300" in text
+        await pilot.press("t")
+        await pilot.pause()
+        text = screen_text(pilot)
+        # validations at steps 100..300: 100 s..300 s into the fast run, 200 s..600 s into
+        # the slow one (the run_start is the first record, each step row dt after the last)
+        assert "· against wall-clock time" in text
+        assert "time since start 1m40s" in text and "10m00s" in text
+        assert "t x axis: step" in text
+        await pilot.press("down")  # a loss: its buckets' steps on the same clock
+        await pilot.pause()
+        assert "time since start" in screen_text(pilot)
+        await pilot.press("t")
+        await pilot.pause()
+        text = screen_text(pilot)
+        assert "· against step" in text and "time since start" not in text
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_compare_time_axis_snapshot(snap_compare, tmp_path, size):
+    app = CompareApp(load_runs(_timed_runs(tmp_path)))
+    shots: list[str] = []
+
+    async def before(pilot):
+        await pilot.press("t")
+        await pilot.pause()
+        shots.append(app.export_screenshot())
+
+    assert snap_compare(app, terminal_size=size, run_before=before)
+    text = svg_text(shots[-1])
+    assert "against wall-clock time" in text and "time since start 1m40s" in text

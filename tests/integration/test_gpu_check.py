@@ -22,6 +22,7 @@ def _norm(name: str) -> str:
 
 def test_every_package_the_check_installs_is_fetched() -> None:
     needs = re.search(r'NEEDS="([^"]*)"', CHECK.read_text()).group(1).split()
+    needs += re.search(r'OPTIONAL="([^"]*)"', CHECK.read_text()).group(1).split()
     wanted = {_norm(pair.split(":")[1]) for pair in needs}
     block = re.search(r"PKGS=\(\n(.*?)\n\)", FETCH.read_text(), re.S).group(1)
     fetched = {_norm(tok.strip('"')) for tok in block.split() if not tok.startswith("#")}
@@ -62,5 +63,10 @@ def test_cpu_dry_run(tmp_path: Path) -> None:
     assert runs["fp16"]["precision"] == "fp32"  # fp16 needs CUDA: the trainer falls back
     assert r["vocode"]["cli_exit"] == 0 and r["vocode"]["rtf"] > 0
     assert r["validation"]["seconds"] > 0 and r["validation"]["audio_s"] > 0
-    table = out[out.index("config mode") :]
+    table = out[out.index("config mode") : out.index("== GPU panel")]
     assert table.count("demo ") == 4 and "vocoding:" in table and "validation (" in table
+    # The GPU panel step: a live trainer, its sample, the panel and the dashboard as text.
+    panel = out[out.index("== GPU panel (a live demo trainer on cpu)") :]
+    assert "gpu sample: " in panel and "trainer stop: " in panel
+    assert ("no NVIDIA GPU" in panel or "GPU0 " in panel) and "-- dashboard at 160x45" in panel
+    assert "─ GPU ─" in panel and "-- dashboard at 80x24" in panel

@@ -5,12 +5,12 @@ best validation score and its step."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from nal_tui.core.compare.limits import MAX_RUNS, MIN_RUNS
 from nal_tui.core.control.rundir import events_file
 from nal_tui.core.feed.follow import LogFollower
 from nal_tui.core.feed.loader import load_history
@@ -20,7 +20,6 @@ from nal_tui.core.text import clean
 from trainer.events.schema import VAL_SET
 from trainer.rundir.layout import CONFIG_FILE
 
-MIN_RUNS, MAX_RUNS = 2, 6
 MISSING = "—"  # a key one config has and another lacks
 
 
@@ -68,6 +67,9 @@ def load_state(run_dir: Path) -> RunState:
 
 
 def read_config(run_dir: Path) -> tuple[dict[str, Any], str]:
+    # yaml only once configs are compared: the dashboard, which offers compare, starts without it
+    import yaml
+
     p = run_dir / CONFIG_FILE
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
@@ -122,3 +124,13 @@ def config_diff(configs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
 def best_of(state: RunState, metric: str, set_name: str = VAL_SET) -> SeriesStats:
     """A run's best validation score of ``metric`` and its step (stats of that series)."""
     return state.validation.history.stats(set_name, metric)
+
+
+def elapsed(state: RunState, steps: Sequence[int]) -> list[float]:
+    """Seconds from the run's start (its first event) to when each of ``steps`` was logged
+    on the live branch (the state's step clock); [] before any step."""
+    ts = state.clock.times(steps)
+    if ts is None:
+        return []
+    t0 = state.first_t if state.first_t is not None else ts[0]
+    return [max(0.0, t - t0) for t in ts]

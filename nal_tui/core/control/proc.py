@@ -257,6 +257,24 @@ def family_ranks(agent: psutil.Process) -> list[psutil.Process]:
     return ranks
 
 
+def rank_pids(info: PidInfo) -> dict[int, int]:
+    """pid -> rank of the verified trainer's ranks (``family``): the rank torchrun gave
+    each in its environment (RANK), else their order of starting; a lone trainer is 0."""
+    try:
+        _, ranks = family(info)
+        ranks.sort(key=lambda p: (p.create_time(), p.pid))
+    except psutil.Error:
+        return {}
+    out = {}
+    for i, p in enumerate(ranks):
+        try:
+            rank = int(p.environ().get("RANK", i)) if len(ranks) > 1 else 0
+        except (psutil.Error, ValueError):
+            rank = i
+        out[p.pid] = rank
+    return out
+
+
 def signal_procs(procs: list[psutil.Process], sig: signal.Signals) -> list[int]:
     """Send ``sig`` to each process (psutil re-checks it is the same process first)."""
     done = []

@@ -19,6 +19,7 @@ from nal_tui.core.control.status import (
 from nal_tui.core.feed.blocks import StepBlock, as_float, block_from_records
 from nal_tui.core.reducer.branches import Abandon, Branches
 from nal_tui.core.reducer.checkpoints import CheckpointLog
+from nal_tui.core.reducer.clock import StepClock
 from nal_tui.core.reducer.detectors import (
     AlertLog,
     BackwardsDetector,
@@ -117,6 +118,7 @@ class RunState:
     branches: Branches
     checkpoints: CheckpointLog
     validation: ValidationLog
+    clock: StepClock
     # The run, from its run_start.
     run_start: dict[str, Any] | None
     run_name: str
@@ -185,6 +187,7 @@ class RunState:
         self.branches = Branches()
         self.checkpoints = CheckpointLog()
         self.validation = ValidationLog()
+        self.clock = StepClock()  # when each live step was logged (charts against time)
         self.run_start = None
         self.run_name = self.run_id = ""
         self.pid = None
@@ -299,6 +302,7 @@ class RunState:
             apply_summary(
                 b, self.losses, self.progress, self.nonfinite, self.collapse, self.imbalance
             )
+            self.clock.add((b.first_step, b.last_step), (b.t_first, b.t_last))
         for rec in after:
             self._other(rec)
         n = b.n_steps + len(before) + len(after)
@@ -369,6 +373,7 @@ class RunState:
                     self.backwards.report(steps[i - 1], steps[i], ts[i])
         self._after_start = False
         p.rows(steps, ts, rising)
+        self.clock.add(steps, ts, rising)
         for k, col in cols.items():
             tr = self.losses[k]
             tr.series.extend(steps, col, rising=rising)
@@ -496,6 +501,7 @@ class RunState:
             tr.truncate(keep)
         self.validation.truncate(keep)
         self.checkpoints.truncate(keep)
+        self.clock.truncate(keep)
         self.nonfinite.open = False
         self.collapse.summary()
         self.imbalance.reset_window()

@@ -121,6 +121,30 @@ class AlertsView:
 
 
 @dataclass(frozen=True)
+class GpuRow:
+    """One NVIDIA GPU's figures (core.gpu.GpuSampler); None where NVML does not say."""
+
+    index: int
+    name: str
+    mem_used: int
+    mem_total: int
+    util_pct: int | None = None
+    temp_c: int | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    ranks: tuple[int, ...] = ()  # our trainer's ranks with a context on this GPU
+    other_procs: int = 0  # processes on it that are not our trainer's
+
+
+@dataclass(frozen=True)
+class GpuView:
+    """Every GPU's figures, or, with none, why (``note``: one line, "no NVIDIA GPU ...")."""
+
+    rows: tuple[GpuRow, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class SystemView:
     """Machine and trainer-process figures (services.SystemSampler)."""
 
@@ -140,3 +164,4 @@ class SystemView:
     threads: int | None = None  # the run's trainer threads per process (train.threads)
     threads_auto: bool = True  # train.threads 0: one per physical core
     busy: tuple[BusyProcess, ...] = ()  # other processes keeping CPUs busy, busiest first
+    gpu: GpuView | None = None  # None: not sampled (tests with fixed figures)

@@ -1,7 +1,9 @@
-"""The compare app: one series (a validation metric or a loss) of every run on one chart,
-each run its own colour with a legend naming its directory; the configs' differing keys
-and each run's best score and step below; ``v`` opens the samples view across the runs
-(A/B: the same utterance in two runs)."""
+"""The compare screen (the ``nal-tui compare`` app, or pushed by the dashboard's run picker on
+the runs marked there): one series (a validation metric or a loss) of every run on one chart,
+each run its own colour with a legend naming its directory, against step or (``t``)
+wall-clock time since each run's start; the configs' differing keys and each run's best
+score and step below; ``v`` opens the samples view across the runs (A/B: the same
+utterance in two runs)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.widgets import Static
 
-from nal_tui.core.compare.runs import RunInfo, best_of, config_diff
+from nal_tui.core.compare.runs import RunInfo, best_of, config_diff, elapsed
 from nal_tui.core.samples.catalog import list_validations
+from nal_tui.core.text import fmt_duration
 from nal_tui.core.vocab import LOSS_KEYS
 from nal_tui.ui.quality.plot import Line, plot_rows, y_range
 from nal_tui.ui.quality.screen import LABEL_W, QualityPlot
@@ -25,18 +29,18 @@ RUN_STYLES = ("bold cyan", "bold magenta", "bold yellow", "bold green", "bold re
 MAX_DIFF_ROWS = 12
 
 
-class CompareApp(App[None]):
-    TITLE = "nal-tui compare"
-    ENABLE_COMMAND_PALETTE = False
-    CSS = """
+class CompareScreen(Screen[None]):
+    DEFAULT_CSS = """
     #cmp-head { height: 2; }
     #cmp-table { height: auto; max-height: 50%; }
     #cmp-keys { height: 1; }
     """
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
+        Binding("q", "close", "Quit"),
+        Binding("escape", "close", "Back", show=False),
         Binding("up", "series(-1)", "Prev series", key_display="↑"),
         Binding("down", "series(1)", "Next series", key_display="↓"),
+        Binding("t", "time_axis", "Step/time"),
         Binding("v", "samples", "A/B samples"),
     ]
 
@@ -44,6 +48,8 @@ class CompareApp(App[None]):
         super().__init__()
         self.runs = list(runs)
         self.series = 0
+        self.by_time = False
+        """The x axis: wall-clock time since each run's start (else the step)."""
 
     # ---- what is compared
 
@@ -72,6 +78,12 @@ class CompareApp(App[None]):
                         steps.append(seg.x0[j])
                         vals.append((seg.lo[j] + seg.hi[j]) / 2)
                 out.append(Line(steps, vals, style))
+        if self.by_time:  # each run's steps to seconds since its own start
+            timed = []
+            for r, ln in zip(self.runs, out, strict=True):
+                xs = elapsed(r.state, ln.steps)  # [] for a run with no step logged
+                timed.append(Line(xs, ln.values if xs else [], ln.style))
+            out = timed
         return out
 
     # ---- layout
@@ -84,6 +96,17 @@ class CompareApp(App[None]):
 
     def on_mount(self) -> None:
         self.draw()
+
+    @property
+    def standalone(self) -> bool:
+        """The ``nal-tui compare`` app's own screen (else pushed over the dashboard)."""
+        return self.app.screen_stack[:1] == [self]
+
+    def action_close(self) -> None:
+        if self.standalone:
+            self.app.exit()
+        else:
+            self.dismiss()
 
     def _rows(self, width: int, height: int) -> list[Text]:
         lines = self.lines()
@@ -98,7 +121,10 @@ class CompareApp(App[None]):
         for i, r in enumerate(rows):
             label = fmt_value(hi) if i == 0 else fmt_value(lo) if i == len(rows) - 1 else ""
             out.append(Text(f"{label:>{LABEL_W - 1}} ", style="dim") + r)
-        a, b = f"step {x0:,}", f"{x1:,}"
+        if self.by_time:
+            a, b = f"time since start {fmt_duration(x0)}", fmt_duration(x1)
+        else:
+            a, b = f"step {x0:,}", f"{x1:,}"
         out.append(Text(" " * LABEL_W + a + " " * max(1, w - len(a) - len(b)) + b, style="dim"))
         return out
 
@@ -107,13 +133,18 @@ class CompareApp(App[None]):
         n = len(self.series_names())
         head = Text(f"compare · {len(self.runs)} runs · ", style="bold")
         head.append(f"{'validation ' if kind == 'val' else 'loss '}{name}", style="bold")
-        head.append(f" ({self.series % n + 1}/{n}) · against step\n", style="dim")
+        axis = "wall-clock time" if self.by_time else "step"
+        head.append(f" ({self.series % n + 1}/{n}) · against {axis}\n", style="dim")
         for i, r in enumerate(self.runs):
             head.append(f"━ {r.label}  ", style=RUN_STYLES[i % len(RUN_STYLES)])
         self.query_one("#cmp-head", Static).update(head)
         self.query_one("#cmp-table", Static).update(self._table(kind, name))
         self.query_one("#cmp-keys", Static).update(
-            Text("↑/↓ series  v A/B samples across runs  q quit", style="dim")
+            Text(
+                f"↑/↓ series  t x axis: {'step' if self.by_time else 'time'}  "
+                "v A/B samples across runs  " + ("q quit" if self.standalone else "q/Esc back"),
+                style="dim",
+            )
         )
         self.query_one(QualityPlot).refresh()
 
@@ -147,9 +178,11 @@ class CompareApp(App[None]):
         self.series += delta
         self.draw()
 
+    def action_time_axis(self) -> None:
+        self.by_time = not self.by_time
+        self.draw()
+
     def action_samples(self) -> None:
-        if len(self.screen_stack) > 1:
-            return
         sources = [
             Source(r.run_dir, r.label, tuple(list_validations(r.run_dir, upto=r.state.step)),
                    tuple(r.state.validation.views))
@@ -157,4 +190,18 @@ class CompareApp(App[None]):
         ]  # fmt: skip
         screen = SamplesScreen(sources)
         screen.mode = "ab"  # B: the same utterance in the second run
-        self.push_screen(screen)
+        self.app.push_screen(screen)
+
+
+class CompareApp(App[None]):
+    """``nal-tui compare``: the compare screen as the whole app."""
+
+    TITLE = "nal-tui compare"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, runs: Sequence[RunInfo]) -> None:
+        super().__init__()
+        self.runs = list(runs)
+
+    def get_default_screen(self) -> Screen:
+        return CompareScreen(self.runs)

@@ -18,6 +18,7 @@ from rich.text import Text
 from textual.worker import get_current_worker
 
 from nal_tui import preflight
+from nal_tui.core.compare.runs import CompareError, load_runs
 from nal_tui.core.control.results import StartResult, StopResult
 from nal_tui.core.control.rundir import (
     RunHistory,
@@ -32,13 +33,14 @@ from nal_tui.core.defaults import default_run_dir
 from nal_tui.core.vocab import STOP_TIMEOUT
 from nal_tui.preflight.report import PreflightReport
 from nal_tui.ui.checkpoints.table import CheckpointTable, verified_cell
+from nal_tui.ui.compare.app import CompareScreen
 from nal_tui.ui.host import ScreenHost, in_thread
 from nal_tui.ui.launch.confirm import LaunchRequest, ResumeScreen, StartScreen, preflight_text
 from nal_tui.ui.launch.holds import NEW_BRANCH, NEW_RUN, RESUME, RunHoldsRunScreen
 from nal_tui.ui.launch.stop import KillScreen, StopScreen
 from nal_tui.ui.launch.welcome import welcome_text
 from nal_tui.ui.run.feeds import RunFeeds
-from nal_tui.ui.runs.picker import RunPickerScreen
+from nal_tui.ui.runs.picker import CompareRuns, RunPickerScreen
 
 Toast = Callable[..., None]
 
@@ -329,6 +331,21 @@ class RunControl:
             self._run_picked,
         )
 
-    def _run_picked(self, path: Path | None) -> None:
-        if path is not None and path != self.run_dir:
-            self._open_run(path)
+    def _run_picked(self, choice: Path | CompareRuns | None) -> None:
+        if isinstance(choice, CompareRuns):
+            self.toast(f"loading {len(choice.paths)} runs to compare…", "compare")
+            in_thread(self._app, "compare", self._compare, choice.paths)
+        elif choice is not None and choice != self.run_dir:
+            self._open_run(choice)
+
+    # ---- compare the runs marked in the picker
+
+    def _compare(self, paths: tuple[Path, ...]) -> None:
+        """Worker: each run loaded as ``nal-tui compare`` loads it, then the compare screen."""
+        try:
+            runs = load_runs(list(paths))
+        except CompareError as e:
+            self._app.call_from_thread(self.toast, str(e), "compare", "error")
+            return
+        if not get_current_worker().is_cancelled:
+            self._app.call_from_thread(self._app.push_screen, CompareScreen(runs))

@@ -17,7 +17,7 @@ CURSOR_STYLE = "on #303050"
 
 @dataclass(frozen=True)
 class Line:
-    steps: Sequence[int]
+    steps: Sequence[float]  # the x axis: steps, or seconds since the start
     values: Sequence[float]
     style: str
 

@@ -25,6 +25,7 @@ from nal_tui.ui.charts.chart import BigChart
 from nal_tui.ui.checkpoints.table import CheckpointTable, MilestonesPanel
 from nal_tui.ui.run.alerts import AlertsPanel
 from nal_tui.ui.run.facts import facts_lines
+from nal_tui.ui.run.gpu import GpuPanel
 from nal_tui.ui.run.losses import LossesPanel
 from nal_tui.ui.run.progress import ProgressPanel
 from nal_tui.ui.run.system import SystemPanel
@@ -43,6 +44,7 @@ PANELS = {
     "milestones": "Milestones",
     "validation": "Validation",
     "system": "System",
+    "gpu": "GPU",
     "alerts": "Alerts",
     "facts": "Run",
 }
@@ -89,6 +91,7 @@ class Dashboard(Horizontal):
             yield MilestonesPanel(id="milestones", classes="panel")
             yield ValidationPanel(id="validation", classes="panel")
             yield SystemPanel(id="system", classes="panel")
+            yield GpuPanel(id="gpu", classes="panel")
             yield AlertsPanel(id="alerts", classes="panel")
 
     def on_mount(self) -> None:
@@ -112,6 +115,7 @@ class Dashboard(Horizontal):
         milestones = milestones_view(st)
         self.query_one(MilestonesPanel).show(milestones)
         self.query_one(SystemPanel).show(system)
+        self.query_one(GpuPanel).show(system.gpu if system is not None else None)
         alerts = alerts_view(st)
         self.query_one(AlertsPanel).show(alerts)
         self.query_one("#facts", TextPanel).set_text(

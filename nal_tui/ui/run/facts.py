@@ -9,6 +9,7 @@ from nal_tui.core.reducer.views import (
     SystemView,
     ValidationView,
 )
+from nal_tui.ui.run.gpu import gpu_summary
 from nal_tui.ui.widgets.fit import FitLines, Part
 from nal_tui.ui.widgets.fmt import fmt_bytes, fmt_value
 
@@ -42,6 +43,8 @@ def facts_lines(
     s: list[Part] = [Part("sys  ", "bold")]
     if sysv is not None:
         s.append(Part(f"CPU {sysv.cpu_pct:.0f}%  ", drop=2))
+        if sysv.gpu is not None:
+            s += gpu_summary(sysv.gpu)
         s.append(Part(f"mem {fmt_bytes(sysv.mem_used)}  ", drop=3))
         if sysv.disk_free is not None:
             s.append(Part(f"disk {fmt_bytes(sysv.disk_free)} free  ", drop=2))

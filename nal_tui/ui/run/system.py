@@ -7,11 +7,7 @@ from rich.text import Text
 from nal_tui.core.reducer.views import SystemView
 from nal_tui.core.text import clean
 from nal_tui.ui.widgets.base import TextPanel
-from nal_tui.ui.widgets.fmt import fmt_bytes
-
-
-def _pct_style(p: float) -> str:
-    return "red" if p >= 90 else "yellow" if p >= 75 else "green"
+from nal_tui.ui.widgets.fmt import fmt_bytes, pct_style
 
 
 def system_text(s: SystemView | None) -> Text:
@@ -19,17 +15,17 @@ def system_text(s: SystemView | None) -> Text:
         return Text("sampling…", style="dim")
     t = Text()
     t.append("CPU  ", style="bold")
-    t.append(f"{s.cpu_pct:5.1f}%", style=_pct_style(s.cpu_pct))
+    t.append(f"{s.cpu_pct:5.1f}%", style=pct_style(s.cpu_pct))
     t.append(f" of {s.cores} cores\n")
     mem_pct = 100 * s.mem_used / s.mem_total if s.mem_total else 0.0
     t.append("Mem  ", style="bold")
-    t.append(f"{fmt_bytes(s.mem_used)} / {fmt_bytes(s.mem_total)}", style=_pct_style(mem_pct))
+    t.append(f"{fmt_bytes(s.mem_used)} / {fmt_bytes(s.mem_total)}", style=pct_style(mem_pct))
     t.append("\nDisk ", style="bold")
     if s.disk_free is None:
         t.append("?", style="dim")
     else:
         used = 100 * (1 - s.disk_free / s.disk_total) if s.disk_total else 0.0
-        t.append(f"{fmt_bytes(s.disk_free)} free", style=_pct_style(used))
+        t.append(f"{fmt_bytes(s.disk_free)} free", style=pct_style(used))
     t.append("\nProc ", style="bold")
     if s.proc_state == "live" and s.proc_pid is not None:
         cpu = "?" if s.proc_cpu_pct is None else f"{s.proc_cpu_pct:.0f}%"

@@ -17,6 +17,11 @@ def fmt_bytes(n: float | None) -> str:
     return f"{n:.1f} TiB"
 
 
+def pct_style(p: float) -> str:
+    """The colour of a percentage of a resource in use (CPU, memory, disk, GPU)."""
+    return "red" if p >= 90 else "yellow" if p >= 75 else "green"
+
+
 def fmt_value(v: float | None) -> str:
     """A loss value in at most 9 characters."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
