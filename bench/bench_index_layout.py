@@ -42,7 +42,7 @@ from nal_tui.core.reducer.state import RunState  # noqa: E402
 from trainer.events import index as ix  # noqa: E402
 from trainer.events.indexwrite import build_index  # noqa: E402
 
-SMALL_ROW = 4 + 4 + 4 * len(ix.ev.LOSS_KEYS)  # int32 step offset, float32 t offset, losses
+SMALL_ROW = 4 + 4 + 4 * len(ix.ev.SERIES_KEYS)  # int32 step offset, float32 t offset, series
 
 
 def _load(log: Path, rows: bool) -> float:
@@ -82,7 +82,7 @@ def _decode32(idx: ix.IndexReader, raw32: list[bytes]) -> float:
         steps.frombytes(view[:n4])
         first = b.first_step
         array("q", [first + s for s in steps])
-        for i in range(1, 2 + len(ix.ev.LOSS_KEYS)):
+        for i in range(1, 2 + len(ix.ev.SERIES_KEYS)):
             a = array("f")
             a.frombytes(view[i * n4 : (i + 1) * n4])
             array("d", a)
@@ -112,7 +112,7 @@ def main() -> None:
         cols += [array("f", c) for c in losses]
         raw32.append(b"".join(c.tobytes() for c in cols))
     size = ix.index_path(log).stat().st_size
-    small = size - rows * 8 * (2 + len(ix.ev.LOSS_KEYS)) + rows * SMALL_ROW
+    small = size - rows * 8 * (2 + len(ix.ev.SERIES_KEYS)) + rows * SMALL_ROW
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     print(
         f"log {log.stat().st_size / 2**20:.0f} MiB, {rows:,} step rows, {len(idx.blocks):,} blocks"

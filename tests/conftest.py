@@ -30,6 +30,13 @@ def _user_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ["NAL_CACHE_DIR"] = old
 
 
+@pytest.fixture(autouse=True)
+def _chart_prefs_isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """nal-tui's per-user state (remembered chart settings) in a temp dir, never the
+    user's own: tests and the processes they start read NAL_STATE_DIR."""
+    monkeypatch.setenv("NAL_STATE_DIR", str(tmp_path_factory.mktemp("nal_state")))
+
+
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The generated demo corpus (16 kHz), shared by every test that trains."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 from trainer.events.schema import ALERT_LEVELS
 from trainer.events.schema import ALERT_OVERTRAINING as ALERT_OVERTRAINING  # the quality chart
 from trainer.events.schema import LOSS_KEYS as LOSS_KEYS
+from trainer.events.schema import OPT_KEYS as OPT_KEYS  # lr and gradient norms, charted too
+from trainer.events.schema import SERIES_KEYS as SERIES_KEYS
 
 # Run status, as the dashboard and ``nal-tui status`` show it (status.derive_status).
 STATUS_NOT_STARTED = "not started"

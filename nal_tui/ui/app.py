@@ -21,16 +21,18 @@ from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from nal_tui.core.chartprefs import ChartPrefs, load_prefs, save_prefs
 from nal_tui.core.control.proc import PidState
 from nal_tui.core.control.session import RunSession
 from nal_tui.core.defaults import DEFAULT_GRACE_S
+from nal_tui.core.reducer.chartview import ChartView, step_weight
 from nal_tui.core.reducer.present import header_view
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.reducer.views import CheckpointRow, SystemView
 from nal_tui.core.samples.catalog import list_validations
 from nal_tui.core.text import clean
-from nal_tui.core.vocab import LOSS_KEYS
-from nal_tui.ui.charts.chart import BigChart
+from nal_tui.core.vocab import SERIES_KEYS
+from nal_tui.ui.charts.range import RangeScreen
 from nal_tui.ui.checkpoints.table import CheckpointTable
 from nal_tui.ui.help import HelpScreen
 from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
@@ -83,7 +85,10 @@ class NalTuiApp(App[None]):
         self.session = session
         self.bell_on = bell
         self.selected = 0
-        """The loss in the big chart (an index into LOSS_KEYS)."""
+        """The series in the big chart (an index into SERIES_KEYS: losses, lr, grad norms)."""
+        self.view = ChartView()
+        """What the charts show: zoom, pan/follow, smoothing, log scale (the last two are
+        remembered per run dir: core.chartprefs)."""
         self.draw_count = 0
         self._draw_pending = False
         self.notices = Notices(self)
@@ -141,6 +146,7 @@ class NalTuiApp(App[None]):
         self.feeds.close(run_dir)
         self.notices.alerts_seen(self.state.alerts)
         self.clear_notifications()
+        self._load_view(run_dir)
         problem = self.session.problem()
         welcome = problem is not None and (run_dir is None or not run_dir.exists())
         self.query_one("#welcome").display = welcome
@@ -235,7 +241,7 @@ class NalTuiApp(App[None]):
 
     def _draw_charts(self, force: bool = False) -> None:
         try:
-            self.dashboard.draw_charts(self.state, self.selected, force)
+            self.dashboard.draw_charts(self.state, self.selected, self.view, force)
         except NoMatches:
             if self.is_running and not self._exit:
                 raise
@@ -267,22 +273,64 @@ class NalTuiApp(App[None]):
         self.control.pick_run()
 
     def action_select_loss(self, i: int) -> None:
-        self.selected = i % len(LOSS_KEYS)
+        self.selected = i % len(SERIES_KEYS)
         self._changed()
         self._draw_charts(force=True)
 
     def action_cycle_loss(self, delta: int) -> None:
         self.action_select_loss(self.selected + delta)
 
-    def action_toggle_smooth(self) -> None:
-        big = self.query_one(BigChart)
-        big.set_view(smooth=not big.smooth)
-        self.dashboard.big_title(self.state, self.selected)
+    # ---- steering the charts (ChartView); smoothing and log scale are remembered per run
+
+    def _span(self) -> tuple[int | None, int | None]:
+        """The first and last step of the series in the big chart."""
+        tr = self.state.track(SERIES_KEYS[self.selected])
+        return (None, None) if tr is None else (tr.series.first_step, tr.series.last_step)
+
+    def _steered(self, remember: bool = False) -> None:
+        self._draw_charts(force=True)
+        if remember:
+            msg = save_prefs(self.run_dir, ChartPrefs(self.view.log, self.view.weight))
+            if msg:
+                self.notices.toast(msg, "warning", "warning")
+
+    def _load_view(self, run_dir: Path | None) -> None:
+        prefs, msg = load_prefs(run_dir)
+        self.view = ChartView(weight=prefs.weight, log=prefs.log)
+        if msg:
+            self.notices.toast(msg, "warning", "warning", timeout=20)
+
+    def action_zoom(self) -> None:
+        self.view.cycle_zoom(self._span()[1])
+        self._steered()
+
+    def action_zoom_range(self) -> None:
+        """Ask for a range of steps; the charts show it (held there, as after a pan)."""
+        if len(self.screen_stack) > 1:
+            return
+
+        def done(got: tuple[int, int] | None) -> None:
+            if got is not None:
+                self.view.show_range(*got)
+                self._steered()
+
+        self.push_screen(RangeScreen(), done)
+
+    def action_pan(self, direction: int) -> None:
+        self.view.pan(direction, *self._span())
+        self._steered()
+
+    def action_follow(self) -> None:
+        self.view.follow_tail()
+        self._steered()
+
+    def action_smooth(self, delta: int) -> None:
+        self.view.weight = step_weight(self.view.weight, delta)
+        self._steered(remember=True)
 
     def action_toggle_log(self) -> None:
-        big = self.query_one(BigChart)
-        big.set_view(log=not big.log_scale)
-        self.dashboard.big_title(self.state, self.selected)
+        self.view.log = not self.view.log
+        self._steered(remember=True)
 
     def action_samples(self, step: int | None = None) -> None:
         """The samples view of this run (at validation ``step``, default the latest)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.binding import Binding
 
 from nal_tui.core.reducer.present import loss_label
-from nal_tui.core.vocab import LOSS_KEYS
+from nal_tui.core.vocab import SERIES_KEYS
 
 BINDINGS = [
     Binding("q", "quit", "Quit", tooltip="quit; the trainer keeps running"),
@@ -20,15 +20,33 @@ BINDINGS = [
     Binding("o", "pick_run", "Runs", tooltip="open another run under the logs directory"),
     *[
         Binding(str(i + 1), f"select_loss({i})", loss_label(k), show=False,
-                tooltip=f"show the {loss_label(k)} loss in the big chart")
-        for i, k in enumerate(LOSS_KEYS)
+                tooltip="select a series: 1-5 the losses, 6-9 lr G, lr D, grad norm G, grad "
+                "norm D; charted large (wider layouts), its group in the losses panel"
+                if i == 0 else f"select {loss_label(k)}")
+        for i, k in enumerate(SERIES_KEYS)
     ],
-    Binding("tab", "cycle_loss(1)", "Next loss", show=False, priority=True,
-            tooltip="big chart: next loss"),
-    Binding("shift+tab", "cycle_loss(-1)", "Prev loss", show=False, priority=True,
-            tooltip="big chart: previous loss"),
-    Binding("m", "toggle_smooth", "Smooth", tooltip="big chart: smoothing on/off"),
-    Binding("l", "toggle_log", "Log", tooltip="big chart: log scale on/off"),
+    Binding("tab", "cycle_loss(1)", "Next series", show=False, priority=True,
+            tooltip="select the next / previous series"),
+    Binding("shift+tab", "cycle_loss(-1)", "Prev series", show=False, priority=True,
+            tooltip="select the previous series"),
+    Binding("z", "zoom", "Zoom", show=False,
+            tooltip="charts: whole run, last 1k, 10k, 100k steps (in turn)"),
+    Binding("Z", "zoom_range", "Range", show=False, key_display="Z",
+            tooltip="charts: show a range of steps you type (120k-130k)"),
+    Binding("left_square_bracket", "pan(-1)", "Pan back", show=False, key_display="[",
+            tooltip="charts: pan back / on by half a view (back stops following the "
+            "newest steps; on up to them follows again)"),
+    Binding("right_square_bracket", "pan(1)", "Pan on", show=False, key_display="]",
+            tooltip="charts: pan on half a view (at the end: follows the tail again)"),
+    Binding("f", "follow", "Follow", show=False,
+            tooltip="charts: follow the run's newest steps again (the default)"),
+    Binding("m", "smooth(1)", "Smooth+", show=False,
+            tooltip="big chart: more / less smoothing (TensorBoard's EMA weight: 0, .6, .8, "
+            ".9, .95, .99; the raw series faint behind; remembered for the run)"),
+    Binding("M", "smooth(-1)", "Smooth-", show=False, key_display="M",
+            tooltip="big chart: less smoothing (0: the raw series only)"),
+    Binding("l", "toggle_log", "Log", show=False,
+            tooltip="big chart: log scale on/off (remembered for the run)"),
     Binding("b", "toggle_bell", "Bell", tooltip="ring the terminal bell on alerts on/off"),
     Binding("v", "samples", "Samples", show=False, tooltip="validation samples: spectrograms (generated "
             "above ground truth, difference, A/B across steps), play, copy the path"),
@@ -49,17 +67,34 @@ EXTRA_KEYS = [
 _NAMES = {"question_mark": "?", "ctrl+c": "Ctrl+C", "shift+tab": "Shift+Tab", "tab": "Tab"}
 
 
-# The big chart's keys: the compact layout (below 100x30) has no big chart.
-BIG_CHART_ACTIONS = ("select_loss", "cycle_loss", "toggle_smooth", "toggle_log")
+# The big chart's keys: the compact layout (below 100x30) has no big chart (zoom, pan and
+# the series keys act on the losses panel's charts there too).
+BIG_CHART_ACTIONS = ("smooth", "toggle_log")
 
 
 def key_help(bindings: list, big_chart: bool = True) -> list[tuple[str, str]]:
     """(key, what it does) for every binding (without the big chart's keys when the layout
-    has none)."""
-    out = []
+    has none). Neighbours off the footer with the same action share a row (``1-9``,
+    ``[ / ]``): the first one's text says what they do."""
+    out: list[tuple[str, str]] = []
+    names: list[list[str]] = []
+    last = None
     for b in bindings:
-        if not big_chart and b.action.split("(")[0] in BIG_CHART_ACTIONS:
+        action = b.action.split("(")[0]
+        if not big_chart and action in BIG_CHART_ACTIONS:
             continue
         if isinstance(b, Binding):
-            out.append((b.key_display or _NAMES.get(b.key, b.key), b.tooltip or b.description))
-    return out
+            name = b.key_display or _NAMES.get(b.key, b.key)
+            if action == last:
+                names[-1].append(name)
+                continue
+            out.append((name, b.tooltip or b.description))
+            names.append([name])
+            last = None if b.show else action  # a footer key keeps its own row
+    return [(_join(n), d) for n, (_, d) in zip(names, out, strict=True)]
+
+
+def _join(names: list[str]) -> str:
+    if len(names) > 2 and all(n.isdigit() for n in names):
+        return f"{names[0]}-{names[-1]}"
+    return " / ".join(names)

@@ -77,7 +77,9 @@ def test_help_lists_every_key(tmp_path):
             keys = key_help(BINDINGS) + EXTRA_KEYS
             for key, desc in keys:
                 assert key in text and desc[:30] in text, (key, desc)
-            for needed in ("Ctrl+C", "?", "s", "x", "r", "o", "1", "5", "Tab", "m", "l", "b"):
+            needs = ("Ctrl+C", "?", "s", "x", "r", "o", "1-9", "Tab / Shift+Tab", "z", "[ / ]", "f",
+                     "m / M", "l", "b")  # fmt: skip
+            for needed in needs:
                 assert any(k == needed for k, _ in keys), needed
             await pilot.press("escape")
             assert await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
@@ -86,7 +88,8 @@ def test_help_lists_every_key(tmp_path):
 
 
 def test_help_at_80x24_lists_no_big_chart_keys(tmp_path):
-    """The compact layout has no big chart: its help does not offer the chart's keys."""
+    """The compact layout has no big chart: its help does not offer the chart's own keys
+    (smoothing, log); zoom, pan and the series keys steer the losses panel there."""
     rd = write_run(tmp_path / "run", 5)
 
     async def go():
@@ -95,8 +98,9 @@ def test_help_at_80x24_lists_no_big_chart_keys(tmp_path):
             await pilot.press("question_mark")
             assert await until(pilot, lambda: isinstance(app.screen, HelpScreen))
             shown = {k for k, _ in app.screen.keys}
-            assert not shown & {"1", "5", "Tab", "Shift+Tab", "m", "l"}, shown
+            assert not shown & {"m / M", "l"}, shown
             assert {"?", "s", "x", "r", "o", "b", "Ctrl+C"} <= shown
+            assert {"1-9", "Tab / Shift+Tab", "z", "[ / ]", "f"} <= shown, shown
             assert "big chart" not in " ".join(d for _, d in app.screen.keys)
 
     run(go())
@@ -118,13 +122,15 @@ def test_select_loss_and_toggle_smoothing_and_log_scale(tmp_path):
             assert "adversarial · whole run" in str(big.border_title)
             await pilot.press("shift+tab", "shift+tab")
             assert "D total · whole run" in str(big.border_title)
-            assert "smooth: off" in str(big.border_subtitle)
+            assert "smooth off" in str(big.border_subtitle)
             await pilot.press("m", "l")
-            assert "smooth: on" in str(big.border_subtitle)
-            assert "log: on" in str(big.border_subtitle)
-            assert big.smooth and big.log_scale
+            assert "smooth 0.6" in str(big.border_subtitle)
+            assert "log on" in str(big.border_subtitle)
+            assert big.smooth and big.weight == 0.6 and big.log_scale
+            await pilot.press("m", "m", "M")
+            assert big.weight == 0.8 and "smooth 0.8" in str(big.border_subtitle)
             await pilot.press("l")
-            assert not big.log_scale and "log: off" in str(big.border_subtitle)
+            assert not big.log_scale and "log off" in str(big.border_subtitle)
             await pilot.press("b")
             assert await until_text(pilot, "bell on")
 

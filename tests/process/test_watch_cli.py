@@ -218,3 +218,18 @@ def test_hook_gets_strict_json_when_a_loss_is_nan(tmp_path: Path) -> None:
 
     got = json.loads(out.read_text(), parse_constant=refuse)
     assert got["losses"] == {"g": "nan", "d": 0.5} and got["best"] == {"score": "inf"}
+
+
+def test_once_reports_a_gradient_spike(tmp_path: Path) -> None:
+    """The watcher runs the dashboard's detectors: a G norm x40 its median is reported."""
+    run = tmp_path / "spiky"
+    gn = [step_event(s, g=5.0, grad_norm_g=40.0 if s == 1500 else 1.0, grad_norm_d=0.5)
+          for s in range(1, 1600)]  # fmt: skip
+    _log(run, [run_start(target=2000), *gn])
+    r = _once(run)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "grad_spike at step 1500" in r.stdout and "G gradient norm spike" in r.stdout
+    steady = tmp_path / "steady"
+    _log(steady, [run_start(target=2000), *[step_event(s, g=5.0, grad_norm_g=1.0 + s / 100, grad_norm_d=0.5)
+                                 for s in range(1, 1600)]])  # fmt: skip
+    assert _once(steady).returncode == 0

@@ -47,7 +47,26 @@ def _digest(st: RunState, buckets: tuple[int, ...] = (7, 50, 5000), exact: bool 
         [c["step"] for c in st.checkpoints.events], [v.step for v in st.validation.views],
         [(len(r.series) if exact else 0, [str(r.series.buckets(n)) for n in buckets])
          for r in lv.rows],
+        [(k, tr.current, len(tr.series) if exact else 0,
+          str(tr.series.buckets(7)) if exact else _span(tr))
+         for k, tr in st.opt.items()],
     )  # fmt: skip
+
+
+def _load_both(path, monkeypatch):
+    """(summaries applied, state and follower through the index, state from the JSONL)."""
+    calls: list[int] = []
+    real = RunState.feed_summary
+    monkeypatch.setattr(RunState, "feed_summary", lambda *a: calls.append(1) or real(*a))
+    a, fa = _load(path)
+    b, _ = _load(path, use_index=False)
+    return calls, a, fa, b
+
+
+def _span(track):
+    """A series' smallest and largest values (a summary knows them, not their steps)."""
+    e = track.series.extremes()
+    return None if e is None else (e[0], e[2])
 
 
 def _run(tmp_path, n=5000):
@@ -84,11 +103,7 @@ def test_long_run_summaries_keep_figures_spikes_and_nans(tmp_path, monkeypatch):
     evs += [run_start(start=13_990, target=20_000, milestone_every=100_000)]
     evs += [*steps(13_991, 16_000, g=3.0)]
     path = write_events(tmp_path / "events.jsonl", evs)
-    calls = []
-    real = RunState.feed_summary
-    monkeypatch.setattr(RunState, "feed_summary", lambda *a: calls.append(1) or real(*a))
-    a, fa = _load(path)
-    b, _ = _load(path, use_index=False)
+    calls, a, fa, b = _load_both(path, monkeypatch)
     assert fa.used_index and len(calls) > 40  # most blocks came from their summaries
     assert _digest(a, (7,), exact=False) == _digest(b, (7,), exact=False)
     steps_, _mins, maxs, nan = a.losses["g"].series.buckets(60)
@@ -251,3 +266,49 @@ def test_a_stale_index_is_rebuilt(tmp_path, monkeypatch):
     write_events(path, steps(3001, 3400), index=False)
     c, fc = _load(path, build=build_here)
     assert fc.used_index and c.step == 3400 and _sound(path)[1] == path.stat().st_size
+
+
+def test_the_index_carries_learning_rates_and_gradient_norms(tmp_path, monkeypatch):
+    """lr and gradient norms come through the index (rows and summaries) as from the log,
+    and a gradient spike deep in a summarised history is found at its step."""
+    monkeypatch.setattr(loader, "SUMMARY_MIN_SPAN", 0)
+    evs = [run_start(target=20_000, milestone_every=100_000)]
+    evs += [step_event(s) for s in range(1, 3000)]  # norms absent (an older trainer)
+    evs += [step_event(s, lr_g=1e-3 / (1 + s // 1000), grad_norm_g=2.0, grad_norm_d=1.0)
+            for s in range(3000, 9000)]  # fmt: skip
+    evs[6001] = step_event(6000, grad_norm_g=90.0, grad_norm_d=1.0)
+    path = write_events(tmp_path / "events.jsonl", evs)
+    calls, a, fa, b = _load_both(path, monkeypatch)
+    assert fa.used_index and len(calls) > 20
+    assert _digest(a, (7,), exact=False) == _digest(b, (7,), exact=False)
+    spikes = [x for x in a.alerts.rows if x.kind == ev.ALERT_GRAD_SPIKE]
+    assert [x.step for x in spikes] == [6000]
+    # Absent norms are no points (a summary knows the block that holds the first, 3000).
+    assert 3000 // ix.BLOCK_STEPS == a.opt["grad_norm_g"].series.first_step // ix.BLOCK_STEPS
+    assert len(a.opt["grad_norm_g"].series) == len(b.opt["grad_norm_g"].series) == 6000
+    lr = a.opt["lr_g"].series.extremes()
+    assert lr is not None and lr[0] == 1e-3 / 9 and lr[2] == 1e-3 / 4
+
+
+def test_an_index_of_the_old_layout_is_stale_never_misread(tmp_path):
+    """Format 1 (losses only) has another block layout: its file header says so, readers
+    parse the log instead, and a build replaces it with the current format."""
+    path = _run(tmp_path, 3000)
+    idx = ix.index_path(path)
+    data = bytearray(idx.read_bytes())
+    magic, fmt, *_ = ix.FILE_HEADER.unpack_from(data)
+    assert fmt == ix.FORMAT == 2
+    ix.FILE_HEADER.pack_into(data, 0, magic, 1, *ix.FILE_HEADER.unpack_from(data)[2:])
+    idx.write_bytes(bytes(data))
+    with open(path, "rb") as j, open(idx, "rb") as f:
+        assert ix.scan(f.fileno(), j.fileno(), os.fstat(j.fileno()).st_size) is None
+    a, fa = _load(path)
+    ref, _ = _load(path, use_index=False)
+    assert not fa.used_index and _digest(a) == _digest(ref)
+    c, fc = _load(path, build=build_here)  # rebuilt in the current format
+    assert fc.used_index and _digest(c) == _digest(ref)
+    assert ix.FILE_HEADER.unpack_from(idx.read_bytes())[1] == ix.FORMAT
+    # The trainer's writer, opening a log with an old index, rewrites it whole too.
+    idx.write_bytes(bytes(data))
+    assert indexwrite.build_index(path) > 0
+    assert ix.FILE_HEADER.unpack_from(idx.read_bytes())[1] == ix.FORMAT

@@ -8,7 +8,7 @@ Layout: a 64-byte file header (magic, format, ``BLOCK_STEPS``, a fingerprint of 
 JSONL's first line), then blocks. A block covers a contiguous byte range of the JSONL
 (every line in it, blank and garbled ones included) and holds at most the step records of
 one aligned window ``[k * BLOCK_STEPS, (k + 1) * BLOCK_STEPS)``, strictly rising, so a
-reader can use the block's summary (per loss: finite min, max, sum and count; steps and
+reader can use the block's summary (per series: finite min, max, sum and count; steps and
 times at both ends) without its rows. Its payload holds the other records' positions in
 the JSONL (run_start, val, checkpoint, ...) and the step rows as columns (step, t, the
 five losses). Headers and payloads carry CRC32s; a torn last block is ignored by readers
@@ -37,7 +37,9 @@ log = logging.getLogger("nal-train")
 
 INDEX_FILE = "events.idx"
 MAGIC = b"NALIDX\x00\x01"
-FORMAT = 1
+# 2: the optimiser's columns (lr and gradient norms, ``OPT_KEYS``) after the losses. An
+# index of another format does not match (``scan``): readers parse the log and rebuild it.
+FORMAT = 2
 BLOCK_STEPS = 256
 MAX_BLOCK_LINES = 4096
 FINGERPRINT_MAX = 1 << 16  # bytes of the JSONL's first line that the fingerprint covers
@@ -53,9 +55,9 @@ KIND_OF_EVENT = {
     ev.Alert.EVENT: KIND_ALERT,
     ev.RunEnd.EVENT: KIND_RUN_END,
 }
-FLAG_FINITE = 1  # every loss value of the block is finite
+FLAG_FINITE = 1  # every loss value of the block is finite (the optimiser's columns aside)
 
-_NL = len(ev.LOSS_KEYS)
+_NL = len(ev.SERIES_KEYS)  # columns per step row after step and time; the losses first
 FILE_HEADER = struct.Struct("<8sIIII40x")  # magic, format, block steps, fp length, fp crc
 BLOCK_MAGIC = 0x4B4C424E
 BLOCK = struct.Struct(f"<IIIIIQQqqdd{_NL}d{_NL}d{_NL}d{_NL}QIII")
@@ -77,10 +79,10 @@ class BlockInfo:
     last_step: int
     t_first: float
     t_last: float
-    lo: tuple[float, ...]  # finite min per loss (+inf when none)
-    hi: tuple[float, ...]  # finite max per loss (-inf when none)
-    sums: tuple[float, ...]  # finite sum per loss
-    counts: tuple[int, ...]  # finite values per loss
+    lo: tuple[float, ...]  # finite min per series of SERIES_KEYS (+inf when none)
+    hi: tuple[float, ...]  # finite max per series (-inf when none)
+    sums: tuple[float, ...]  # finite sum per series
+    counts: tuple[int, ...]  # finite values per series
     payload_len: int
     payload_crc: int
 
@@ -217,7 +219,8 @@ class IndexReader:
         return [Entry(*e) for e in ENTRY.iter_unpack(raw)]
 
     def columns(self, b: BlockInfo) -> tuple[array, array, list[array]] | None:
-        """(steps, times, losses) of a block's step rows; None when its CRC fails."""
+        """(steps, times, series) of a block's step rows (one column per SERIES_KEYS);
+        None when its CRC fails."""
         raw = os.pread(self._fd, b.payload_len, b.offset + BLOCK.size)
         if len(raw) != b.payload_len or zlib.crc32(raw) != b.payload_crc:
             return None

@@ -54,6 +54,7 @@ from trainer.events.index import (
 from trainer.events.parse import parse_line
 from trainer.rundir.layout import fsync_dir, open_exclusive, temp_path_for, unlink_quiet
 
+_NLOSS = len(ev.LOSS_KEYS)
 LOCK_WAIT_S = 5.0  # a trainer waits this long for a reader installing an index (ms in practice)
 
 # ---------------------------------------------------------------------------- building
@@ -119,7 +120,7 @@ class _Builder:
         n = len(self.steps)
         lo, hi, sums, cnts = [], [], [], []
         finite = True
-        for c in self.cols:
+        for i, c in enumerate(self.cols):
             s = sum(c)
             if s - s == 0.0:
                 lo.append(min(c) if n else math.inf)
@@ -127,7 +128,7 @@ class _Builder:
                 sums.append(s)
                 cnts.append(n)
             else:
-                finite = False
+                finite = finite and i >= _NLOSS  # a missing gradient norm is not a NaN loss
                 fin = [v for v in c if math.isfinite(v)]
                 lo.append(min(fin) if fin else math.inf)
                 hi.append(max(fin) if fin else -math.inf)
@@ -175,7 +176,7 @@ def _classify(b: _Builder, line: bytes, start: int, end: int) -> bytes | None:
 def _add_record(b: _Builder, rec: dict[str, Any], start: int, end: int) -> bytes | None:
     name = rec[ev.K_EVENT]
     if name == ev.Step.EVENT:
-        vals = [float_field(rec, k) for k in ev.LOSS_KEYS]
+        vals = [float_field(rec, k) for k in ev.SERIES_KEYS]
         return b.step(rec["step"], float(rec[ev.K_TIME]), vals, start, end)
     return b.other(KIND_OF_EVENT.get(name, KIND_OTHER), start, end)
 

@@ -23,6 +23,10 @@ K_TIME = "t"
 
 # The five loss series the dashboard charts, in display order.
 LOSS_KEYS = ("g", "d", "stft", "adv", "fm")
+# The optimiser's figures of a step row the dashboard charts too (learning rates, gradient
+# norms; a norm may be absent, then it is no point of its series), in display order.
+OPT_KEYS = ("lr_g", "lr_d", "grad_norm_g", "grad_norm_d")
+SERIES_KEYS = LOSS_KEYS + OPT_KEYS
 
 # run_end statuses and the trainer's exit codes (also used by nal_tui's control).
 STATUS_COMPLETED = "completed"
@@ -72,6 +76,7 @@ ALERT_START_REFUSED = "start_refused"  # a failed run_end right after a run_end:
 ALERT_GARBLED = "garbled"
 ALERT_BACKWARDS = "steps_backwards"
 ALERT_BRANCH = "branch"  # a run_start below the last step: the later steps were abandoned
+ALERT_GRAD_SPIKE = "grad_spike"  # a gradient norm far over its recent median
 DERIVED_ALERT_KINDS = (
     ALERT_D_COLLAPSE,
     ALERT_IMBALANCE,
@@ -82,6 +87,7 @@ DERIVED_ALERT_KINDS = (
     ALERT_GARBLED,
     ALERT_BACKWARDS,
     ALERT_BRANCH,
+    ALERT_GRAD_SPIKE,
 )
 ALERT_KINDS = TRAINER_ALERT_KINDS + DERIVED_ALERT_KINDS
 ALERT_LEVELS = ("info", "warning", "error")

@@ -1,7 +1,7 @@
 """Records in column form: a stretch of the log as step columns plus the other records.
 
 Step records are most of a log. The reducer folds them as ``array`` columns (step, time,
-the five losses) rather than one dict at a time; the other records (run_start, val,
+the five losses, the optimiser's figures) rather than one dict at a time; the other records (run_start, val,
 checkpoint, ...) keep their position among the steps.
 """
 
@@ -20,6 +20,8 @@ TAIL = 20  # newest step records a block keeps whole (epoch, rates, recon name)
 _STEP = ev.Step.EVENT
 _G_STEP, _G_T = itemgetter("step"), itemgetter(ev.K_TIME)
 _G_LOSSES = tuple(itemgetter(k) for k in ev.LOSS_KEYS)
+_G_OPT = tuple(itemgetter(k) for k in ev.OPT_KEYS)
+_NLOSS = len(ev.LOSS_KEYS)
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
@@ -37,6 +39,8 @@ class StepBlock:
     steps: array = field(default_factory=lambda: array("q"))
     ts: array = field(default_factory=lambda: array("d"))
     losses: list[array] = field(default_factory=lambda: [array("d") for _ in ev.LOSS_KEYS])
+    # By OPT_KEYS: learning rates and gradient norms (NaN where a norm is absent).
+    opt: list[array] = field(default_factory=lambda: [array("d") for _ in ev.OPT_KEYS])
     finite: bool = True  # every loss value is finite
     others: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (rows before, rec)
     tail: list[dict[str, Any]] = field(default_factory=list)  # newest step records
@@ -60,6 +64,11 @@ def _add_steps(b: StepBlock, recs: Sequence[dict[str, Any]]) -> None:
         if s - s != 0.0:
             b.finite = False
         out.extend(a)
+    for out, k, get in zip(b.opt, ev.OPT_KEYS, _G_OPT, strict=True):
+        try:
+            out.extend(array("d", map(get, recs)))
+        except (TypeError, KeyError):  # an absent gradient norm (None or no key)
+            out.extend(array("d", (as_float(r.get(k)) for r in recs)))
     b.tail = (b.tail + list(recs[-TAIL:]))[-TAIL:]
 
 
@@ -85,12 +94,14 @@ def block_from_records(records: Sequence[dict[str, Any]]) -> StepBlock:
 
 
 def columns_block(
-    steps: array, ts: array, losses: list[array], finite: bool | None = None
+    steps: array, ts: array, series: list[array], finite: bool | None = None
 ) -> StepBlock:
-    """A block of step rows only, from columns (the binary index's payload)."""
+    """A block of step rows only, from columns (the binary index's payload: one column
+    per ``SERIES_KEYS``, the losses first)."""
+    losses, opt = series[:_NLOSS], series[_NLOSS:]
     if finite is None:
         finite = all((s := sum(c)) - s == 0.0 for c in losses)
-    b = StepBlock(steps=steps, ts=ts, losses=losses, finite=finite)
+    b = StepBlock(steps=steps, ts=ts, losses=losses, opt=opt, finite=finite)
     b.records = len(steps)
     if len(ts):
         b.first_t, b.last_t = ts[0], ts[-1]

@@ -18,6 +18,7 @@ from trainer.events.index import BLOCK_STEPS
 from trainer.events.schema import (
     ALERT_BACKWARDS,
     ALERT_D_COLLAPSE,
+    ALERT_GRAD_SPIKE,
     ALERT_IMBALANCE,
     ALERT_NONFINITE,
     ALERT_STALLED,
@@ -208,6 +209,117 @@ class ImbalanceDetector:
         """A restart or a backwards jump: the current window does not continue."""
         self.key = None
         self.sums = [0.0, 0, 0.0, 0]
+
+
+class GradSpikeDetector:
+    """A gradient-norm spike: a norm (G or D) over ``factor`` x its recent median, the
+    median of the means of the last ``blocks`` aligned windows of ``BLOCK_STEPS`` steps
+    before the current one. Once per episode and network: an episode ends with a window
+    that has no spike.
+
+    Windows are aligned to step numbers (the binary index's blocks), so the rows and the
+    index summaries give the same verdicts (``summary_ok`` sends a block with a spike to
+    its rows, where the step is exact).
+    """
+
+    NAMES = ("G", "D")
+    MIN_BLOCKS = 2  # windows seen before a median is trusted
+
+    def __init__(self, alerts: AlertLog, factor: float = 10.0, blocks: int = 8) -> None:
+        self.alerts, self.factor = alerts, factor
+        self.history: tuple[deque[float], ...] = (deque(maxlen=blocks), deque(maxlen=blocks))
+        self.key: int | None = None
+        self.sums = [[0.0, 0], [0.0, 0]]  # per network: finite sum and count of the window
+        self.spiked = [False, False]  # a spike in the current window
+        self.open = [False, False]
+
+    def median(self, i: int) -> float | None:
+        h = self.history[i]
+        if len(h) < self.MIN_BLOCKS:
+            return None
+        v = sorted(h)
+        m = len(v) // 2
+        return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
+
+    def _limit(self, i: int) -> float | None:
+        ref = self.median(i)
+        return None if ref is None or ref <= 0 else self.factor * ref
+
+    def _enter(self, key: int) -> None:
+        if self.key is not None and key != self.key:
+            for i in range(2):
+                s, n = self.sums[i]
+                if n:
+                    self.history[i].append(s / n)
+                if not self.spiked[i]:
+                    self.open[i] = False
+            self.sums = [[0.0, 0], [0.0, 0]]
+            self.spiked = [False, False]
+        self.key = key
+
+    def rows(self, steps: Sequence[int], ts: Sequence[float], g: Sequence, d: Sequence) -> None:
+        i, n = 0, len(steps)
+        isfinite = math.isfinite
+        cols = (g, d)
+        while i < n:
+            key = steps[i] // BLOCK_STEPS
+            j = i + 1
+            while j < n and steps[j] // BLOCK_STEPS == key:
+                j += 1
+            self._enter(key)
+            for c in range(2):
+                vals = cols[c][i:j]
+                fin = [v for v in vals if isfinite(v)]
+                if not fin:
+                    continue
+                self.sums[c][0] += math.fsum(fin)
+                self.sums[c][1] += len(fin)
+                lim = self._limit(c)
+                if lim is None or max(fin) <= lim:
+                    continue
+                self.spiked[c] = True
+                if self.open[c]:
+                    continue
+                self.open[c] = True
+                k = next(x for x, v in enumerate(vals) if isfinite(v) and v > lim)
+                v, ref = vals[k], self.median(c) or 0.0
+                self.alerts.add(
+                    AlertRow(
+                        ALERT_GRAD_SPIKE,
+                        LEVEL_WARNING,
+                        steps[i + k],
+                        f"{self.NAMES[c]} gradient norm spike: {v:.3g} at step "
+                        f"{steps[i + k]:,}, x{v / ref:.1f} its recent median {ref:.3g}",
+                        ts[i + k],
+                    )
+                )
+            i = j
+
+    def summary_ok(self, hi_g: float, hi_d: float) -> bool:
+        """Whether a window whose largest norms are ``hi_g`` / ``hi_d`` has no spike."""
+        for c, hi in enumerate((hi_g, hi_d)):
+            lim = self._limit(c)
+            if lim is not None and hi > lim:
+                return False
+        return True
+
+    def summary(self, key: int, sums: Sequence[tuple[float, int]]) -> None:
+        """A window from its summary (``summary_ok`` held): per network (sum, count)."""
+        self._enter(key)
+        for c, (s, n) in enumerate(sums):
+            self.sums[c][0] += s
+            self.sums[c][1] += n
+
+    def reset_window(self, forget: bool = False) -> None:
+        """A restart or a backwards jump: the current window does not continue (``forget``:
+        the run starts over, the medians too)."""
+        self.key = None
+        self.sums = [[0.0, 0], [0.0, 0]]
+        self.spiked = [False, False]
+        self.open = [False, False]
+        if forget:
+            for h in self.history:
+                h.clear()
 
 
 class BackwardsDetector:

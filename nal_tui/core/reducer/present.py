@@ -16,7 +16,7 @@ from nal_tui.core.reducer.views import (
     MilestonesView,
     ProgressView,
 )
-from nal_tui.core.vocab import ACTIVE_STATUSES, PID_LIVE, PID_NONE, STATUS_STALE
+from nal_tui.core.vocab import ACTIVE_STATUSES, LOSS_KEYS, PID_LIVE, PID_NONE, STATUS_STALE
 
 LOSS_LABELS = {
     "g": "G total",
@@ -24,6 +24,10 @@ LOSS_LABELS = {
     "stft": "recon",
     "adv": "adversarial",
     "fm": "feat. match",
+    "lr_g": "lr G",
+    "lr_d": "lr D",
+    "grad_norm_g": "grad norm G",
+    "grad_norm_d": "grad norm D",
 }
 
 
@@ -81,7 +85,9 @@ def progress_view(st: RunState) -> ProgressView:
     )
 
 
-def losses_view(st: RunState) -> LossesView:
+def losses_view(st: RunState, keys: tuple[str, ...] = LOSS_KEYS) -> LossesView:
+    """The rows of ``keys``: the losses, or the optimiser's series (``OPT_KEYS``)."""
+    tracks = [(k, st.track(k)) for k in keys]
     rows = tuple(
         LossRowView(
             k,
@@ -92,7 +98,8 @@ def losses_view(st: RunState) -> LossesView:
             tr.trend_dir,
             tr.series,
         )
-        for k, tr in st.losses.items()
+        for k, tr in tracks
+        if tr is not None
     )
     return LossesView(rows, st.recon_name, tuple(st.branches.resume_steps), st.version)
 

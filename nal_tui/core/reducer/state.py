@@ -24,6 +24,7 @@ from nal_tui.core.reducer.detectors import (
     AlertLog,
     BackwardsDetector,
     CollapseDetector,
+    GradSpikeDetector,
     ImbalanceDetector,
     NonfiniteDetector,
     StallDetector,
@@ -67,6 +68,7 @@ from trainer.events.schema import (
     ALERT_RUN_FAILED,
     ALERT_START_REFUSED,
     LOSS_KEYS,
+    OPT_KEYS,
 )
 
 _E_RUN_START, _E_STEP, _E_VAL = ev.RunStart.EVENT, ev.Step.EVENT, ev.Val.EVENT
@@ -87,6 +89,7 @@ class Thresholds:
     collapse_threshold: float
     collapse_window: int
     imbalance_factor: float
+    spike_factor: float = 10.0
 
     def __post_init__(self) -> None:
         if self.avg_window < 4 or self.rate_window < 1 or self.collapse_window < 1:
@@ -109,10 +112,12 @@ class RunState:
     # The parts, built anew by ``reset`` (the log's; what is known of the process stays).
     progress: Progress
     losses: dict[str, LossTrack]  # by LOSS_KEYS, in that order
+    opt: dict[str, LossTrack]  # by OPT_KEYS: learning rates and gradient norms
     alerts: AlertLog
     nonfinite: NonfiniteDetector
     collapse: CollapseDetector
     imbalance: ImbalanceDetector
+    spike: GradSpikeDetector
     backwards: BackwardsDetector
     stall: StallDetector
     branches: Branches
@@ -157,10 +162,11 @@ class RunState:
         collapse_threshold: float = 0.01,
         collapse_window: int = 50,
         imbalance_factor: float = 4.0,
+        spike_factor: float = 10.0,
     ) -> None:
         self.opts = Thresholds(
             milestone_every, avg_window, rate_window, stall_factor, stall_min_s,
-            collapse_threshold, collapse_window, imbalance_factor,
+            collapse_threshold, collapse_window, imbalance_factor, spike_factor,
         )  # fmt: skip
         self.stale_after_s = stale_after_s
         self.version = 0  # goes up on every visible change
@@ -178,10 +184,12 @@ class RunState:
         o = self.opts
         self.progress = Progress(o.rate_window, o.milestone_every, (o.stall_factor, o.stall_min_s))
         self.losses = {k: LossTrack(k, o.avg_window) for k in LOSS_KEYS}
+        self.opt = {k: LossTrack(k, o.avg_window) for k in OPT_KEYS}
         self.alerts = AlertLog()
         self.nonfinite = NonfiniteDetector(self.alerts)
         self.collapse = CollapseDetector(self.alerts, o.collapse_threshold, o.collapse_window)
         self.imbalance = ImbalanceDetector(self.alerts, o.imbalance_factor)
+        self.spike = GradSpikeDetector(self.alerts, o.spike_factor)
         self.backwards = BackwardsDetector(self.alerts)
         self.stall = StallDetector(self.alerts, o.stall_factor, o.stall_min_s)
         self.branches = Branches()
@@ -290,7 +298,7 @@ class RunState:
 
     def summary_ok(self, b: BlockInfo) -> bool:
         """Whether a block of the binary index can be applied from its summary alone."""
-        return _summary_ok(b, self.progress, self.nonfinite, self.collapse)
+        return _summary_ok(b, self.progress, self.nonfinite, self.collapse, self.spike)
 
     def feed_summary(self, b: BlockInfo, before: Sequence[dict], after: Sequence[dict]) -> None:
         """Apply a block from its summary (the backlog loader, ``summary_ok`` must hold):
@@ -299,9 +307,7 @@ class RunState:
             self._other(rec)
         if b.n_steps:
             self._after_start = False
-            apply_summary(
-                b, self.losses, self.progress, self.nonfinite, self.collapse, self.imbalance
-            )
+            apply_summary(b, self, self.progress, self.nonfinite, self.collapse, self.imbalance)
             self.clock.add((b.first_step, b.last_step), (b.t_first, b.t_last))
         for rec in after:
             self._other(rec)
@@ -315,6 +321,10 @@ class RunState:
     @property
     def step(self) -> int | None:
         return self.progress.step
+
+    def track(self, key: str) -> LossTrack | None:
+        """The series of ``key``: a loss (LOSS_KEYS) or an optimiser figure (OPT_KEYS)."""
+        return self.losses.get(key) or self.opt.get(key)
 
     @property
     def starting_up(self) -> bool:
@@ -367,6 +377,7 @@ class RunState:
             else:
                 self.backwards.report(p.step, steps[0], ts[0])
             self.imbalance.reset_window()
+            self.spike.reset_window()
         if not rising:
             for i in range(1, len(steps)):
                 if steps[i] <= steps[i - 1]:
@@ -378,6 +389,17 @@ class RunState:
             tr = self.losses[k]
             tr.series.extend(steps, col, rising=rising)
             tr.add_window(steps, col)
+        opt = {k: (c if whole else c[lo:hi]) for k, c in zip(OPT_KEYS, b.opt, strict=True)}
+        for k, col in opt.items():
+            xs, ys = steps, col
+            if (t := sum(col)) - t != 0.0:  # an absent gradient norm is no point
+                keep = [i for i, v in enumerate(col) if v - v == 0.0]
+                xs, ys = [steps[i] for i in keep], [col[i] for i in keep]
+            if len(xs):
+                tr = self.opt[k]
+                tr.series.extend(xs, ys, rising=rising)
+                tr.add_window(xs, ys)
+        self.spike.rows(steps, ts, opt["grad_norm_g"], opt["grad_norm_d"])
         self.nonfinite.rows(steps, ts, cols, finite)
         self.collapse.rows(steps, ts, cols["d"], finite)
         self.imbalance.rows(steps, ts, cols["adv"], cols["d"])
@@ -491,13 +513,14 @@ class RunState:
         p.step = start
         self._after_start = True
         self.imbalance.reset_window()
+        self.spike.reset_window()
 
     def _abandon(self, drop: Abandon, t: float) -> None:
         """The steps after ``drop.keep`` belong to an abandoned branch (or were lost in a
         crash) and leave the live view; ``keep`` 0 starts over."""
         keep = drop.keep
         self.progress.truncate(keep)
-        for tr in self.losses.values():
+        for tr in (*self.losses.values(), *self.opt.values()):
             tr.truncate(keep)
         self.validation.truncate(keep)
         self.checkpoints.truncate(keep)
@@ -505,6 +528,7 @@ class RunState:
         self.nonfinite.open = False
         self.collapse.summary()
         self.imbalance.reset_window()
+        self.spike.reset_window(forget=keep == 0)
         if keep == 0:
             self.imbalance.ref = None
         self._alert(ALERT_BRANCH, LEVEL_INFO, keep, drop.message(), t)

@@ -14,6 +14,7 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
+from nal_tui.core.reducer.chartview import DEFAULT_WEIGHT, ema
 from nal_tui.ui.widgets.fmt import fmt_value
 
 # Braille dot bits by (column 0/1, row 0..3 from the top).
@@ -62,15 +63,17 @@ def value_range(b: Buckets, log: bool = False) -> tuple[float, float] | None:
     return lo, hi
 
 
-def smooth_midpoints(b: Buckets, alpha: float = 0.15) -> list[float]:
-    """EMA over bucket midpoints (the smoothing toggle's line); NaN buckets carry over."""
-    out: list[float] = []
-    ema = math.nan
-    for a, z in zip(b.mins, b.maxs, strict=False):
-        if math.isfinite(a) and math.isfinite(z):
-            mid = (a + z) / 2
-            ema = mid if math.isnan(ema) else ema + alpha * (mid - ema)
-        out.append(ema)
+def smooth_midpoints(b: Buckets, weight: float = DEFAULT_WEIGHT) -> list[float]:
+    """TensorBoard's debiased EMA (``chartview.ema``) over the drawn buckets' midpoints;
+    a NaN bucket shows the line's last value (the NaN itself is drawn red)."""
+    mids = [
+        (a + z) / 2 if math.isfinite(a) and math.isfinite(z) else math.nan
+        for a, z in zip(b.mins, b.maxs, strict=False)
+    ]
+    out, last = [], math.nan
+    for v in ema(mids, weight):
+        last = v if math.isfinite(v) else last
+        out.append(last)
     return out
 
 
@@ -82,10 +85,16 @@ def band_rows(
     log: bool = False,
     base_style: str = "green",
     markers: Sequence[float] = (),
-    smooth: bool = False,
+    smooth: bool | float = False,
     dim_style: str = "dim",
 ) -> list[Text]:
-    """Draw ``b`` as ``height`` rows of ``width`` braille cells (two buckets per cell)."""
+    """Draw ``b`` as ``height`` rows of ``width`` braille cells (two buckets per cell).
+
+    ``smooth``: a smoothing weight (True: the default one) draws the smoothed line bright
+    over the raw band drawn faint; 0 or False draws the raw band only."""
+    if smooth is True:
+        smooth = DEFAULT_WEIGHT
+    smooth = float(smooth or 0.0)
     width, height = max(1, width), max(1, height)
     rows = [Text() for _ in range(height)]
     n = len(b)
@@ -96,7 +105,7 @@ def band_rows(
     dots_x, dots_y = 2 * width, 4 * height
     # Fewer buckets than dot columns (a short run) stretch over the whole width.
     idx = [min(n - 1, x * n // dots_x) for x in range(dots_x)]
-    ema = smooth_midpoints(b) if smooth else None
+    line = smooth_midpoints(b, smooth) if smooth else None
 
     def yrow(v: float) -> int:
         lo, hi = rng  # type: ignore[misc]
@@ -124,8 +133,8 @@ def band_rows(
             prev_band = own
             for y in range(top, bot + 1):
                 cells[y // 4][cx] |= _DOT[sub][y % 4]
-        if ema is not None and rng is not None and math.isfinite(ema[i]):
-            y = yrow(ema[i])
+        if line is not None and rng is not None and math.isfinite(line[i]):
+            y = yrow(line[i])
             lo_y, hi_y = (y, y) if prev_line is None else (min(y, prev_line), max(y, prev_line))
             for yy in range(lo_y, hi_y + 1):
                 cells[yy // 4][cx] |= _DOT[sub][yy % 4]
@@ -194,7 +203,8 @@ class SeriesChart(Widget):
         self.version = -1
         self.markers: Sequence[float] = ()
         self.log_scale = False
-        self.smooth = False
+        self.weight = 0.0  # smoothing weight (0: the raw series only)
+        self.window: tuple[int, int] | None = None  # the steps shown (None: the whole run)
         self.chart_style = style
         self._cache_key: tuple[Any, ...] | None = None
         self._cache: Text = Text()
@@ -207,17 +217,36 @@ class SeriesChart(Widget):
         self.series, self.version, self.markers = series, version, tuple(markers)
         self.refresh()
 
-    def set_view(self, *, log: bool | None = None, smooth: bool | None = None) -> None:
+    @property
+    def smooth(self) -> bool:
+        return self.weight > 0
+
+    def set_view(
+        self,
+        *,
+        log: bool | None = None,
+        smooth: bool | None = None,
+        weight: float | None = None,
+        window: tuple[int, int] | None | bool = False,
+    ) -> None:
+        """Log axis, smoothing (on/off, or its ``weight``) and the steps shown (``window``;
+        None: the whole run; left out: unchanged)."""
         if log is not None:
             self.log_scale = log
         if smooth is not None:
-            self.smooth = smooth
+            self.weight = (self.weight or DEFAULT_WEIGHT) if smooth else 0.0
+        if weight is not None:
+            self.weight = weight
+        if window is not False:
+            self.window = window  # type: ignore[assignment]
         self.refresh()
 
     def buckets_for(self, width: int) -> Buckets:
         if self.series is None or width <= 0:
             return Buckets()
-        return to_buckets(self.series.buckets(2 * width))
+        if self.window is None:
+            return to_buckets(self.series.buckets(2 * width))
+        return to_buckets(self.series.buckets(2 * width, *self.window))
 
     def chart_rows(self, width: int, height: int) -> list[Text]:
         key = (
@@ -226,7 +255,8 @@ class SeriesChart(Widget):
             width,
             height,
             self.log_scale,
-            self.smooth,
+            self.weight,
+            self.window,
             self.markers,
         )
         if key != self._cache_key:
@@ -238,7 +268,7 @@ class SeriesChart(Widget):
                 log=self.log_scale,
                 base_style=self.chart_style,
                 markers=self.markers,
-                smooth=self.smooth,
+                smooth=self.weight,
             )
             self._cache_key = key
         return self._rows
@@ -288,7 +318,8 @@ class BigChart(SeriesChart):
             out.append("\n")
         axis = Text(" " * self.AXIS_W, style="dim")
         if len(b):
-            last_step = getattr(self.series, "last_step", None) or b.steps[-1]
+            last_step = self.window[1] if self.window else None
+            last_step = last_step or getattr(self.series, "last_step", None) or b.steps[-1]
             first, last = f"{int(b.steps[0]):,}", f"{int(last_step):,}"
             axis.append(first + " " * max(1, cw - len(first) - len(last)) + last, style="dim")
         out.append_text(axis)

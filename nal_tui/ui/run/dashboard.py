@@ -10,6 +10,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
+from nal_tui.core.reducer.chartview import ChartView
 from nal_tui.core.reducer.present import (
     alerts_view,
     loss_label,
@@ -20,7 +21,7 @@ from nal_tui.core.reducer.present import (
 )
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.reducer.views import CheckpointRow, SystemView
-from nal_tui.core.vocab import LOSS_KEYS
+from nal_tui.core.vocab import LOSS_KEYS, OPT_KEYS, SERIES_KEYS
 from nal_tui.ui.charts.chart import BigChart
 from nal_tui.ui.checkpoints.table import CheckpointTable, MilestonesPanel
 from nal_tui.ui.run.alerts import AlertsPanel
@@ -59,10 +60,15 @@ def size_class(width: int, height: int) -> str:
     return "wide"
 
 
+def group_keys(key: str) -> tuple[str, ...]:
+    """The series shown beside ``key`` in the losses panel: the losses or the optimiser's."""
+    return LOSS_KEYS if key in LOSS_KEYS else OPT_KEYS
+
+
 def loss_extremes(st: RunState, key: str) -> str:
     """``now 1.2 · min 0.9 @4,100 · max 80 @12 · `` for the big chart's subtitle (a loss's
     best is its min); ``~`` marks a step known to within the chart's bucket width."""
-    track = st.losses.get(key)
+    track = st.track(key)
     ext = track.series.extremes() if track is not None else None
     if ext is None:
         return ""
@@ -83,7 +89,7 @@ class Dashboard(Horizontal):
     def compose(self) -> ComposeResult:
         with Vertical(id="left"):
             yield ProgressPanel(id="progress", classes="panel")
-            yield LossesPanel(LOSS_KEYS, id="losses")
+            yield LossesPanel(SERIES_KEYS, id="losses")
             yield BigChart(id="big", classes="panel")
             yield TextPanel(id="facts", classes="panel")
         with Vertical(id="right"):
@@ -109,7 +115,12 @@ class Dashboard(Horizontal):
         """Every panel but the charts (cheap: called on every change)."""
         rows = table_rows(st, rows)
         self.query_one(ProgressPanel).show(progress_view(st))
-        self.query_one(LossesPanel).show(losses_view(st), LOSS_KEYS[selected])
+        key = SERIES_KEYS[selected]
+        self.query_one(LossesPanel).show(losses_view(st, group_keys(key)), key)
+        title = PANELS["losses"] if key in LOSS_KEYS else "Optimiser: lr, grad norms"
+        losses = self.query_one("#losses")
+        if losses.border_title != title:
+            losses.border_title = title
         self.query_one(ValidationPanel).show(st.val)
         self.query_one(CheckpointTable).show(rows, now)
         milestones = milestones_view(st)
@@ -122,28 +133,41 @@ class Dashboard(Horizontal):
             facts_lines(st.val, rows, milestones, system, alerts)
         )
 
-    def draw_charts(self, st: RunState, selected: int, force: bool = False) -> None:
-        """The whole-run charts, when the state moved on since they were last drawn."""
-        v = losses_view(st)
+    def draw_charts(
+        self, st: RunState, selected: int, view: ChartView, force: bool = False
+    ) -> None:
+        """The charts over the steps ``view`` shows, when the state moved on since they were
+        last drawn (or ``force``: the view or the selection changed)."""
+        key = SERIES_KEYS[selected]
+        v = losses_view(st, group_keys(key))
         if v.version == self.charts_version and not force:
             return
-        self.query_one(LossesPanel).show_charts(v)
+        self.query_one(LossesPanel).show_charts(v, view)
         self.charts_version = v.version
-        self.query_one(BigChart).set_series(
-            v.rows[selected].series, v.version, markers=v.resume_steps
+        series = st.track(key).series  # type: ignore[union-attr]
+        big = self.query_one(BigChart)
+        big.set_view(
+            log=view.log,
+            weight=view.weight,
+            window=view.window(series.first_step, series.last_step),
         )
-        self.big_title(st, selected)
+        big.set_series(series, v.version, markers=v.resume_steps)
+        self.big_title(st, selected, view)
 
-    def big_title(self, st: RunState, selected: int) -> None:
-        rn = st.recon_name
+    def big_title(self, st: RunState, selected: int, view: ChartView) -> None:
+        rn, key = st.recon_name, SERIES_KEYS[selected]
+        series = st.track(key).series  # type: ignore[union-attr]
         flags = " ".join(
-            f"[{i + 1}] {loss_label(k, rn)}" if i == selected else str(i + 1)
-            for i, k in enumerate(LOSS_KEYS)
+            f"[{i + 1}]" if i == selected else str(i + 1) for i, _ in enumerate(SERIES_KEYS)
         )
         big = self.query_one(BigChart)
-        big.border_title = f"{loss_label(LOSS_KEYS[selected], rn)} · whole run · {flags}"
+        where = view.label(series.first_step, series.last_step)
+        big.border_title = f"{loss_label(key, rn)} · {where} · {flags}"
+        smooth = f"{view.weight:g}" if view.weight else "off"
+        follow = "" if view.follow else "f follow · "
         keys = (
-            f"m smooth: {'on' if big.smooth else 'off'} · l log: {'on' if big.log_scale else 'off'}"
+            f"{follow}m/M smooth {smooth} · l log {'on' if view.log else 'off'} · z zoom · [ ] pan"
         )
-        stats = loss_extremes(st, LOSS_KEYS[selected])
-        big.set_subtitles(stats + keys, keys)  # the figures when they fit whole
+        short = f"{follow}smooth {smooth} · log {'on' if view.log else 'off'}"
+        stats = loss_extremes(st, key)
+        big.set_subtitles(stats + keys, stats + short, keys, short)  # the figures if they fit
