@@ -53,7 +53,7 @@ def action_for(kind: str, run_dir: Path, status: str) -> str:
         return f"nal-train vocode --run-dir {rd} --checkpoint best CLIPS --out OUT"
     if kind == KIND_RUN_END and status == "stopped":
         return f"nal-tui resume --run-dir {rd}"
-    if kind == "recovery":
+    if kind == ev.ALERT_RECOVERY:
         return f"nothing: the run goes on (watch it: nal-tui --run-dir {rd})"
     return f"nal-tui --run-dir {rd}"
 
