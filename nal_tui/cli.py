@@ -345,6 +345,10 @@ def cmd_start(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     session = RunSession(run_dir, logs_dir=args.logs_dir)
+    too_many = session.nproc_limit(config).refusal(args.nproc)
+    if too_many is not None:  # before the checks: a typo, not something to check
+        print(f"nal-tui start: --nproc {args.nproc}: {too_many}", file=sys.stderr)
+        return EXIT_USAGE
     refused = None if args.new_branch else session.start_refusal(config)
     if refused is not None:  # refused like nal-train refuses it: a usage error, exit 2
         _emit(args, refused.to_dict(), f"nal-tui start: {refused.message}", False)

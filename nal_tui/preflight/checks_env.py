@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 
 from nal_tui.core.control import command, proc
+from nal_tui.core.control.nproc import nproc_limit
 from nal_tui.core.text import clean
 from nal_tui.core.vocab import PID_GARBLED, PID_LIVE, PID_STALE
 from nal_tui.preflight.estimates import (
@@ -253,6 +254,9 @@ def check_resources(
     mem_total_dev, mem_free_dev, where = (
         (gpu[0], gpu[1], "GPU") if gpu else (mem_total, mem_available, "RAM")
     )
+    too_many = nproc_limit(cfg.train.device).refusal(nproc)  # the start's own rule
+    if too_many is not None:
+        return CheckResult(name, FAIL, too_many, "choose fewer processes (--nproc N)", details)
     if disk.required > disk_free:
         return CheckResult(
             name,

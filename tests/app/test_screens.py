@@ -238,16 +238,21 @@ def test_the_start_key_stays_in_view_at_80x24_above_a_long_preflight(tmp_path):
     run(go())
 
 
-def test_start_confirmation_shows_preflight_lines(tmp_path):
+def test_start_confirmation_shows_preflight_lines(tmp_path, monkeypatch):
+    # Four CPUs and no GPU, whatever this machine has: + and - stay within 1..4.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr("nal_tui.core.control.nproc.usable_cpus", lambda: 4)
+
     async def go():
         app = make_app(None, tmp_path / "logs")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("s")
             assert await until(pilot, lambda: isinstance(app.screen, StartScreen))
             assert await until(pilot, lambda: not app.screen.checking, timeout=60)
+            # The welcome's report is reused: drawn at mount, a moment after the screen.
+            assert await until(pilot, lambda: "checks passed" in screen_text(pilot), 60)
             text = screen_text(pilot)
-            assert "Configuration" in text and "checks passed" in text
-            assert str(DEMO_CONFIG) in text
+            assert "Configuration" in text and str(DEMO_CONFIG) in text
             await pilot.press("plus", "plus")
             assert app.screen.query_one("#nproc").value == "3"
             await pilot.press("escape")

@@ -50,6 +50,25 @@ def test_missing_config_lists_presets_and_nearby_files(monkeypatch: pytest.Monke
         load("hifigan_v9")
 
 
+def test_did_you_mean_offers_only_close_matches(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ConfigNotFound) as e:
+        load("config/dmeo.yaml")
+    hint = str(e.value).split(";")[0]
+    assert hint == "config/dmeo.yaml: config file not found (did you mean config/demo.yaml?)"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    for name in ("demo.yaml", "hifigan_v3.yaml", "tiny.yaml", "mine.yaml"):
+        (tmp_path / "config" / name).write_text("name: x\n")
+    msg = locate.missing_config_message("config/dmeo.yaml")
+    assert "(did you mean config/demo.yaml?)" in msg
+    far = locate.missing_config_message("config/zzzz.yaml").split(";")[0]
+    assert "did you mean" not in far
+    assert locate.close_names("hifigan_v9", ["hifigan_v3", "hifigan_48k", "demo"]) == ["hifigan_v3"]
+
+
 def test_preflight_advice_for_a_missing_config_is_not_edit_the_key(tmp_path: Path) -> None:
     result, cfg = check_config(tmp_path / "config" / "demo.yaml")
     assert cfg is None and result.status == "fail"

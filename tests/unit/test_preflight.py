@@ -286,6 +286,16 @@ def test_resources_full_disk_via_disk_usage(tmp_path, monkeypatch):
     assert res.status == FAIL and "4.0 KiB is free" in res.message
 
 
+def test_resources_refuse_more_processes_than_the_start_allows(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU: one process per CPU
+    monkeypatch.setattr("nal_tui.core.control.nproc.usable_cpus", lambda: 2)
+    big = dict(disk_free=1 << 40, mem_available=1 << 36, mem_total=1 << 36, gpu=None)
+    res = check_resources(load(DEMO), tmp_path, nproc=3, **big)
+    assert res.status == FAIL and "at most 2 (one per CPU: 2 usable CPU(s))" in res.message
+    assert "--nproc" in res.fix
+    assert check_resources(load(DEMO), tmp_path, nproc=2, **big).status != FAIL
+
+
 def test_resources_milestones_warn(tmp_path):
     cfg = load(DEMO)
     disk = estimate_disk(cfg, sum(estimate_params(cfg).values()))

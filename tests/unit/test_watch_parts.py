@@ -11,11 +11,20 @@ import pytest
 
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.watch.dedup import Dedup
-from nal_tui.core.watch.notice import Notice, describe
-from nal_tui.core.watch.notifiers import NotifyConfigError, gather_urls, mask_url
+from nal_tui.core.watch.notice import Notice, describe, settle
+from nal_tui.core.watch.notifiers import Notifier, NotifyConfigError, gather_urls, mask_url
 from nal_tui.core.watch.runwatch import RunWatch
 from nal_tui.core.watch.store import StoreError, WatchStore
-from nal_tui.core.watch.watcher import ERRORS, HEALTHY, NOT_RUNNING, WARNINGS, health, worst
+from nal_tui.core.watch.watcher import (
+    ERRORS,
+    HEALTHY,
+    NOT_RUNNING,
+    WARNINGS,
+    Watcher,
+    WatchOptions,
+    health,
+    worst,
+)
 from tests.factory import T0, checkpoint_record, record, records, run_end, run_start, steps
 from trainer.events import schema as ev
 
@@ -53,7 +62,7 @@ def test_dedup_one_per_kind_per_window_then_and_n_more(tmp_path: Path) -> None:
     assert d.due(store, _n(), 1059.0) == []
     (summary, count), = d.due(store, _n(), 1061.0)  # fmt: skip
     assert count == 2 and summary.kind == "nonfinite" and summary.step == 3
-    assert summary.message.startswith("2 more nonfinite alert(s) since")
+    assert summary.message.startswith("2 more nonfinite alerts at steps 2–3 since")
     assert d.due(store, _n(), 1200.0) == []
     assert not Dedup(60, "warning").wanted(_n("run_start", 0, "info"))
     assert Dedup(60, "warning").wanted(_n())
@@ -129,3 +138,76 @@ def test_keys_are_stable_across_a_reread_and_duplicate_alerts_fold(tmp_path: Pat
         keys.append([n.key for n in rw.new_notices()])
     assert keys[0] == keys[1]
     assert sum(k.startswith("nonfinite") for k in keys[0]) == 1  # the trainer's and ours
+
+
+class _Catch(Notifier):
+    name = "catch"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def send(self, title: str, body: str, level: str) -> None:
+        self.sent.append((title, body, level))
+
+
+def _recovered_run() -> list[dict]:
+    """Non-finite losses at steps 7, 9 and 11; the trainer goes back to step 8's
+    checkpoint and completes at step 14 (train.recover)."""
+    nan = float("nan")
+    events: list[ev.Event] = [run_start(target=14), *steps(1, 6), *steps(7, 7, g=nan)]
+    events += [*steps(8, 8), *steps(9, 9, g=nan), *steps(10, 10), *steps(11, 11, g=nan)]
+    events.append(ev.Recovery(step=8, from_step=11, trigger="nonfinite", checkpoint="ckpt",
+                              lr_g=1e-4, lr_d=1e-4, recoveries=1, max_recoveries=3))  # fmt: skip
+    return records([*events, *steps(9, 14), run_end(14)])
+
+
+@pytest.mark.parametrize("end", [True, False])
+def test_a_late_summary_says_the_run_recovered_and_advises_no_resume(
+    tmp_path: Path, end: bool
+) -> None:
+    """The "N more" summary sent after the window (here: after the run recovered, and
+    maybe completed) says what became of the run, counts once and does not say resume."""
+    recs = _recovered_run()
+    if not end:
+        recs = recs[:-1]
+    cut = next(i for i, r in enumerate(recs) if r["event"] == ev.Recovery.EVENT)
+    catch = _Catch()
+    w = Watcher([tmp_path], [catch], WatchOptions(window_s=600), say=lambda _: None,
+                warn=lambda _: None)  # fmt: skip
+    rw = w.runs[0]
+    try:
+        rw.state.feed(recs[:cut])
+        w.tick(1000.0)  # the first nonfinite goes out, steps 9 and 11 are held back
+        rw.state.feed(recs[cut:])
+        w.tick(1010.0)
+        assert w.sender.drain(30)
+        n_before = len(catch.sent)
+        w.tick(1700.0)  # the window closed: the summary
+        assert w.sender.drain(30)
+    finally:
+        w.sender.stop()
+    titles = [t for t, _, _ in catch.sent]
+    assert sum("nonfinite at step 7/14" in t for t in titles) == 1, titles
+    (title, body, level), = catch.sent[n_before:]  # fmt: skip
+    assert title == "[nal info] demo: 2 more nonfinite alerts at steps 9–11", title
+    status = "completed" if end else "is running"
+    assert f"the run recovered at step 8 and {status}" in body, body
+    assert "now at step 14/14" in body
+    assert "resume" not in body and level == "info"
+    assert body.count("2 more") == 1 and "more nonfinite alert(s) in this window" not in body
+
+
+def test_a_summary_of_a_run_still_failing_keeps_its_level_and_advice(tmp_path: Path) -> None:
+    store, d = WatchStore(tmp_path), Dedup(window_s=60)
+    nan = float("nan")
+    s = _state(records([run_start(target=100), *steps(1, 3), *steps(4, 4, g=nan),
+                        run_end(4, ev.STATUS_FAILED, 4)]))  # fmt: skip
+    d.offer(store, _n(step=2), 1000.0)
+    d.offer(store, _n(step=3), 1001.0)
+    d.offer(store, _n(step=4), 1002.0)
+    (n, count), = d.due(store, _n(), 1100.0)  # fmt: skip
+    n = settle(n, s)
+    title, body, _ = describe(n, s, count)
+    assert title == "[nal error] demo: 2 more nonfinite alerts at steps 3–4"
+    assert "the run has since" not in body or "crashed" in body
+    assert "nal-tui resume --run-dir" in body

@@ -55,26 +55,57 @@ def resolve_config(arg: str | os.PathLike[str]) -> Path:
     return presets().get(name, p)
 
 
+HINT_CUTOFF = 0.75  # difflib ratio of the names without .yaml: "dmeo" ~ "demo" is 0.75
+HINT_SPREAD = 0.1  # only hints about as close as the closest one
+
+
+def close_names(word: str, candidates: list[str], n: int = 2) -> list[str]:
+    """The few ``candidates`` close to ``word`` (typos, a swapped letter), best first: at
+    least ``HINT_CUTOFF`` alike and within ``HINT_SPREAD`` of the best, so a near miss
+    is not padded with names that merely share a prefix."""
+    scored = []
+    for c in dict.fromkeys(candidates):
+        m = difflib.SequenceMatcher(None, word, c)
+        if m.real_quick_ratio() >= HINT_CUTOFF and m.quick_ratio() >= HINT_CUTOFF:
+            r = m.ratio()
+            if r >= HINT_CUTOFF:
+                scored.append((r, c))
+    scored.sort(reverse=True)  # ties: as difflib orders them
+    return [c for r, c in scored[:n] if r >= scored[0][0] - HINT_SPREAD]
+
+
+def _stem(name: str) -> str:
+    for suffix in (PRESET_SUFFIX, ".yml"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def missing_config_message(arg: str | os.PathLike[str]) -> str:
-    """One line for a config that is not there: the presets, and the nearest files."""
+    """One line for a config that is not there: the presets, and the nearest files (only
+    close matches, compared by name: a shared ``config/`` or ``.yaml`` does not count)."""
     p = Path(arg)
     names = presets()
-    near = _nearby_configs(p)
-    wanted = p.name[: -len(PRESET_SUFFIX)] if p.name.endswith(PRESET_SUFFIX) else p.name
-    close_files = difflib.get_close_matches(str(p), [str(f) for f in near], n=2, cutoff=0.6)
-    close_names = difflib.get_close_matches(wanted, list(names), n=1, cutoff=0.6)
-    hints = close_files + [n for n in close_names if n not in close_files]
+    wanted = _stem(p.name)
+    bare = p.parent == Path(".")  # a bare name resolves to a preset: those first
+    near = {str(f): _stem(f.name) for f in _nearby_configs(p) if not bare or f.parent == p.parent}
+    close_stems = close_names(wanted, list(near.values()))
+    close_files = [f for f, stem in near.items() if stem in close_stems][:2]
+    close_files.sort(key=lambda f: close_stems.index(near[f]))
+    close_presets = close_names(wanted, list(names), n=1)
+    hints = (close_presets + close_files) if bare else (close_files or close_presets)
     msg = f"{p}: config file not found"
     if hints:
-        msg += f" (did you mean {' or '.join(hints)}?)"
+        msg += f" (did you mean {' or '.join(dict.fromkeys(hints))}?)"
     if names:
         msg += f"; shipped presets, named without a path: {', '.join(names)}"
     return msg
 
 
 def _nearby_configs(p: Path) -> list[Path]:
-    """YAML files beside where ``p`` points and in ./config/ (at most a few hundred)."""
-    dirs = [p.parent, Path("config")]
+    """YAML files beside where ``p`` points and, for a relative path, in ./config/ (at most
+    a few hundred)."""
+    dirs = [p.parent] + ([] if p.is_absolute() else [Path("config")])
     out: list[Path] = []
     for d in dict.fromkeys(dirs):
         try:

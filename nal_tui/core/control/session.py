@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nal_tui.core.control import launch, proc, stopping
+from nal_tui.core.control.nproc import NprocLimit, limit_for
 from nal_tui.core.control.results import (
     LatestResult,
     StartResult,
@@ -122,6 +123,10 @@ class RunSession:
 
     # ---- starting
 
+    def nproc_limit(self, config_path: str | os.PathLike[str]) -> NprocLimit:
+        """How many processes a start of ``config_path`` may use (nal_tui.core.control.nproc)."""
+        return limit_for(config_path, self.env)
+
     def history(self) -> RunHistory | None:
         """What the run dir already holds (None: no run there), by trainer.rundir's rule."""
         return run_history(self.run_dir) if self.run_dir is not None else None
@@ -164,6 +169,9 @@ class RunSession:
     ) -> StartResult:
         """Start the trainer detached (``init_from``: fine-tuning from that checkpoint); wait (up to ``wait_s``) until it holds the run lock.
 
+        ``nproc`` beyond what the machine allows (``nproc_limit``) is refused, naming the
+        limit, before anything is launched.
+
         Without a run dir, the run goes to ``<logs>/<config name>`` (and the session
         follows it). A fresh start in a run dir that already holds a run is refused
         (``start_refusal``), unless ``new_branch``: then the trainer starts over from step 0
@@ -172,8 +180,12 @@ class RunSession:
         # The config schema is only needed to start: kept off ``nal-tui status``'s path.
         from trainer.config.schema import ConfigError
 
-        if nproc < 1:
-            raise ValueError(f"nproc must be >= 1, got {nproc}")
+        too_many = self.nproc_limit(config_path).refusal(nproc)
+        if too_many is not None:
+            return StartResult(
+                False, f"not starting: {too_many}", str(self.run_dir or ""), nproc=nproc,
+                config_path=str(config_path), target_step=target_step, resume=resume,
+            )  # fmt: skip
         try:
             rd = self.run_dir or default_run_dir(config_path, self.logs_dir)
         except ConfigError as e:

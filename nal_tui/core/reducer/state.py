@@ -197,6 +197,7 @@ class RunState:
         self.validation = ValidationLog()
         self.clock = StepClock()  # when each live step was logged (charts against time)
         self.run_start = None
+        self.recovery: dict[str, Any] | None = None  # the latest recovery event
         self.run_name = self.run_id = ""
         self.pid = None
         self.device = ""
@@ -500,6 +501,7 @@ class RunState:
     def _on_recovery(self, rec: dict[str, Any]) -> None:
         """The trainer went back in-process (train.recover): the branch rule of a run_start
         at the step it went back to (a marker on the charts, the abandoned steps dropped)."""
+        self.recovery = rec
         self._start_at(rec, rec["step"])
         self.nonfinite.open = False
 

@@ -8,7 +8,13 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from nal_tui.core.watch.notice import KIND_RUN_END, KIND_RUN_START, Notice, level_rank
+from nal_tui.core.watch.notice import (
+    KIND_RUN_END,
+    KIND_RUN_START,
+    Notice,
+    level_rank,
+    step_span,
+)
 from nal_tui.core.watch.store import WatchStore
 
 DEFAULT_WINDOW_S = 600.0
@@ -33,8 +39,11 @@ class Dedup:
         last = w.get("last_sent")
         if isinstance(last, (int, float)) and now - last < self.window_s:
             latest = {"step": n.step, "message": n.message, "level": n.level, "t": n.t}
+            first = w.get("first_step")
+            if isinstance(n.step, int) and (not isinstance(first, int) or n.step < first):
+                first = n.step
             store.set_window(n.kind, {**w, "pending": int(w.get("pending", 0)) + 1,
-                                      "latest": latest})  # fmt: skip
+                                      "latest": latest, "first_step": first})  # fmt: skip
             return False
         store.set_window(n.kind, {"last_sent": now, "pending": 0})
         return True
@@ -48,21 +57,25 @@ class Dedup:
             if not pending or not isinstance(last, (int, float)) or now - last < self.window_s:
                 continue
             latest = w.get("latest") or {}
+            step = latest.get("step") if isinstance(latest.get("step"), int) else None
+            first = w.get("first_step") if isinstance(w.get("first_step"), int) else step
             since = time.strftime("%H:%M", time.localtime(last))
             msg = (
-                f"{pending} more {kind} alert(s) since {since}; the latest"
-                + (f" at step {latest['step']:,}" if isinstance(latest.get("step"), int) else "")
-                + f": {latest.get('message', '')}"
+                f"{pending} more {kind} alert{'s' if pending > 1 else ''}"
+                + (f" at {step_span(first, step)}" if step is not None else "")
+                + f" since {since} (the latest: {latest.get('message', '')})"
             )
             n = replace(
                 template,
                 key=f"summary|{kind}|{now:.3f}",
                 kind=kind,
                 level=str(latest.get("level", template.level)),
-                step=latest.get("step") if isinstance(latest.get("step"), int) else None,
+                step=step,
                 message=msg,
                 t=now,
-            )
+                extra={"summary": {"count": pending, "first_step": first, "last_step": step,
+                                   "latest_t": latest.get("t")}},
+            )  # fmt: skip
             store.set_window(kind, {"last_sent": now, "pending": 0})
             out.append((n, pending))
         return out

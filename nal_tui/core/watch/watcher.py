@@ -24,7 +24,7 @@ from nal_tui.core.vocab import (
 )
 from nal_tui.core.watch.dedup import DEFAULT_WINDOW_S, Dedup
 from nal_tui.core.watch.hooks import DEFAULT_HOOK_TIMEOUT_S
-from nal_tui.core.watch.notice import KIND_RUN_END, Notice, describe
+from nal_tui.core.watch.notice import KIND_RUN_END, Notice, describe, settle
 from nal_tui.core.watch.notifiers import Notifier
 from nal_tui.core.watch.runwatch import RunWatch
 from nal_tui.core.watch.sender import DEFAULT_RETRY_S, FIRST_BACKOFF_S, Delivery, Sender
@@ -130,7 +130,7 @@ class Watcher:
                 self.dispatch(rw, n, now)
             template = Notice("", rw.run_dir, "", LEVEL_WARNING, None, "", now)
             for n, count in self.dedup.due(rw.store, template, now):
-                self._deliver(rw, n, count)
+                self._deliver(rw, settle(n, rw.state), count)
         self.save()
 
     def dispatch(self, rw: RunWatch, n: Notice, now: float) -> None:

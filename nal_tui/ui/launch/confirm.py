@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from nal_tui.core.control.nproc import NprocLimit, nproc_limit
 from nal_tui.core.control.rundir import ASIDE_DIR, RunHistory
 from nal_tui.core.text import clean
 
@@ -60,6 +61,17 @@ def preflight_text(report: Any) -> Text:
     return t
 
 
+class NprocInput(Input):
+    """The processes field: digits only; a refused key is said in the dialog, not only a
+    bell (a path typed here by mistake would otherwise leave its digits behind)."""
+
+    def restricted(self) -> None:
+        super().restricted()
+        screen = self.screen
+        if isinstance(screen, LaunchScreen):
+            screen.nproc_refused_key()
+
+
 def failures(report: Any) -> int:
     return sum(1 for c in getattr(report, "checks", report) or [] if c.status == "fail")
 
@@ -77,6 +89,7 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
     TITLE = "Launch"
     VERB = "start"
     AUTO_FOCUS = "#target"  # typing a number right away sets the target step
+    RECHECK_S = 0.5  # typing pauses this long before the checks run again
 
     def __init__(
         self,
@@ -86,10 +99,14 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         target_step: int | None = None,
         min_target: int = 0,
         report: Any = None,
+        limit: NprocLimit | None = None,
     ) -> None:
         super().__init__()
+        self._check_fn = check  # kept: a given report is not run again until a field changes
         self.check = check if report is None else None
-        self.nproc = nproc
+        self.limit = limit if limit is not None else nproc_limit("auto")
+        self.nproc = nproc  # the processes the current (or coming) preflight is for
+        self._recheck_timer: Any = None
         self.target_step = target_step
         self.min_target = min_target
         self.report: Any = None
@@ -116,7 +133,7 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
             yield Static(self.describe(), id="launch-what")
             with Horizontal(classes="field"):
                 yield Label("processes (N) ")
-                yield Input(str(self.nproc), id="nproc", type="integer", restrict=r"[0-9]*")
+                yield NprocInput(str(self.nproc), id="nproc", type="integer", restrict=r"[0-9]*")
             with Horizontal(classes="field"):
                 yield Label("target step   ")
                 yield Input(
@@ -143,7 +160,45 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
 
     def call_check(self) -> Any:
         """Run the checks (in the preflight worker); subclasses pass the fields' options."""
-        return self.check()  # type: ignore[misc]
+        return self.check(nproc=self.nproc)  # type: ignore[misc]
+
+    def _recheck(self) -> None:
+        """The checks again, a moment after the last change (Enter meanwhile waits)."""
+        if self._check_fn is None:
+            return
+        self.check, self.report, self.checking = self._check_fn, None, True
+        self._gen += 1
+        self._error("")
+        self.query_one("#preflight", Static).update("running preflight checks…")
+        if self._recheck_timer is not None:
+            self._recheck_timer.stop()
+        self._recheck_timer = self.set_timer(
+            self.RECHECK_S, lambda gen=self._gen: self._run_check(gen)
+        )
+
+    def _nproc_problem(self, value: str) -> str | None:
+        """What is wrong with the processes field's text (the core's rule), or None."""
+        v = value.strip()
+        if not v.isdigit():
+            return f"processes: a whole number from 1 to {self.limit.most}"
+        return self.limit.refusal(int(v))
+
+    def nproc_refused_key(self) -> None:
+        self._error(f"processes: digits only, 1 to {self.limit.most} ({self.limit.why})")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "nproc":
+            return
+        event.stop()
+        bad = self._nproc_problem(event.value)
+        if bad is not None:
+            self._error(bad)
+            return
+        self._error("")
+        n = int(event.value.strip())
+        if n != self.nproc:  # the checks depend on N (batch split, threads, memory)
+            self.nproc = n
+            self._recheck()
 
     @work(thread=True, exclusive=True, group="preflight")
     def _run_check(self, gen: int = 0) -> None:
@@ -188,8 +243,8 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
 
     def action_nproc(self, delta: int) -> None:
         box = self.query_one("#nproc", Input)
-        n = max(1, (int(box.value) if box.value.isdigit() else self.nproc) + delta)
-        box.value = str(n)
+        n = (int(box.value) if box.value.isdigit() else self.nproc) + delta
+        box.value = str(min(max(1, n), self.limit.most))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -201,8 +256,9 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
     def action_confirm(self) -> None:
         # The fields first: a mistyped number is said at once, not after the checks.
         nv = self.query_one("#nproc", Input).value.strip()
-        if not nv.isdigit() or int(nv) < 1:
-            self._error("processes must be a whole number >= 1")
+        bad = self._nproc_problem(nv)
+        if bad is not None:
+            self._error(bad)
             return
         tv = self.query_one("#target", Input).value.strip()
         target = int(tv) if tv.isdigit() else None
@@ -247,7 +303,6 @@ class StartScreen(LaunchScreen):
     ]
     TITLE = "Start training"
     VERB = "start"
-    RECHECK_S = 0.5  # typing pauses this long before the checks run again
 
     def __init__(
         self,
@@ -261,8 +316,6 @@ class StartScreen(LaunchScreen):
     ) -> None:
         self.config_path, self.run_dir, self.branch_of = config_path, run_dir, new_branch
         self.init_from, self.generator_only = init_from, init_generator_only
-        self._check_fn = kw.get("check")  # kept: the welcome's report is not for a fine-tune
-        self._recheck_timer: Any = None
         if new_branch is not None:
             self.TITLE = "Start over as a new branch"
         super().__init__(**kw)
@@ -287,10 +340,14 @@ class StartScreen(LaunchScreen):
     def call_check(self) -> Any:
         src = self._source()
         if src is None:
-            return self.check()  # type: ignore[misc]
-        return self.check(init_from=src, init_generator_only=self.generator_only)  # type: ignore[misc]
+            return self.check(nproc=self.nproc)  # type: ignore[misc]
+        return self.check(  # type: ignore[misc]
+            nproc=self.nproc, init_from=src, init_generator_only=self.generator_only
+        )
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        # Textual calls LaunchScreen.on_input_changed too (each class in the MRO): the
+        # processes field is handled there.
         if event.input.id != "init-from" or event.value == self.init_from:
             return
         event.stop()
@@ -302,20 +359,6 @@ class StartScreen(LaunchScreen):
         self.query_one("#gen-only", Static).update(self._gen_only_text())
         if self._source() is not None:
             self._recheck()
-
-    def _recheck(self) -> None:
-        """The checks again, a moment after the last change (Enter meanwhile waits)."""
-        if self._check_fn is None:
-            return
-        self.check, self.report, self.checking = self._check_fn, None, True
-        self._gen += 1
-        self._error("")
-        self.query_one("#preflight", Static).update("running preflight checks…")
-        if self._recheck_timer is not None:
-            self._recheck_timer.stop()
-        self._recheck_timer = self.set_timer(
-            self.RECHECK_S, lambda gen=self._gen: self._run_check(gen)
-        )
 
     def describe(self) -> Text:
         t = Text()

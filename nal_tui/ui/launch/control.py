@@ -162,13 +162,16 @@ class RunControl:
     def _confirm_start(self, rd: Path | None, branch_of: RunHistory | None = None) -> None:
         """The start confirmation, with the welcome screen's preflight when it still holds."""
         new_branch = branch_of is not None
-        check = lambda init_from=None, init_generator_only=False: preflight.run_checks(  # noqa: E731
-            self.config_path, rd, build_models=self.build_models,
+        check = lambda nproc=1, init_from=None, init_generator_only=False: preflight.run_checks(  # noqa: E731
+            self.config_path, rd, build_models=self.build_models, nproc=nproc,
             logs_dir=self.session.logs_dir, new_branch=new_branch,
             init_from=init_from, init_generator_only=init_generator_only,
         )  # fmt: skip
         report = self.welcome_report(rd) if not new_branch else None
-        screen = StartScreen(self.config_path, rd, branch_of, check=check, report=report)
+        limit = self.session.nproc_limit(self.config_path)
+        screen = StartScreen(
+            self.config_path, rd, branch_of, check=check, report=report, limit=limit
+        )
         self._app.push_screen(screen, self._start_confirmed)
 
     def new_run_dir(self) -> Path | None:
@@ -222,14 +225,15 @@ class RunControl:
         # Every checkpoint the trainer will move aside, by its own plan (for an abandoned
         # one: the live checkpoints that are not its ancestors, whatever their step).
         later = moved_aside_by(rd, checkpoint) if row is not None else ()
-        check = lambda: preflight.run_checks(  # noqa: E731
-            config_file(rd), run_dir=rd, resume=target, build_models=False,
+        check = lambda nproc=1: preflight.run_checks(  # noqa: E731
+            config_file(rd), run_dir=rd, resume=target, build_models=False, nproc=nproc,
             logs_dir=self.session.logs_dir,
         )  # fmt: skip
         screen = ResumeScreen(
             rd, target, row.step if row else None, verified, check=check,
             target_step=st.target_step, later=later,
             abandoned=row is not None and row.abandoned,
+            limit=self.session.nproc_limit(config_file(rd)),
         )  # fmt: skip
         self._app.push_screen(screen, self._resume_confirmed)
 
