@@ -14,6 +14,25 @@ from nal_tui.ui.host import WorkHost, in_thread
 from nal_tui.ui.run.dashboard import group_keys
 
 
+def build_aside(
+    host: WorkHost, tracks: list[LossTrack], done: Callable[[], None], group: str = "series"
+) -> None:
+    """Build ``tracks``' series on a worker thread, put them in place on the UI thread (with
+    what was appended meanwhile), then call ``done`` there."""
+    snaps = [(t, t.pending()) for t in tracks]
+
+    def build() -> None:
+        built = [(t, build_pending(ops), len(ops)) for t, ops in snaps]
+        host.call_from_thread(install, built)
+
+    def install(built: list) -> None:
+        for track, series, used in built:
+            track.install(series, used)
+        done()
+
+    in_thread(host, group, build)
+
+
 def unbuilt(state: RunState, i: int) -> list[LossTrack]:
     """The tracks shown with series ``i`` (its group) whose series are not built yet."""
     tracks = (state.track(k) for k in group_keys(SERIES_KEYS[i]))
@@ -38,17 +57,10 @@ class SeriesBuilder:
             return False
         busy, self.wanted = self.wanted is not None, i
         if not busy:
-            snaps = [(t, t.pending()) for t in tracks]
-            in_thread(self.host, "series", self._build, self.state(), snaps)
+            build_aside(self.host, tracks, self._built)
         return True
 
-    def _build(self, state: RunState, snaps: list) -> None:
-        built = [(t, build_pending(ops), len(ops)) for t, ops in snaps]
-        self.host.call_from_thread(self._built, state, built)
-
-    def _built(self, state: RunState, built: list) -> None:
-        for track, series, used in built:
-            track.install(series, used)
+    def _built(self) -> None:
         i, self.wanted = self.wanted, None
         if i is not None and not self.request(i):  # another state meanwhile: built for it too
             self.select(i)
