@@ -49,6 +49,7 @@ from nal_tui.ui.quality.screen import QualityScreen
 from nal_tui.ui.run.dashboard import SIZE_CLASSES, Dashboard, size_class
 from nal_tui.ui.run.feeds import RunFeeds
 from nal_tui.ui.run.header import HeaderBar
+from nal_tui.ui.run.lazyseries import SeriesBuilder, unbuilt
 from nal_tui.ui.samples.screen import SamplesScreen, Source
 
 CHART_EVERY_S = 0.5
@@ -86,6 +87,8 @@ class NalTuiApp(App[None]):
         self.bell_on = bell
         self.selected = 0
         """The series in the big chart (an index into SERIES_KEYS: losses, lr, grad norms)."""
+        self.series_builder = SeriesBuilder(self, lambda: self.state, self._select)
+        """Builds the optimiser's series off the UI thread when first selected."""
         self.view = ChartView()
         """What the charts show: zoom, pan/follow, smoothing, log scale (the last two are
         remembered per run dir: core.chartprefs)."""
@@ -165,6 +168,7 @@ class NalTuiApp(App[None]):
         return (
             not f.loading
             and not self._draw_pending
+            and self.series_builder.wanted is None
             and self.dashboard.charts_version == self.state.version
             and all(r.verified is not None for r in f.rows)
             and (f.system is not None or not self.sample_system)
@@ -184,6 +188,9 @@ class NalTuiApp(App[None]):
 
     def on_history_loaded(self, msg: HistoryLoaded) -> None:
         if self.feeds.history_loaded(msg):
+            if unbuilt(self.state, self.selected):  # not on the UI thread: the losses meanwhile
+                wanted, self.selected = self.selected, 0
+                self.series_builder.request(wanted)
             self.notices.alerts_seen(self.state.alerts)  # toasts are for new alerts only
             self.feeds.pid_to_state()
             self._tick()  # time-based status ("stale") now, not at the next tick
@@ -273,12 +280,18 @@ class NalTuiApp(App[None]):
         self.control.pick_run()
 
     def action_select_loss(self, i: int) -> None:
-        self.selected = i % len(SERIES_KEYS)
+        i %= len(SERIES_KEYS)
+        if not self.series_builder.request(i):  # else selected once its series are built
+            self._select(i)
+
+    def _select(self, i: int) -> None:
+        self.selected = i
         self._changed()
         self._draw_charts(force=True)
 
     def action_cycle_loss(self, delta: int) -> None:
-        self.action_select_loss(self.selected + delta)
+        wanted = self.series_builder.wanted  # a selection still being built counts
+        self.action_select_loss((self.selected if wanted is None else wanted) + delta)
 
     # ---- steering the charts (ChartView); smoothing and log scale are remembered per run
 

@@ -14,7 +14,7 @@ from nal_tui.ui.compare.app import CompareApp
 from nal_tui.ui.samples.screen import SamplesScreen
 from tests.app.apphelp import screen_text, svg_text, until
 from tests.app.test_samples import sync
-from tests.factory import val_record, write_run
+from tests.factory import run_start, step_event, val_record, write_events, write_run
 from trainer.events.codec import encode
 
 
@@ -41,7 +41,7 @@ async def test_compare_two_real_runs(sampled_run: Path, tmp_path: Path) -> None:
         assert text.count("@4") >= 2 or text.count("@2") >= 2  # each run's best and its step
         await pilot.press("down")
         await pilot.pause()
-        assert "loss g (2/6)" in screen_text(pilot)
+        assert "loss g (2/10)" in screen_text(pilot)
         await pilot.press("v")
         assert await until(pilot, lambda: isinstance(app.screen, SamplesScreen), 30)
         await pilot.pause()
@@ -132,3 +132,42 @@ def test_compare_time_axis_snapshot(snap_compare, tmp_path, size):
     assert snap_compare(app, terminal_size=size, run_before=before)
     text = svg_text(shots[-1])
     assert "against wall-clock time" in text and "time since start 1m40s" in text
+
+
+def _lr_runs(tmp_path: Path) -> list[Path]:
+    """Two runs whose learning rate G and gradient norm G differ (1e-3 vs 5e-4; 2 vs 8)."""
+    out = []
+    for name, lr, gn in (("hi", 1e-3, 2.0), ("lo", 5e-4, 8.0)):
+        rd = tmp_path / "logs" / name
+        evs = [run_start(target=1000, run_name=name, milestone_every=0)]
+        evs += [step_event(s, lr_g=lr, grad_norm_g=gn, grad_norm_d=1.0) for s in range(1, 301)]
+        write_events(rd / "events.jsonl", evs)
+        out.append(rd)
+    return out
+
+
+@sync
+async def test_learning_rates_and_gradient_norms_are_compared(tmp_path: Path) -> None:
+    runs = load_runs(_lr_runs(tmp_path))
+    assert not runs[0].state.track("lr_g").ready  # built when first shown, off the UI thread
+    app = CompareApp(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert "loss g (1/9)" in screen_text(pilot)  # no validation: the losses come first
+        await pilot.press(*["down"] * 5)
+        assert await until(pilot, lambda: "optimiser lr_g (6/9)" in screen_text(pilot))
+        assert await until(pilot, lambda: app.screen.building == 0)
+        await pilot.pause()
+        text = screen_text(pilot)
+        assert all(r.state.track("lr_g").ready for r in runs)
+        assert "0.001" in text and "5.00e-04" in text  # the y axis spans both runs' rates
+        assert "━ hi" in text and "━ lo" in text
+        await pilot.press("down", "down")
+        assert await until(pilot, lambda: "optimiser grad_norm_g (8/9)" in screen_text(pilot))
+        assert await until(pilot, lambda: app.screen.building == 0)
+        await pilot.pause()
+        text = screen_text(pilot)
+        labels = [ln.split()[0] for ln in text.splitlines() if ln.startswith("    ")]
+        assert "8" in labels and "2" in labels  # the y axis: the norms 8 (lo) and 2 (hi)
+        await pilot.press("down")
+        assert await until(pilot, lambda: "optimiser grad_norm_d (9/9)" in screen_text(pilot))

@@ -1,7 +1,7 @@
 """End to end in tmux: ``v`` on a run the trainer made shows its samples' spectrograms in
 colour, 24-bit where the terminal says so (COLORTERM=truecolor) and from the 256-colour
-palette where it does not; the arrow keys walk back to the earlier validation. And
-``nal-tui compare`` on two such runs: legend, config diff, A/B samples across the runs."""
+palette where it does not; the arrow keys walk back to the earlier validation
+(``nal-tui compare`` in tmux: test_compare_tmux.py)."""
 
 from __future__ import annotations
 
@@ -62,20 +62,3 @@ def test_v_in_a_real_terminal(sampled_run: Path, tmp_path: Path, tmux_server, en
     wait_text("▼ generated − truth (dB", 30)
     keys("Escape")
     wait_for(lambda s: "samples ·" not in s and "step 4/4" in s, 30, "the dashboard again")
-
-
-def test_compare_in_a_real_terminal(sampled_run: Path, tmp_path: Path, tmux_server) -> None:
-    a, b = tmp_path / "logs" / "base", tmp_path / "logs" / "lowlr"
-    shutil.copytree(sampled_run, a)
-    shutil.copytree(sampled_run, b)
-    cfg = b / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("lr_g: 0.0002", "lr_g: 0.0001"))
-    tmux("new-session", "-d", "-s", SESSION, "-x", "120", "-y", "40", "bash --norc --noprofile")
-    wait_for(lambda s: "$" in s or "#" in s, 60, "the shell prompt")
-    keys(f"cd {ROOT} && exec {nal_tui()} compare {a} {b}", "Enter")
-    text = wait_text("compare · 2 runs · validation mel_l1", 120)
-    text = wait_for(lambda s: "optim.lr_g" in s, 60, "the config diff")
-    assert "━ base" in text and "━ lowlr" in text and "best mel_l1" in text
-    keys("v")
-    text = wait_for(lambda s: "▼ B: lowlr · step 4" in s and "_gen.wav" in s, 60, "A/B across runs")
-    assert "samples · base · step 4" in text

@@ -17,10 +17,14 @@ from nal_tui.core.feed.loader import load_history
 from nal_tui.core.reducer.quality import SeriesStats
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.text import clean
+from nal_tui.core.vocab import LOSS_KEYS, SERIES_KEYS
 from trainer.events.schema import VAL_SET
 from trainer.rundir.layout import CONFIG_FILE
 
 MISSING = "—"  # a key one config has and another lacks
+# What a compared series is: a validation metric, a loss, or an optimiser figure (learning
+# rate, gradient norm); the last two are the dashboard's series (``RunState.track``).
+KIND_VAL, KIND_LOSS, KIND_OPT = "val", "loss", "opt"
 
 
 class CompareError(ValueError):
@@ -119,6 +123,34 @@ def config_diff(configs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
         if len(set(vals)) > 1:
             rows.append((clean(k, 60), vals))
     return rows
+
+
+def compare_series(runs: Sequence[RunInfo]) -> list[tuple[str, str]]:
+    """(kind, name) of each series compare offers: every validation metric any run
+    reported, then the dashboard's series (``SERIES_KEYS``: losses, learning rates G/D,
+    gradient norms G/D)."""
+    mets: list[str] = []
+    for r in runs:
+        mets += [m for m in r.state.validation.history.metrics() if m not in mets]
+    return [(KIND_VAL, m) for m in mets] + [
+        (KIND_LOSS if k in LOSS_KEYS else KIND_OPT, k) for k in SERIES_KEYS
+    ]
+
+
+def series_points(state: RunState, kind: str, name: str) -> tuple[Sequence[int], Sequence[float]]:
+    """A run's points of a compared series: a metric's validations, or the middle of each
+    min/max bucket of a dashboard series (``RunState.track``), at the bucket's first step."""
+    if kind == KIND_VAL:
+        return state.validation.history.points(VAL_SET, name)
+    track = state.track(name)
+    steps: list[int] = []
+    vals: list[float] = []
+    if track is None:
+        return steps, vals
+    for seg in track.series.segments:
+        steps += seg.x0
+        vals += [(a + b) / 2 for a, b in zip(seg.lo, seg.hi, strict=True)]
+    return steps, vals
 
 
 def best_of(state: RunState, metric: str, set_name: str = VAL_SET) -> SeriesStats:

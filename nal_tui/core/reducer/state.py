@@ -184,7 +184,7 @@ class RunState:
         o = self.opts
         self.progress = Progress(o.rate_window, o.milestone_every, (o.stall_factor, o.stall_min_s))
         self.losses = {k: LossTrack(k, o.avg_window) for k in LOSS_KEYS}
-        self.opt = {k: LossTrack(k, o.avg_window) for k in OPT_KEYS}
+        self.opt = {k: LossTrack(k, o.avg_window, lazy=True) for k in OPT_KEYS}  # built when shown
         self.alerts = AlertLog()
         self.nonfinite = NonfiniteDetector(self.alerts)
         self.collapse = CollapseDetector(self.alerts, o.collapse_threshold, o.collapse_window)
@@ -388,7 +388,7 @@ class RunState:
         self.clock.add(steps, ts, rising)
         for k, col in cols.items():
             tr = self.losses[k]
-            tr.series.extend(steps, col, rising=rising)
+            tr.extend(steps, col, rising)
             tr.add_window(steps, col)
         opt = {k: (c if whole else c[lo:hi]) for k, c in zip(OPT_KEYS, b.opt, strict=True)}
         for k, col in opt.items():
@@ -398,7 +398,7 @@ class RunState:
                 xs, ys = [steps[i] for i in keep], [col[i] for i in keep]
             if len(xs):
                 tr = self.opt[k]
-                tr.series.extend(xs, ys, rising=rising)
+                tr.extend(xs, ys, rising)
                 tr.add_window(xs, ys)
         self.spike.rows(steps, ts, opt["grad_norm_g"], opt["grad_norm_d"])
         self.nonfinite.rows(steps, ts, cols, finite)

@@ -70,9 +70,9 @@ def apply_summary(
         tr.clear_window()  # the newest values are in the summary, not the window
         if k in tracks.losses:
             bad = b.counts[i] < b.n_steps
-            tr.series.add_bucket(b.first_step, b.last_step, b.lo[i], b.hi[i], bad, b.n_steps)
+            tr.add_bucket(b.first_step, b.last_step, b.lo[i], b.hi[i], bad, b.n_steps)
         elif b.counts[i]:  # an optimiser figure: its absent values are no points
-            tr.series.add_bucket(b.first_step, b.last_step, b.lo[i], b.hi[i], False, b.counts[i])
+            tr.add_bucket(b.first_step, b.last_step, b.lo[i], b.hi[i], False, b.counts[i])
     progress.summary(b.first_step, b.last_step, b.t_first, b.t_last)
     nonfinite.summary()
     collapse.summary()

@@ -1,5 +1,6 @@
 """The compare screen (the ``nal-tui compare`` app, or pushed by the dashboard's run picker on
-the runs marked there): one series (a validation metric or a loss) of every run on one chart,
+the runs marked there): one series (a validation metric, a loss, a learning rate or a
+gradient norm) of every run on one chart,
 each run its own colour with a legend naming its directory, against step or (``t``)
 wall-clock time since each run's start; the configs' differing keys and each run's best
 score and step below; ``v`` opens the samples view across the runs (A/B: the same
@@ -16,17 +17,27 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Static
 
-from nal_tui.core.compare.runs import RunInfo, best_of, config_diff, elapsed
+from nal_tui.core.compare.runs import (
+    KIND_OPT,
+    KIND_VAL,
+    RunInfo,
+    best_of,
+    compare_series,
+    config_diff,
+    elapsed,
+    series_points,
+)
 from nal_tui.core.samples.catalog import list_validations
 from nal_tui.core.text import fmt_duration
-from nal_tui.core.vocab import LOSS_KEYS
 from nal_tui.ui.quality.plot import Line, plot_rows, y_range
 from nal_tui.ui.quality.screen import LABEL_W, QualityPlot
+from nal_tui.ui.run.lazyseries import build_aside
 from nal_tui.ui.samples.screen import SamplesScreen, Source
 from nal_tui.ui.widgets.fmt import fmt_value
 
 RUN_STYLES = ("bold cyan", "bold magenta", "bold yellow", "bold green", "bold red", "bold blue")
 MAX_DIFF_ROWS = 12
+KIND_WORDS = {KIND_VAL: "validation", KIND_OPT: "optimiser"}  # else "loss"
 
 
 class CompareScreen(Screen[None]):
@@ -50,15 +61,15 @@ class CompareScreen(Screen[None]):
         self.series = 0
         self.by_time = False
         """The x axis: wall-clock time since each run's start (else the step)."""
+        self.building = 0
+        """Series being built on a worker (the optimiser's are built on first use)."""
 
     # ---- what is compared
 
     def series_names(self) -> list[tuple[str, str]]:
-        """(kind, name): every validation metric any run reported, then the losses."""
-        mets: list[str] = []
-        for r in self.runs:
-            mets += [m for m in r.state.validation.history.metrics() if m not in mets]
-        return [("val", m) for m in mets] + [("loss", k) for k in LOSS_KEYS]
+        """(kind, name): every validation metric any run reported, then the dashboard's
+        series (losses, learning rates, gradient norms)."""
+        return compare_series(self.runs)
 
     def current(self) -> tuple[str, str]:
         names = self.series_names()
@@ -68,16 +79,7 @@ class CompareScreen(Screen[None]):
         kind, name = self.current()
         out = []
         for i, r in enumerate(self.runs):
-            style = RUN_STYLES[i % len(RUN_STYLES)]
-            if kind == "val":
-                out.append(Line(*r.state.validation.history.points("val", name), style))
-            else:
-                steps, vals = [], []
-                for seg in r.state.losses[name].series.segments:  # bucket midpoints
-                    for j in range(len(seg.lo)):
-                        steps.append(seg.x0[j])
-                        vals.append((seg.lo[j] + seg.hi[j]) / 2)
-                out.append(Line(steps, vals, style))
+            out.append(Line(*series_points(r.state, kind, name), RUN_STYLES[i % len(RUN_STYLES)]))
         if self.by_time:  # each run's steps to seconds since its own start
             timed = []
             for r, ln in zip(self.runs, out, strict=True):
@@ -109,6 +111,8 @@ class CompareScreen(Screen[None]):
             self.dismiss()
 
     def _rows(self, width: int, height: int) -> list[Text]:
+        if self.building:
+            return [Text("building the series…", style="dim")]
         lines = self.lines()
         steps = [s for ln in lines for s in ln.steps]
         if not steps:
@@ -132,7 +136,7 @@ class CompareScreen(Screen[None]):
         kind, name = self.current()
         n = len(self.series_names())
         head = Text(f"compare · {len(self.runs)} runs · ", style="bold")
-        head.append(f"{'validation ' if kind == 'val' else 'loss '}{name}", style="bold")
+        head.append(f"{KIND_WORDS.get(kind, 'loss')} {name}", style="bold")
         axis = "wall-clock time" if self.by_time else "step"
         head.append(f" ({self.series % n + 1}/{n}) · against {axis}\n", style="dim")
         for i, r in enumerate(self.runs):
@@ -153,7 +157,7 @@ class CompareScreen(Screen[None]):
         t.add_column("", style="bold", no_wrap=True)
         for i, r in enumerate(self.runs):
             t.add_column(r.label, style=RUN_STYLES[i % len(RUN_STYLES)], no_wrap=True)
-        metric = name if kind == "val" else "mel_l1"
+        metric = name if kind == KIND_VAL else "mel_l1"
         best = []
         for r in self.runs:
             st = best_of(r.state, metric)
@@ -176,6 +180,16 @@ class CompareScreen(Screen[None]):
 
     def action_series(self, delta: int) -> None:
         self.series += delta
+        kind, name = self.current()
+        tracks = [] if kind == KIND_VAL else [r.state.track(name) for r in self.runs]
+        lazy = [t for t in tracks if t is not None and not t.ready]
+        if lazy:  # off the UI thread: ~25 ms per run of 500k steps
+            self.building += 1
+            build_aside(self.app, lazy, self._built, group=f"compare {name}")
+        self.draw()
+
+    def _built(self) -> None:
+        self.building -= 1
         self.draw()
 
     def action_time_axis(self) -> None:
