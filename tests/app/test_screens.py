@@ -413,3 +413,24 @@ def test_resize_under_the_samples_view_lays_the_dashboard_out_for_the_new_size(t
             assert "G total · whole run" in screen_text(pilot)
 
     run(go())
+
+
+def test_q_closes_the_run_picker_like_every_other_view(tmp_path):
+    """``q`` backs out of the run picker (as of the samples view, the validation chart and
+    the help) and leaves the dashboard running on the same run."""
+    logs = tmp_path / "logs"
+    rd = write_run(logs / "demo", 20)
+    write_run(logs / "other", 10, name="other")
+
+    async def go():
+        app = make_app(rd, logs)
+        async with app.run_test(size=SIZE) as pilot:
+            assert await until_text(pilot, "step 20")
+            await pilot.press("o")
+            assert await until(pilot, lambda: isinstance(app.screen, RunPickerScreen))
+            await pilot.press("q")
+            assert await until(pilot, lambda: not isinstance(app.screen, RunPickerScreen))
+            assert app.is_running and app.run_dir == rd
+            assert "Runs under" not in screen_text(pilot)
+
+    run(go())
