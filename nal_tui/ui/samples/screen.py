@@ -257,13 +257,14 @@ class SamplesScreen(Screen[None]):
         a = self.current()
         if a is None:
             return []
-        src = self.sources[self.run].run_dir
+        # Absolute: a copied path must name the file from another directory or host too.
+        src = self.sources[self.run].run_dir.absolute()
         if truth:
             return [src / a.gt_wav]
         out = [src / a.gen_wav]
         b = self.other() if self.mode == "ab" else None
         if b is not None:
-            out.append(self.sources[self.b[0]].run_dir / b.gen_wav)
+            out.append(self.sources[self.b[0]].run_dir.absolute() / b.gen_wav)
         return out
 
     def action_play(self, truth: bool = False) -> None:
