@@ -140,6 +140,10 @@ class NalTuiApp(App[None]):
         size = event.size if event is not None else self.size
         self.remove_class(*SIZE_CLASSES)
         self.add_class(size_class(size.width, size.height))
+        # Textual restyles only the screen on top for an app class: the dashboard under the
+        # samples view (or any screen) would come back in the old size's layout.
+        for screen in self.screen_stack[:-1]:
+            screen.update_node_styles(animate=False)
 
     def on_unmount(self) -> None:
         self.feeds.stop()

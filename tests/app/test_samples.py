@@ -143,6 +143,43 @@ async def test_a_corrupt_or_missing_picture_is_one_line_and_the_rest_still_draws
         assert await until(pilot, lambda: top.grid is not None)
 
 
+@sync
+async def test_c_copies_an_absolute_path_when_the_run_dir_was_given_relative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nal-tui --run-dir logs/demo``: the copied path still names the file from another
+    directory or host (scp, a player elsewhere), not ``logs/demo/...`` of this shell's cwd."""
+    _synthetic_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    app = make_app(Path("logs/demo"), Path("logs"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await until(pilot, lambda: not app.feeds.loading and app.state.step == 400, 60)
+        await pilot.press("v")
+        assert await until(pilot, lambda: isinstance(app.screen, SamplesScreen), 30)
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.pause()
+        want = tmp_path / "logs" / "demo" / app.screen.current().gen_wav
+        assert app.clipboard == str(want) and want.is_file()
+
+
+@sync
+async def test_validations_in_the_log_but_no_samples_on_disk_say_so(tmp_path: Path) -> None:
+    """A run whose samples/ folder was moved or deleted: the view says the log names
+    samples that are not on disk (not "no validation samples yet")."""
+    rd = _synthetic_run(tmp_path)
+    shutil.rmtree(rd / "samples")
+    app = make_app(rd, rd.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await until(pilot, lambda: not app.feeds.loading and app.state.step == 400, 60)
+        await pilot.press("v")
+        assert await until(pilot, lambda: isinstance(app.screen, SamplesScreen), 30)
+        await pilot.pause()
+        text = screen_text(pilot)
+        assert "not on disk" in text and "step 400" in text, text
+        assert "yet" not in text
+
+
 # ---------------------------------------------------------------- snapshots
 
 SIZES = [(80, 24), (120, 40), (160, 45)]

@@ -388,3 +388,49 @@ def test_a_failed_preflight_names_the_failure_in_view_at_80x24(tmp_path):
             assert f"{bad.name}: " in screen_text(pilot).replace("\n", " "), screen_text(pilot)
 
     run(go())
+
+
+def test_resize_under_the_samples_view_lays_the_dashboard_out_for_the_new_size(tmp_path):
+    """A terminal resized while another screen (here the samples view) is on top: back on
+    the dashboard, its layout is the new size's (the big chart at 160x45), not the old one's."""
+    from nal_tui.ui.samples.screen import SamplesScreen
+
+    rd = write_run(tmp_path / "run", 20)
+
+    async def go():
+        app = make_app(rd, tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert await until_text(pilot, "step 20")
+            big = app.query_one(BigChart)
+            assert not big.display  # compact: no big chart
+            await pilot.press("v")
+            assert await until(pilot, lambda: isinstance(app.screen, SamplesScreen))
+            await pilot.resize_terminal(160, 45)
+            await pilot.pause()
+            await pilot.press("escape")
+            assert await until(pilot, lambda: not isinstance(app.screen, SamplesScreen))
+            assert await until(pilot, lambda: big.display and big.region.height > 0)
+            assert "G total · whole run" in screen_text(pilot)
+
+    run(go())
+
+
+def test_q_closes_the_run_picker_like_every_other_view(tmp_path):
+    """``q`` backs out of the run picker (as of the samples view, the validation chart and
+    the help) and leaves the dashboard running on the same run."""
+    logs = tmp_path / "logs"
+    rd = write_run(logs / "demo", 20)
+    write_run(logs / "other", 10, name="other")
+
+    async def go():
+        app = make_app(rd, logs)
+        async with app.run_test(size=SIZE) as pilot:
+            assert await until_text(pilot, "step 20")
+            await pilot.press("o")
+            assert await until(pilot, lambda: isinstance(app.screen, RunPickerScreen))
+            await pilot.press("q")
+            assert await until(pilot, lambda: not isinstance(app.screen, RunPickerScreen))
+            assert app.is_running and app.run_dir == rd
+            assert "Runs under" not in screen_text(pilot)
+
+    run(go())

@@ -88,11 +88,16 @@ def _utterances(d: Path) -> list[str]:
 
 def _steps(run_dir: Path) -> list[int]:
     try:
-        with os.scandir(run_dir / SAMPLES_DIR) as it:
+        with os.scandir(samples_root(run_dir)) as it:
             steps = [int(m.group(1)) for e in it if (m := SAMPLE_STEP_RE.match(e.name))]
     except OSError:
         return []
     return sorted(steps)[-MAX_VALIDATIONS:]
+
+
+def samples_root(run_dir: Path) -> Path:
+    """The folder of a run's validation samples (every step's, and the ground truth's)."""
+    return Path(run_dir) / SAMPLES_DIR
 
 
 def sample_set(run_dir: Path, step: int) -> SampleSet:

@@ -33,10 +33,14 @@ def y_range(lines: Sequence[Line]) -> tuple[float, float] | None:
     return lo, hi
 
 
+def dot_of(step: float, x0: float, x1: float, dots_w: int) -> int:
+    """The braille dot column of ``step`` (two per cell); a single step sits at the left."""
+    return 0 if x1 <= x0 else round((step - x0) / (x1 - x0) * (dots_w - 1))
+
+
 def column_of(step: float, x0: float, x1: float, width: int) -> int:
-    if x1 <= x0:
-        return width - 1
-    return max(0, min(width - 1, int((step - x0) / (x1 - x0) * (width - 1) + 0.5)))
+    """The cell of ``step``: the one its dot is drawn in (stars and the cursor line up)."""
+    return max(0, min(width - 1, dot_of(step, x0, x1, 2 * width) // 2))
 
 
 def plot_rows(
@@ -70,7 +74,7 @@ def plot_rows(
                 if not math.isfinite(v):
                     prev = None
                     continue
-                dx = 0 if x1 <= x0 else round((s - x0) / (x1 - x0) * (dots_w - 1))
+                dx = dot_of(s, x0, x1, dots_w)
                 dy = round((hi - v) / (hi - lo) * (dots_h - 1))
                 if prev is not None:  # a straight line of dots from the previous point
                     px, py = prev

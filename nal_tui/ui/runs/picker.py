@@ -36,6 +36,7 @@ class RunPickerScreen(ModalScreen[Path | CompareRuns | None]):
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
+        Binding("q", "cancel", "Cancel", show=False),  # as q backs out of every other view
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare marked"),
     ]

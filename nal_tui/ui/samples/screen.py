@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from nal_tui.core.reducer.views import ValidationView
-from nal_tui.core.samples.catalog import Sample, SampleSet, metrics_of
+from nal_tui.core.samples.catalog import Sample, SampleSet, metrics_of, samples_root
 from nal_tui.core.samples.colormap import NAMES as CMAPS
 from nal_tui.core.samples.pictures import PictureCache
 from nal_tui.core.samples.player import Playback, find_player
@@ -133,12 +133,9 @@ class SamplesScreen(Screen[None]):
         bottom = self.query_one("#spec-bottom", Spectrogram)
         a = self.current()
         if a is None:
-            head.update(Text("samples · no validation samples on disk yet", style="bold"))
             for w in (top, bottom):
                 w.show(lambda c, r: "", self.cmap)
-            self.query_one("#samples-info", Static).update(
-                Text("They appear after the first validation (log.val_every, log.val_samples).",
-                     style="dim"))  # fmt: skip
+            head.update(Text(self._none_on_disk(), style="bold"))
             self._keys()
             return
         src = self.sources[self.run]
@@ -176,6 +173,22 @@ class SamplesScreen(Screen[None]):
             self._scale(self.cmap, lo, hi)
         self._info(a)
         self._keys()
+
+    def _none_on_disk(self) -> str:
+        """Why there is nothing to show: no validation yet, or the log names samples (in its
+        recent window) that are not on disk (samples/ moved, deleted, or not copied along)."""
+        src = self.sources[self.run] if self.sources else None
+        logged = sorted({v.step for v in src.views if v.samples}) if src else []
+        info = self.query_one("#samples-info", Static)
+        if not logged:
+            info.update(Text("They appear after the first validation (log.val_every, "
+                             "log.val_samples).", style="dim"))  # fmt: skip
+            return "samples · no validation samples on disk yet"
+        where = clean(str(samples_root(src.run_dir)), 200)
+        info.update(Text(f"The log names the samples of {len(logged)} validation(s) "
+                         f"(steps {logged[0]:,} to {logged[-1]:,}); {where} holds none of "
+                         "them: moved, deleted, or not copied with the run?", style="yellow"))  # fmt: skip
+        return f"samples · step {logged[-1]:,}'s samples are not on disk"
 
     def _scale(self, cmap: str, lo: float | None, hi: float | None) -> None:
         self._scale_args = (cmap, lo, hi)
@@ -244,13 +257,14 @@ class SamplesScreen(Screen[None]):
         a = self.current()
         if a is None:
             return []
-        src = self.sources[self.run].run_dir
+        # Absolute: a copied path must name the file from another directory or host too.
+        src = self.sources[self.run].run_dir.absolute()
         if truth:
             return [src / a.gt_wav]
         out = [src / a.gen_wav]
         b = self.other() if self.mode == "ab" else None
         if b is not None:
-            out.append(self.sources[self.b[0]].run_dir / b.gen_wav)
+            out.append(self.sources[self.b[0]].run_dir.absolute() / b.gen_wav)
         return out
 
     def action_play(self, truth: bool = False) -> None:
