@@ -5,7 +5,8 @@ objects it holds: ``feeds`` (the run's state, kept current by workers, the follo
 the services), ``control`` (start, resume, stop, open; the welcome preflight) and
 ``notices`` (toasts). Threads only post messages. The reducer is fed and read on the UI
 thread; a change schedules one redraw after the current message, and the whole-run
-charts follow at most twice a second.
+charts follow at most twice a second. Dialogs and the screens behind keys are imported when
+first opened, so the first paint does not wait for them.
 """
 
 from __future__ import annotations
@@ -29,12 +30,9 @@ from nal_tui.core.reducer.chartview import ChartView, step_weight
 from nal_tui.core.reducer.present import header_view
 from nal_tui.core.reducer.state import RunState
 from nal_tui.core.reducer.views import CheckpointRow, SystemView
-from nal_tui.core.samples.catalog import list_validations
 from nal_tui.core.text import clean
 from nal_tui.core.vocab import SERIES_KEYS
-from nal_tui.ui.charts.range import RangeScreen
 from nal_tui.ui.checkpoints.table import CheckpointTable
-from nal_tui.ui.help import HelpScreen
 from nal_tui.ui.keys import BINDINGS, EXTRA_KEYS, key_help
 from nal_tui.ui.launch.control import RunControl
 from nal_tui.ui.messages import (
@@ -45,12 +43,10 @@ from nal_tui.ui.messages import (
     SystemSampled,
 )
 from nal_tui.ui.notices import Notices
-from nal_tui.ui.quality.screen import QualityScreen
 from nal_tui.ui.run.dashboard import SIZE_CLASSES, Dashboard, size_class
 from nal_tui.ui.run.feeds import RunFeeds
 from nal_tui.ui.run.header import HeaderBar
 from nal_tui.ui.run.lazyseries import SeriesBuilder, unbuilt
-from nal_tui.ui.samples.screen import SamplesScreen, Source
 
 CHART_EVERY_S = 0.5
 Measure = Callable[[], tuple[SystemView, PidState]]
@@ -122,6 +118,7 @@ class NalTuiApp(App[None]):
     # ---- layout and lifecycle
 
     def compose(self) -> ComposeResult:
+        self._size_class(self.size.width, self.size.height)  # before the widgets are styled
         yield HeaderBar(id="header")
         yield Static(id="welcome")
         yield Dashboard()
@@ -138,12 +135,24 @@ class NalTuiApp(App[None]):
 
     def on_resize(self, event: events.Resize | None = None) -> None:
         size = event.size if event is not None else self.size
-        self.remove_class(*SIZE_CLASSES)
-        self.add_class(size_class(size.width, size.height))
+        if not self._size_class(size.width, size.height):
+            return
+        self.update_node_styles()
         # Textual restyles only the screen on top for an app class: the dashboard under the
         # samples view (or any screen) would come back in the old size's layout.
         for screen in self.screen_stack[:-1]:
             screen.update_node_styles(animate=False)
+
+    def _size_class(self, width: int, height: int) -> bool:
+        """Put the layout class for this size on the app, unstyled; whether it changed (a
+        restyle of every widget: on a resize only when the layout changes)."""
+        new = size_class(width, height)
+        others = [c for c in SIZE_CLASSES if c != new]
+        if self.has_class(new) and not any(self.has_class(c) for c in others):
+            return False
+        self.remove_class(*others, update=False)
+        self.add_class(new, update=False)
+        return True
 
     def on_unmount(self) -> None:
         self.feeds.stop()
@@ -267,6 +276,8 @@ class NalTuiApp(App[None]):
         return not (action == "cycle_loss" and len(self.screen_stack) > 1)
 
     def action_help(self) -> None:
+        from nal_tui.ui.help import HelpScreen  # lazy: after first paint
+
         # The keys this layout answers to: the compact one has no big chart.
         keys = key_help(self.BINDINGS, big_chart=not self.has_class("compact"))
         self.push_screen(HelpScreen(keys + EXTRA_KEYS))
@@ -323,6 +334,8 @@ class NalTuiApp(App[None]):
 
     def action_zoom_range(self) -> None:
         """Ask for a range of steps; the charts show it (held there, as after a pan)."""
+        from nal_tui.ui.charts.range import RangeScreen  # lazy: after first paint
+
         if len(self.screen_stack) > 1:
             return
 
@@ -351,6 +364,10 @@ class NalTuiApp(App[None]):
 
     def action_samples(self, step: int | None = None) -> None:
         """The samples view of this run (at validation ``step``, default the latest)."""
+        from nal_tui.core.samples.catalog import list_validations  # lazy: after first paint
+        from nal_tui.ui.quality.screen import QualityScreen  # lazy: after first paint
+        from nal_tui.ui.samples.screen import SamplesScreen, Source  # lazy: after first paint
+
         if self.run_dir is None or not (
             len(self.screen_stack) == 1 or isinstance(self.screen, QualityScreen)
         ):
@@ -363,6 +380,8 @@ class NalTuiApp(App[None]):
 
     def action_quality(self) -> None:
         """The validation chart; Enter there opens the samples of the validation chosen."""
+        from nal_tui.ui.quality.screen import QualityScreen  # lazy: after first paint
+
         if self.run_dir is not None and len(self.screen_stack) == 1:
             self.push_screen(QualityScreen(self.state, self.action_samples))
 

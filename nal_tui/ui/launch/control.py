@@ -13,12 +13,11 @@ import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.worker import get_current_worker
 
-from nal_tui import preflight
-from nal_tui.core.compare.runs import CompareError, load_runs
 from nal_tui.core.control.results import StartResult, StopResult
 from nal_tui.core.control.rundir import (
     RunHistory,
@@ -31,16 +30,17 @@ from nal_tui.core.control.runs import find_runs
 from nal_tui.core.control.session import RunSession
 from nal_tui.core.defaults import default_run_dir
 from nal_tui.core.vocab import STOP_TIMEOUT
-from nal_tui.preflight.report import PreflightReport
 from nal_tui.ui.checkpoints.table import CheckpointTable, verified_cell
-from nal_tui.ui.compare.app import CompareScreen
 from nal_tui.ui.host import ScreenHost, in_thread
-from nal_tui.ui.launch.confirm import LaunchRequest, ResumeScreen, StartScreen, preflight_text
-from nal_tui.ui.launch.holds import NEW_BRANCH, NEW_RUN, RESUME, RunHoldsRunScreen
-from nal_tui.ui.launch.stop import KillScreen, StopScreen
-from nal_tui.ui.launch.welcome import welcome_text
 from nal_tui.ui.run.feeds import RunFeeds
-from nal_tui.ui.runs.picker import CompareRuns, RunPickerScreen
+
+if TYPE_CHECKING:
+    from nal_tui.preflight.report import PreflightReport
+    from nal_tui.ui.launch.confirm import LaunchRequest
+    from nal_tui.ui.runs.picker import CompareRuns
+
+# The dialogs, preflight and compare are imported where first used: the dashboard's
+# first paint does not wait for them (bench/bench_dashboard.py's open time).
 
 Toast = Callable[..., None]
 
@@ -85,6 +85,10 @@ class RunControl:
 
     def _welcome(self, problem: str) -> None:
         """Worker: the preflight of a start from here (where it would put the run)."""
+        from nal_tui import preflight  # lazy: see the top
+        from nal_tui.ui.launch.confirm import preflight_text  # lazy: see the top
+        from nal_tui.ui.launch.welcome import welcome_text  # lazy: see the top
+
         cfg, rd = self.config_path, self.new_run_dir()
         show = lambda checks: self._app.call_from_thread(  # noqa: E731
             self._show_welcome, welcome_text(problem, cfg, checks, rd)
@@ -134,6 +138,8 @@ class RunControl:
         return self.read_only
 
     def start(self) -> None:
+        from nal_tui.ui.launch.holds import RunHoldsRunScreen  # lazy: see the top
+
         if self.refused("start"):
             return
         if self.session.trainer().live:
@@ -150,6 +156,8 @@ class RunControl:
         self._confirm_start(rd)
 
     def _holds_answer(self, choice: str | None, rd: Path, hist: RunHistory) -> None:
+        from nal_tui.ui.launch.holds import NEW_BRANCH, NEW_RUN, RESUME  # lazy: see the top
+
         if choice == RESUME:
             if self.run_dir is None or rd.resolve() != self.run_dir.resolve():
                 self._open_run(rd)
@@ -161,6 +169,9 @@ class RunControl:
 
     def _confirm_start(self, rd: Path | None, branch_of: RunHistory | None = None) -> None:
         """The start confirmation, with the welcome screen's preflight when it still holds."""
+        from nal_tui import preflight  # lazy: see the top
+        from nal_tui.ui.launch.confirm import StartScreen  # lazy: see the top
+
         new_branch = branch_of is not None
         check = lambda nproc=1, init_from=None, init_generator_only=False: preflight.run_checks(  # noqa: E731
             self.config_path, rd, build_models=self.build_models, nproc=nproc,
@@ -198,6 +209,9 @@ class RunControl:
     # ---- resume (r, Enter in the table)
 
     def resume(self, checkpoint: str | None = None) -> None:
+        from nal_tui import preflight  # lazy: see the top
+        from nal_tui.ui.launch.confirm import ResumeScreen  # lazy: see the top
+
         if self.refused("resume"):
             return
         rd, st, rows = self.run_dir, self.feeds.state, self.feeds.rows
@@ -296,6 +310,8 @@ class RunControl:
         if self.run_dir is None or not st.live:
             self.toast("no trainer is running in this run", severity="warning")
             return
+        from nal_tui.ui.launch.stop import StopScreen  # lazy: see the top
+
         screen = StopScreen(self.run_dir, st.pid, self.stop_grace_s)
         self._app.push_screen(screen, self._stop_confirmed)
 
@@ -311,6 +327,8 @@ class RunControl:
         self._app.call_from_thread(self._stopped, res)
 
     def _stopped(self, res: StopResult) -> None:
+        from nal_tui.ui.launch.stop import KillScreen  # lazy: see the top
+
         if res.status == STOP_TIMEOUT:
             self._app.push_screen(KillScreen(res.pid, res.waited_s, res.message), self._kill_answer)
             return
@@ -328,6 +346,8 @@ class RunControl:
 
     def _pick_run(self) -> None:
         """Worker: list the runs, then the picker."""
+        from nal_tui.ui.runs.picker import RunPickerScreen  # lazy: see the top
+
         found = find_runs(self.session.logs_dir)
         self._app.call_from_thread(
             self._app.push_screen,
@@ -336,6 +356,8 @@ class RunControl:
         )
 
     def _run_picked(self, choice: Path | CompareRuns | None) -> None:
+        from nal_tui.ui.runs.picker import CompareRuns  # lazy: see the top
+
         if isinstance(choice, CompareRuns):
             self.toast(f"loading {len(choice.paths)} runs to compare…", "compare")
             in_thread(self._app, "compare", self._compare, choice.paths)
@@ -346,6 +368,9 @@ class RunControl:
 
     def _compare(self, paths: tuple[Path, ...]) -> None:
         """Worker: each run loaded as ``nal-tui compare`` loads it, then the compare screen."""
+        from nal_tui.core.compare.runs import CompareError, load_runs  # lazy: see the top
+        from nal_tui.ui.compare.app import CompareScreen  # lazy: see the top
+
         try:
             runs = load_runs(list(paths))
         except CompareError as e:
