@@ -74,7 +74,7 @@ class OnnxGenerator(torch.nn.Module):
 
 
 # Part of the cache key: bump when the exported graph changes for the same weights.
-ONNX_GRAPH_VERSION = 2  # 2: the channels-last InferenceGenerator
+ONNX_GRAPH_VERSION = 3  # 2: the channels-last InferenceGenerator; 3: in-place ops, shared lrelu
 PARITY_FRAMES = 256  # the start of the first input checks a cached or new export
 
 
