@@ -35,13 +35,13 @@ async def test_compare_two_real_runs(sampled_run: Path, tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         text = screen_text(pilot)
-        assert "compare · 2 runs · validation mel_l1" in text
+        assert "compare · 2 runs · validation mel L1 distance" in text
         assert "━ lr2e-4" in text and "━ lr1e-4" in text
         assert "optim.lr_g" in text and "0.0002" in text and "0.0001" in text
         assert text.count("@4") >= 2 or text.count("@2") >= 2  # each run's best and its step
         await pilot.press("down")
         await pilot.pause()
-        assert "loss g (2/10)" in screen_text(pilot)
+        assert "loss G total (2/10)" in screen_text(pilot)
         await pilot.press("v")
         assert await until(pilot, lambda: isinstance(app.screen, SamplesScreen), 30)
         await pilot.pause()
@@ -153,9 +153,9 @@ async def test_learning_rates_and_gradient_norms_are_compared(tmp_path: Path) ->
     app = CompareApp(runs)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        assert "loss g (1/9)" in screen_text(pilot)  # no validation: the losses come first
+        assert "loss G total (1/9)" in screen_text(pilot)  # no validation: the losses come first
         await pilot.press(*["down"] * 5)
-        assert await until(pilot, lambda: "optimiser lr_g (6/9)" in screen_text(pilot))
+        assert await until(pilot, lambda: "optimiser lr G (6/9)" in screen_text(pilot))
         assert await until(pilot, lambda: app.screen.building == 0)
         await pilot.pause()
         text = screen_text(pilot)
@@ -163,11 +163,11 @@ async def test_learning_rates_and_gradient_norms_are_compared(tmp_path: Path) ->
         assert "0.001" in text and "5.00e-04" in text  # the y axis spans both runs' rates
         assert "━ hi" in text and "━ lo" in text
         await pilot.press("down", "down")
-        assert await until(pilot, lambda: "optimiser grad_norm_g (8/9)" in screen_text(pilot))
+        assert await until(pilot, lambda: "optimiser grad norm G (8/9)" in screen_text(pilot))
         assert await until(pilot, lambda: app.screen.building == 0)
         await pilot.pause()
         text = screen_text(pilot)
         labels = [ln.split()[0] for ln in text.splitlines() if ln.startswith("    ")]
         assert "8" in labels and "2" in labels  # the y axis: the norms 8 (lo) and 2 (hi)
         await pilot.press("down")
-        assert await until(pilot, lambda: "optimiser grad_norm_d (9/9)" in screen_text(pilot))
+        assert await until(pilot, lambda: "optimiser grad norm D (9/9)" in screen_text(pilot))

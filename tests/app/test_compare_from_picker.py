@@ -68,7 +68,7 @@ async def test_mark_two_runs_and_compare_them(tmp_path: Path) -> None:
         assert await until(pilot, lambda: isinstance(app.screen, CompareScreen), 60)
         await pilot.pause()
         text = screen_text(pilot)
-        assert "compare · 2 runs · validation mel_l1" in text
+        assert "compare · 2 runs · validation mel L1 distance" in text
         assert "━ run0" in text and "━ run2" in text and "━ run1" not in text
         assert "0.5 @100" in text and "0.7 @100" in text  # each run's best and its step
         assert "q/Esc back" in text

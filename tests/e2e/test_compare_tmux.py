@@ -39,7 +39,7 @@ def test_compare_in_a_real_terminal(sampled_run: Path, tmp_path: Path, tmux_serv
     wait_for(lambda s: "$" in s or "#" in s, 60, "the shell prompt")
     # Not exec'd: the shell says how nal-tui exited once q quits it.
     keys(f"cd {ROOT} && {nal_tui()} compare {a} {b}; echo nal-tui-exit=$?", "Enter")
-    text = wait_text("compare · 2 runs · validation mel_l1", 120)
+    text = wait_text("compare · 2 runs · validation mel L1 distance", 120)
     text = wait_for(lambda s: "optim.lr_g" in s, 60, "the config diff")
     # The legend names each run's directory; the diff holds each run's value of the key.
     assert "━ base" in text and "━ lowlr" in text and "best mel_l1" in text
@@ -54,7 +54,7 @@ def test_compare_in_a_real_terminal(sampled_run: Path, tmp_path: Path, tmux_serv
                     "the step axis again")  # fmt: skip
     # The learning rate G: the series after the validation metric and the five losses.
     keys(*["Down"] * 6)
-    text = wait_for(lambda s: "optimiser lr_g (7/10)" in s and "e-04" in s, 60,
+    text = wait_for(lambda s: "optimiser lr G (7/10)" in s and "e-04" in s, 60,
                     "the learning rate G of both runs")  # fmt: skip
     labels = [ln.split()[0] for ln in text.splitlines() if ln.strip().endswith("e-04")]
     assert labels and all(1e-4 < float(x) < 3e-4 for x in labels), labels  # around 2e-4
@@ -62,6 +62,6 @@ def test_compare_in_a_real_terminal(sampled_run: Path, tmp_path: Path, tmux_serv
     text = wait_for(lambda s: "▼ B: lowlr · step 4" in s and "_gen.wav" in s, 60, "A/B across runs")
     assert "samples · base · step 4" in text
     keys("Escape")
-    wait_text("optimiser lr_g (7/10)", 30)
+    wait_text("optimiser lr G (7/10)", 30)
     keys("q")
     wait_text("nal-tui-exit=0", 30)

@@ -27,6 +27,8 @@ from nal_tui.core.compare.runs import (
     elapsed,
     series_points,
 )
+from nal_tui.core.reducer.present import loss_label
+from nal_tui.core.reducer.validation import value_label
 from nal_tui.core.samples.catalog import list_validations
 from nal_tui.core.text import fmt_duration
 from nal_tui.ui.quality.plot import Line, plot_rows, y_range
@@ -136,7 +138,8 @@ class CompareScreen(Screen[None]):
         kind, name = self.current()
         n = len(self.series_names())
         head = Text(f"compare · {len(self.runs)} runs · ", style="bold")
-        head.append(f"{KIND_WORDS.get(kind, 'loss')} {name}", style="bold")
+        label = value_label(name)[0] if kind == KIND_VAL else loss_label(name)
+        head.append(f"{KIND_WORDS.get(kind, 'loss')} {label}", style="bold")
         axis = "wall-clock time" if self.by_time else "step"
         head.append(f" ({self.series % n + 1}/{n}) · against {axis}\n", style="dim")
         for i, r in enumerate(self.runs):
