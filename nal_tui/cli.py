@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nal-tui",
         description="Terminal dashboard for nal-train runs. Without a command it opens the "
-        "most recent run under --logs-dir (or the demo config on a fresh clone).",
+        "most recent run under --logs-dir (or the demo config on a fresh clone); "
+        "`nal-tui RUN_DIR` opens that run (as --run-dir RUN_DIR).",
         epilog="exit codes: 0 ok, 1 failure (a failed check or action), 2 usage error (also a "
         "start in a run dir that already holds a run)",
     )
@@ -575,8 +576,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_dir_word(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``nal-tui logs/demo`` as ``nal-tui --run-dir logs/demo``: a first word that is not a
+    command but names a directory (or looks like a path) is the run to open. Anything else
+    is left to argparse, whose error names the commands."""
+    commands: set[str] = set()
+    takes_value: set[str] = set()
+    for action in parser._actions:  # argparse keeps no public list of them
+        if isinstance(action, argparse._SubParsersAction):
+            commands.update(action.choices)
+        elif action.option_strings and action.nargs != 0:
+            takes_value.update(action.option_strings)
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            return argv
+        if word.startswith("-"):
+            i += 2 if word in takes_value else 1
+            continue
+        if word in commands or not (os.sep in word or Path(word).is_dir()):
+            return argv
+        if any(w == "--run-dir" or w.startswith("--run-dir=") for w in argv):
+            parser.error(f"a run directory twice: {word!r} and --run-dir")
+        return [*argv[:i], "--run-dir", word, *argv[i + 1 :]]
+    return argv
+
+
 def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = _run_dir_word(parser, list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if args.preflight and args.cmd is not None:
         parser.error("--preflight cannot be combined with a command")

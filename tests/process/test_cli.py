@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -193,6 +194,34 @@ def test_no_argument_opens_latest_run_or_demo(tmp_path, monkeypatch):
         "run_dir": new, "logs_dir": logs, "config_path": new / CONFIG_FILE,
         "polling": True, "bell": True, "read_only": True,
     }  # fmt: skip
+
+
+def test_a_run_directory_as_the_first_word_opens_it(tmp_path, monkeypatch, capsys):
+    """``nal-tui logs/demo`` is ``nal-tui --run-dir logs/demo``; a mistyped path still
+    opens (the dashboard says what is wrong with it); a word that is neither a command nor
+    a directory is a usage error naming the commands."""
+    import nal_tui.ui.app
+
+    monkeypatch.setattr(nal_tui.ui.app, "NalTuiApp", Recorder)
+    logs = tmp_path / "logs"
+    run = logs / "demo"
+    run.mkdir(parents=True)
+    (run / CONFIG_FILE).write_text("name: demo\n")
+    monkeypatch.chdir(tmp_path)
+    for argv, want in (
+        (["logs/demo"], Path("logs/demo")),
+        (["--logs-dir", str(logs), "logs/demo", "--bell"], Path("logs/demo")),
+        (["logs/dmeo"], Path("logs/dmeo")),  # mistyped: the dashboard names the neighbours
+    ):
+        Recorder.calls.clear()
+        assert cli.main(argv) == 0
+        assert Recorder.calls[-1]["run_dir"] == want, argv
+    with pytest.raises(SystemExit) as e:
+        cli.main(["logs/demo", "--run-dir", "logs/demo"])
+    assert e.value.code == cli.EXIT_USAGE and "twice" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["demo"])  # not a directory here, not a command
+    assert e.value.code == cli.EXIT_USAGE and "invalid choice" in capsys.readouterr().err
 
 
 def test_status_into_a_closed_pipe_prints_no_traceback(tmp_path):
