@@ -72,6 +72,7 @@ class CachedVerifier:
         return res
 
 
+BUSY_EVERY_S = 5.0  # how often the sampler looks at the other processes (each look reads them all)
 SETTLE_S = 15.0  # an incomplete checkpoint touched this recently is being saved or deleted
 
 
@@ -232,6 +233,7 @@ class SystemSampler:
         self._thread: threading.Thread | None = None
         self._proc: psutil.Process | None = None
         self._busy = BusyMeter()
+        self._busy_seen: tuple[float, list] = (-BUSY_EVERY_S, [])  # (when, what) last looked
         self._threads: tuple[tuple[str, int], tuple[int | None, bool]] | None = None
 
     def start(self) -> None:
@@ -276,7 +278,7 @@ class SystemSampler:
         if st.state == PID_LIVE and st.info is not None:
             kw = self._proc_figures(st.info.pid)
         threads, auto = self._run_threads()
-        busy = self._busy.sample([st.info.pid] if st.state == PID_LIVE and st.info else [])
+        busy = self._busy_processes(st)
         info = st.info if st.state == PID_LIVE else None
         gpu = self.gpu.sample(lambda: proc.rank_pids(info) if info is not None else {})
         view = SystemView(
@@ -296,6 +298,15 @@ class SystemSampler:
             **kw,
         )
         return view, st
+
+    def _busy_processes(self, st: proc.PidState) -> list:
+        """Other processes keeping the cores busy, looked at every ``BUSY_EVERY_S``: a look
+        reads every process's figures, on a crowded server the idle dashboard's main cost."""
+        now = time.monotonic()
+        if now - self._busy_seen[0] >= BUSY_EVERY_S:
+            pid = [st.info.pid] if st.state == PID_LIVE and st.info else []
+            self._busy_seen = (now, self._busy.sample(pid))
+        return self._busy_seen[1]
 
     def _run_threads(self) -> tuple[int | None, bool]:
         """(trainer threads per process, whether train.threads is auto) from the run's

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
 
+from nal_tui.core.services import BUSY_EVERY_S, SystemSampler
 from trainer.config.threads import BusyMeter, busy_processes
 
 MARK = "nal-busy-test-hog"
@@ -50,3 +52,21 @@ def test_excluded_processes_and_our_children_are_not_counted(hog):
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_dashboard_sampler_names_the_hog_and_looks_every_few_seconds(hog, tmp_path):
+    """The system panel's figures: the hog appears in ``SystemView.busy``; between two
+    looks (each reads every process) the samples keep the last look's list."""
+    sampler = SystemSampler(None, tmp_path, lambda *a: None)
+    deadline = time.monotonic() + 60
+    seen: list = []
+    while time.monotonic() < deadline:
+        seen = [b for b in sampler.sample()[0].busy if b.pid == hog]
+        if seen:
+            break
+        time.sleep(0.5)
+    assert seen and seen[0].cpu_pct >= 5.0
+    looked = sampler._busy_seen[0]
+    sampler.sample()
+    if time.monotonic() - looked < BUSY_EVERY_S:  # the next look is not due yet
+        assert sampler._busy_seen[0] == looked

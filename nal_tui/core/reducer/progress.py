@@ -66,6 +66,8 @@ class Progress:
         self.samples_s: deque[float] = deque(maxlen=20)
         self.step_time: deque[float] = deque(maxlen=20)
         self.intervals: deque[tuple[int, float]] = deque(maxlen=rate_window)  # (steps, s)
+        self._fed = 0  # intervals appended so far: with step_time, what rates() depends on
+        self._rates: tuple[tuple, tuple[float, float, float] | None] | None = None
         self.pause_s: dict[str, float] = {PAUSE_VAL: 0.0, PAUSE_CKPT: 0.0}  # the newest each
         self.ref: tuple[int, float] | None = None  # last step row; None after a pause
         self.last_pause_s = 0.0
@@ -120,6 +122,7 @@ class Progress:
             self.step_dt.append(dt / ds)
             self.event_dt.append(dt)
             self.intervals.append((ds, dt))
+            self._fed += 1
 
     # ---- milestones
 
@@ -184,7 +187,14 @@ class Progress:
     def rates(self) -> tuple[float, float, float] | None:
         """(steps/s, slowest, fastest stretch's steps/s) over the recent window: steps
         done / seconds taken, stalls left out; the trainer's own step time when the log has
-        no intervals yet. None when nothing is known."""
+        no intervals yet. None when nothing is known. Kept until an input changes: a
+        redraw asks for it several times."""
+        key = (self._fed, tuple(self.step_time), self.stall)
+        if self._rates is None or self._rates[0] != key:
+            self._rates = (key, self._compute_rates())
+        return self._rates[1]
+
+    def _compute_rates(self) -> tuple[float, float, float] | None:
         limit = stall_limit(self.usual_interval, 0.0, *self.stall)
         iv = [(ds, dt) for ds, dt in self.intervals if limit is None or dt <= limit]
         secs = sum(dt for _, dt in iv)

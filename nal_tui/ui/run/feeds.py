@@ -159,10 +159,14 @@ class RunFeeds:
     def system_sampled(self, msg: SystemSampled) -> None:
         if msg.run_dir != self.session.run_dir:
             return
+        first, pid_changed = self.system is None, msg.pid != self.pid
         self.system, self.pid = msg.view, msg.pid
         if not self.loading:
             self.state.set_pid_state(msg.pid.state, msg.pid.pid, self._pid_started())
-        self._changed()
+        # The figures themselves are drawn by the app's next tick (each second, as they
+        # are sampled): a redraw of its own for each sample doubled the idle CPU.
+        if first or pid_changed:
+            self._changed()
 
     def _listed(self, rows: list[CheckpointRow]) -> None:  # the checkpoint service's thread
         if self.ckpt_service is not None:
