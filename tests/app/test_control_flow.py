@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psutil
@@ -181,6 +182,44 @@ def test_start_from_the_dashboard_launches_and_follows_the_trainer(tmp_path, mon
     run(go())
 
 
+def test_x_during_the_launch_opens_the_stop_dialog_once_the_trainer_runs(tmp_path, monkeypatch):
+    """Stop right after start: ``x`` while the start is still launching is not "no trainer is
+    running" (and the trainer then left running): the stop dialog opens once it runs."""
+    monkeypatch.setattr("nal_tui.core.control.command.trainer_base_command", fake_base)
+    pressed = threading.Event()
+    real_start = RunSession.start
+
+    def start_after_x(self, *a, **kw):  # the launch is held until x has been pressed
+        assert pressed.wait(120)
+        return real_start(self, *a, **kw)
+
+    monkeypatch.setattr(RunSession, "start", start_after_x)
+    logs = tmp_path / "logs"
+
+    async def go():
+        app = make_app(None, logs)
+        async with app.run_test(size=SIZE) as pilot:
+            assert await until_text(pilot, "No training run yet")
+            await pilot.press("s")
+            assert await until(pilot, lambda: isinstance(app.screen, StartScreen))
+            assert await until(pilot, lambda: not app.screen.checking, 120)
+            await pilot.press("enter")
+            assert await until(pilot, lambda: app.control.launching, 60)
+            await pilot.press("x")
+            said = lambda: " ".join(str(n.message) for n in app._notifications)  # noqa: E731
+            assert "the stop dialog opens once it runs" in said(), said()
+            assert "no trainer is running" not in said()
+            pressed.set()
+            assert await until(pilot, lambda: isinstance(app.screen, StopScreen), 120), said()
+            live = RunSession(logs / "demo").trainer()
+            assert live.live
+            await pilot.press("y")
+            assert await until_text(pilot, "STOPPED")
+            assert not app.control.launching and not app.control.stop_wanted
+
+    run(go())
+
+
 def test_a_start_that_raises_is_said_not_swallowed(tmp_path, monkeypatch):
     def boom(self, *a, **kw):
         raise RuntimeError("disk on fire")
@@ -200,6 +239,7 @@ def test_a_start_that_raises_is_said_not_swallowed(tmp_path, monkeypatch):
                 pilot
             )
             assert app.is_running  # the dashboard outlives it
+            assert await until(pilot, lambda: not app.control.launching, 60)  # x works again
 
     run(go())
 

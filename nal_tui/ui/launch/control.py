@@ -71,6 +71,10 @@ class RunControl:
         self.stop_grace_s = stop_grace_s
         self.toast, self._open_run, self._changed = toast, open_run, changed
         self._table, self._show_welcome = table, show_welcome
+        self.launching = False
+        """A start or resume is under way (its worker has not answered yet)."""
+        self.stop_wanted = False
+        """``x`` was pressed while launching: the stop dialog opens once the trainer runs."""
         self.welcome_result: tuple[object, PreflightReport] | None = None
         """The welcome screen's preflight and what it depended on (``_preflight_key``)."""
 
@@ -204,6 +208,7 @@ class RunControl:
                 only = " (generator only)" if req.init_generator_only else ""
                 what += f", fine-tuning from {Path(req.init_from).name}{only},"
             self.toast(f"{what} with {req.nproc} process(es)…")
+            self.launching = True
             in_thread(self._app, "control", self._launch, None, req)
 
     # ---- resume (r, Enter in the table)
@@ -267,25 +272,37 @@ class RunControl:
     def _resume_confirmed(self, req: LaunchRequest | None) -> None:
         if req is not None:
             self.toast(f"resuming from {Path(req.checkpoint or 'latest').name}…")
+            self.launching = True
             in_thread(self._app, "control", self._launch, req.checkpoint or "latest", req)
 
     def _launch(self, checkpoint: str | None, req: LaunchRequest) -> None:
         """Worker: start (``checkpoint`` None) or resume, as the dialog asked."""
         s = self.session
-        if checkpoint is None:
-            rd = req.run_dir if req.run_dir is not None else self.new_run_dir()
-            fresh = RunSession(rd, logs_dir=s.logs_dir, trainer_base=s.trainer_base, env=s.env)
-            res = fresh.start(
-                self.config_path, target_step=req.target_step, nproc=req.nproc,
-                new_branch=req.new_branch, init_from=req.init_from,
-                init_generator_only=req.init_generator_only,
-            )  # fmt: skip
-        else:
-            res = s.resume(checkpoint, target_step=req.target_step, nproc=req.nproc,
-                           verify=self.feeds.verifier)  # fmt: skip
+        try:
+            if checkpoint is None:
+                rd = req.run_dir if req.run_dir is not None else self.new_run_dir()
+                fresh = RunSession(rd, logs_dir=s.logs_dir, trainer_base=s.trainer_base, env=s.env)
+                res = fresh.start(
+                    self.config_path, target_step=req.target_step, nproc=req.nproc,
+                    new_branch=req.new_branch, init_from=req.init_from,
+                    init_generator_only=req.init_generator_only,
+                )  # fmt: skip
+            else:
+                res = s.resume(checkpoint, target_step=req.target_step, nproc=req.nproc,
+                               verify=self.feeds.verifier)  # fmt: skip
+        except BaseException:  # said by the worker's error toast; x must work again
+            self._app.call_from_thread(self._launch_over)
+            raise
         self._app.call_from_thread(self._launched, res)
 
+    def _launch_over(self) -> bool:
+        """The launch has answered: whether ``x`` was pressed meanwhile (cleared)."""
+        self.launching = False
+        stop_wanted, self.stop_wanted = self.stop_wanted, False
+        return stop_wanted
+
     def _launched(self, res: StartResult) -> None:
+        stop_wanted = self._launch_over()
         if not res.ok:
             title = (
                 "not started: the run dir holds a run" if res.refused else "trainer did not start"
@@ -300,11 +317,17 @@ class RunControl:
             or rd.resolve() != self.run_dir.resolve()
         ):
             self._open_run(rd)
+        if stop_wanted:  # x during the launch: now there is a trainer to stop
+            self.stop()
 
     # ---- stop (x)
 
     def stop(self) -> None:
         if self.refused("stop"):
+            return
+        if self.launching:
+            self.stop_wanted = True
+            self.toast("the trainer is starting: the stop dialog opens once it runs")
             return
         st = self.session.trainer()
         if self.run_dir is None or not st.live:
