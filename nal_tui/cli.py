@@ -579,7 +579,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _run_dir_word(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """``nal-tui logs/demo`` as ``nal-tui --run-dir logs/demo``: a first word that is not a
     command but names a directory (or looks like a path) is the run to open. Anything else
-    is left to argparse, whose error names the commands."""
+    is a usage error naming the commands (and ``logs/WORD`` when that is a run)."""
     commands: set[str] = set()
     takes_value: set[str] = set()
     for action in parser._actions:  # argparse keeps no public list of them
@@ -595,8 +595,15 @@ def _run_dir_word(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]
         if word.startswith("-"):
             i += 2 if word in takes_value else 1
             continue
-        if word in commands or not (os.sep in word or Path(word).is_dir()):
+        if word in commands:
             return argv
+        if not (os.sep in word or Path(word).is_dir()):
+            near = DEFAULT_LOGS / word
+            hint = f" (did you mean {near}?)" if near.is_dir() else ""
+            parser.error(
+                f"{word!r} is neither a command ({', '.join(sorted(commands))}) nor a run "
+                f"directory here{hint}"
+            )
         if any(w == "--run-dir" or w.startswith("--run-dir=") for w in argv):
             parser.error(f"a run directory twice: {word!r} and --run-dir")
         return [*argv[:i], "--run-dir", word, *argv[i + 1 :]]

@@ -199,7 +199,7 @@ def test_no_argument_opens_latest_run_or_demo(tmp_path, monkeypatch):
 def test_a_run_directory_as_the_first_word_opens_it(tmp_path, monkeypatch, capsys):
     """``nal-tui logs/demo`` is ``nal-tui --run-dir logs/demo``; a mistyped path still
     opens (the dashboard says what is wrong with it); a word that is neither a command nor
-    a directory is a usage error naming the commands."""
+    a directory is a usage error naming the commands and the run it may mean."""
     import nal_tui.ui.app
 
     monkeypatch.setattr(nal_tui.ui.app, "NalTuiApp", Recorder)
@@ -220,8 +220,10 @@ def test_a_run_directory_as_the_first_word_opens_it(tmp_path, monkeypatch, capsy
         cli.main(["logs/demo", "--run-dir", "logs/demo"])
     assert e.value.code == cli.EXIT_USAGE and "twice" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        cli.main(["demo"])  # not a directory here, not a command
-    assert e.value.code == cli.EXIT_USAGE and "invalid choice" in capsys.readouterr().err
+        cli.main(["demo"])  # not a directory here, not a command: logs/demo is
+    err = capsys.readouterr().err
+    assert e.value.code == cli.EXIT_USAGE and "neither a command" in err
+    assert "did you mean logs/demo?" in err and "compare" in err
 
 
 def test_status_into_a_closed_pipe_prints_no_traceback(tmp_path):
