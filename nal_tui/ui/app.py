@@ -11,6 +11,8 @@ first opened, so the first paint does not wait for them.
 
 from __future__ import annotations
 
+import importlib
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +51,30 @@ from nal_tui.ui.run.header import HeaderBar
 from nal_tui.ui.run.lazyseries import SeriesBuilder, unbuilt
 
 CHART_EVERY_S = 0.5
+# Imported after the first paint, not before it (see the module docstring); once the run's
+# history has loaded, a thread imports them so the first key that opens one does not wait.
+LATER = (
+    "nal_tui.ui.samples.screen",
+    "nal_tui.ui.quality.screen",
+    "nal_tui.ui.help",
+    "nal_tui.ui.charts.range",
+    "nal_tui.ui.launch.confirm",
+    "nal_tui.ui.launch.stop",
+    "nal_tui.ui.launch.holds",
+    "nal_tui.ui.runs.picker",
+    "nal_tui.preflight",
+)
+
+
+def import_later() -> None:
+    """Import ``LATER`` (a thread's work; a module that fails is left to its key to say)."""
+    for name in LATER:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S112 - the key's own import raises it where it is seen
+            continue
+
+
 Measure = Callable[[], tuple[SystemView, PidState]]
 
 
@@ -90,6 +116,7 @@ class NalTuiApp(App[None]):
         remembered per run dir: core.chartprefs)."""
         self.draw_count = 0
         self._draw_pending = False
+        self._later_imported = False  # import_later started
         self.notices = Notices(self)
         self.feeds = RunFeeds(self, session, self._changed, polling=polling)
         self.control = RunControl(
@@ -208,6 +235,9 @@ class NalTuiApp(App[None]):
             self.feeds.pid_to_state()
             self._tick()  # time-based status ("stale") now, not at the next tick
             self._draw_charts()  # the whole-run charts at once, not at the next chart tick
+            if not self._later_imported:
+                self._later_imported = True
+                threading.Thread(target=import_later, name="nal-imports", daemon=True).start()
 
     def on_log_changed(self, msg: LogChanged) -> None:
         self.feeds.log_changed(msg)

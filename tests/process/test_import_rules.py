@@ -78,3 +78,20 @@ def test_preflight_without_models_stays_light(tmp_path):
     )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_dashboard_imports_its_dialogs_and_key_screens_after_the_first_paint():
+    """``nal_tui.ui.app`` leaves the screens behind keys (``LATER``) to be imported where
+    first used (the open time waits for every import before the first paint), and
+    ``import_later`` (run on a thread once the history has loaded) imports each of them."""
+    from nal_tui.ui.app import LATER
+
+    code = (
+        "import json, sys; import nal_tui.cli, nal_tui.ui.app as a; "
+        f"before = [m for m in {LATER!r} if m in sys.modules]; a.import_later(); "
+        f"print(json.dumps([before, [m for m in {LATER!r} if m not in sys.modules]]))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    before, missing = json.loads(p.stdout)
+    assert before == [] and missing == []
