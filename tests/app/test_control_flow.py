@@ -32,6 +32,20 @@ async def until_text(pilot, text: str, timeout: float = 60.0) -> bool:
     return await until(pilot, lambda: text in screen_text(pilot), timeout)
 
 
+async def open_start_dialog(pilot) -> None:
+    """From the welcome screen (no run yet): ``s``, then the start dialog's checks done."""
+    app = pilot.app
+    assert await until_text(pilot, "No training run yet")
+    await pilot.press("s")
+    assert await until(pilot, lambda: isinstance(app.screen, StartScreen))
+    assert await until(pilot, lambda: not app.screen.checking, 120)
+
+
+def toasts(app) -> str:
+    """Every toast's text, joined."""
+    return " ".join(str(n.message) for n in app._notifications)
+
+
 @pytest.fixture(autouse=True)
 def _cleanup():
     yield
@@ -156,10 +170,7 @@ def test_start_from_the_dashboard_launches_and_follows_the_trainer(tmp_path, mon
     async def go():
         app = make_app(None, logs, config_path=config)
         async with app.run_test(size=SIZE) as pilot:
-            assert await until_text(pilot, "No training run yet")
-            await pilot.press("s")
-            assert await until(pilot, lambda: isinstance(app.screen, StartScreen))
-            assert await until(pilot, lambda: not app.screen.checking, 120)
+            await open_start_dialog(pilot)
             shown = screen_text(pilot)
             assert "checks passed" in shown, shown
             app.screen.query_one("#target").value = "400"
@@ -199,18 +210,14 @@ def test_x_during_the_launch_opens_the_stop_dialog_once_the_trainer_runs(tmp_pat
     async def go():
         app = make_app(None, logs)
         async with app.run_test(size=SIZE) as pilot:
-            assert await until_text(pilot, "No training run yet")
-            await pilot.press("s")
-            assert await until(pilot, lambda: isinstance(app.screen, StartScreen))
-            assert await until(pilot, lambda: not app.screen.checking, 120)
+            await open_start_dialog(pilot)
             await pilot.press("enter")
             assert await until(pilot, lambda: app.control.launching, 60)
             await pilot.press("x")
-            said = lambda: " ".join(str(n.message) for n in app._notifications)  # noqa: E731
-            assert "the stop dialog opens once it runs" in said(), said()
-            assert "no trainer is running" not in said()
+            assert "the stop dialog opens once it runs" in toasts(app), toasts(app)
+            assert "no trainer is running" not in toasts(app)
             pressed.set()
-            assert await until(pilot, lambda: isinstance(app.screen, StopScreen), 120), said()
+            assert await until(pilot, lambda: isinstance(app.screen, StopScreen), 120), toasts(app)
             live = RunSession(logs / "demo").trainer()
             assert live.live
             await pilot.press("y")
@@ -229,15 +236,11 @@ def test_a_start_that_raises_is_said_not_swallowed(tmp_path, monkeypatch):
     async def go():
         app = make_app(None, tmp_path / "logs")
         async with app.run_test(size=SIZE) as pilot:
-            assert await until_text(pilot, "No training run yet")
-            await pilot.press("s")
-            assert await until(pilot, lambda: isinstance(app.screen, StartScreen))
-            assert await until(pilot, lambda: not app.screen.checking, 120)
+            await open_start_dialog(pilot)
             await pilot.press("enter")
-            said = lambda: " ".join(str(n.message) for n in app._notifications)  # noqa: E731
-            assert await until(pilot, lambda: "disk on fire" in said(), 60), said() + screen_text(
-                pilot
-            )
+            assert await until(pilot, lambda: "disk on fire" in toasts(app), 60), toasts(
+                app
+            ) + screen_text(pilot)
             assert app.is_running  # the dashboard outlives it
             assert await until(pilot, lambda: not app.control.launching, 60)  # x works again
 
@@ -278,9 +281,8 @@ def test_r_on_a_mistyped_run_dir_says_did_you_mean(tmp_path):
         app = make_app(logs / "dmeo", logs)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("r")
-            said = lambda: " ".join(str(n.message) for n in app._notifications)  # noqa: E731
-            assert await until(pilot, lambda: "no run to resume" in said(), 60), said()
-            assert f"did you mean {logs / 'demo'}?" in said()
+            assert await until(pilot, lambda: "no run to resume" in toasts(app), 60), toasts(app)
+            assert f"did you mean {logs / 'demo'}?" in toasts(app)
             assert not isinstance(app.screen, ResumeScreen)
 
     run(go())

@@ -65,7 +65,7 @@ def _what(p: psutil.Process, name: str) -> str:
 
 class BusyMeter:
     """CPU use of the other processes between two ``sample`` calls (no sleeping of its own:
-    the dashboard's sampler calls it once a second)."""
+    the dashboard's sampler calls it every few seconds, ``BUSY_EVERY_S``)."""
 
     def __init__(self, min_pct: float = BUSY_MIN_PCT) -> None:
         self.min_pct = min_pct
