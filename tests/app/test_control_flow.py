@@ -32,10 +32,11 @@ async def until_text(pilot, text: str, timeout: float = 60.0) -> bool:
     return await until(pilot, lambda: text in screen_text(pilot), timeout)
 
 
-async def open_start_dialog(pilot) -> None:
-    """From the welcome screen (no run yet): ``s``, then the start dialog's checks done."""
+async def open_start_dialog(pilot, welcome: str = "No training run yet") -> None:
+    """From the screen saying ``welcome`` (no run shown yet): ``s``, then the start
+    dialog's checks done."""
     app = pilot.app
-    assert await until_text(pilot, "No training run yet")
+    assert await until_text(pilot, welcome)
     await pilot.press("s")
     assert await until(pilot, lambda: isinstance(app.screen, StartScreen))
     assert await until(pilot, lambda: not app.screen.checking, 120)
@@ -286,3 +287,23 @@ def test_r_on_a_mistyped_run_dir_says_did_you_mean(tmp_path):
             assert not isinstance(app.screen, ResumeScreen)
 
     run(go())
+
+
+def test_an_empty_run_dir_given_on_the_command_line_is_where_a_start_goes(tmp_path):
+    """``--run-dir logs/mine`` made empty beforehand (mkdir) is where ``s`` puts the run,
+    not ``logs/<config name>``; a directory holding other files is not taken."""
+    logs = tmp_path / "logs"
+    (logs / "mine").mkdir(parents=True)
+    (logs / "stuff").mkdir()
+    (logs / "stuff" / "notes.txt").write_text("mine\n")
+
+    async def go(rd, want):
+        app = make_app(rd, logs)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_start_dialog(pilot, "NOT STARTED")
+            assert app.screen.run_dir == want
+            shown = screen_text(pilot)
+            assert str(want) in shown, shown
+
+    run(go(logs / "mine", logs / "mine"))
+    run(go(logs / "stuff", logs / "demo"))

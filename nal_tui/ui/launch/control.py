@@ -45,6 +45,14 @@ if TYPE_CHECKING:
 Toast = Callable[..., None]
 
 
+def _empty_dir(path: Path) -> bool:
+    """A directory with nothing in it (made for the run): a start may put the run there."""
+    try:
+        return path.is_dir() and next(path.iterdir(), None) is None
+    except OSError:
+        return False
+
+
 class RunControl:
     """Start, resume, stop and open runs for the app (``app``: its dialogs and workers)."""
 
@@ -191,10 +199,10 @@ class RunControl:
 
     def new_run_dir(self) -> Path | None:
         """Where a start from here puts the run: the run shown (or a --run-dir that does
-        not exist yet), else ``<logs>/<config name>`` (None when the config cannot be read;
-        preflight says why)."""
+        not exist yet, or is an empty directory), else ``<logs>/<config name>`` (None when
+        the config cannot be read; preflight says why)."""
         rd = self.run_dir
-        if rd is not None and (not rd.exists() or self.session.problem() is None):
+        if rd is not None and (not rd.exists() or _empty_dir(rd) or self.session.problem() is None):
             return rd
         try:
             return default_run_dir(self.config_path, self.session.logs_dir)

@@ -30,7 +30,8 @@ def welcome_text(
     t.append(f"{clean(config)}\n")
     if run_dir is not None:
         t.append("Run dir ", style="bold")
-        t.append(f"{clean(run_dir)} (a start creates it)\n")
+        made = "empty: a start puts the run here" if run_dir.is_dir() else "a start creates it"
+        t.append(f"{clean(run_dir)} ({made})\n")
     t.append("\nPreflight\n", style="bold")
     t.append_text(checks if isinstance(checks, Text) else Text(str(checks), style="dim"))
     return t
