@@ -15,6 +15,7 @@ from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 from trainer.config.schema import DiscriminatorConfig
 
+from .cpu_conv import apply_conv, grouped_conv1d
 from .generator import LRELU_SLOPE, get_padding
 
 Feats = list[torch.Tensor]
@@ -104,9 +105,15 @@ class ScaleDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Feats]:
         feats: Feats = []
         for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
+            if conv.groups > 1:  # the k=41 layers: see cpu_conv.py
+                y = grouped_conv1d(
+                    x, conv.weight, conv.bias, conv.stride[0], conv.padding[0], conv.groups
+                )
+            else:  # channels-last on a CPU, as the grouped layers' outputs
+                y = apply_conv(conv, x)
+            x = F.leaky_relu(y, LRELU_SLOPE)
             feats.append(x)
-        x = self.conv_post(x)
+        x = apply_conv(self.conv_post, x)
         feats.append(x)
         return torch.flatten(x, 1, -1), feats
 

@@ -10,6 +10,8 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from trainer.config.schema import GeneratorConfig
 
+from .cpu_conv import apply_conv
+
 LRELU_SLOPE = 0.1
 INIT_STD = 0.01
 
@@ -65,8 +67,8 @@ class ResBlock1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for c1, c2 in zip(self.convs1, self.convs2, strict=True):
-            xt = c1(F.leaky_relu(x, LRELU_SLOPE))
-            xt = c2(F.leaky_relu(xt, LRELU_SLOPE))
+            xt = apply_conv(c1, F.leaky_relu(x, LRELU_SLOPE))
+            xt = apply_conv(c2, F.leaky_relu(xt, LRELU_SLOPE))
             x = xt + x
         return x
 
@@ -92,7 +94,7 @@ class ResBlock2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for c in self.convs:
-            x = c(F.leaky_relu(x, LRELU_SLOPE)) + x
+            x = apply_conv(c, F.leaky_relu(x, LRELU_SLOPE)) + x
         return x
 
 
@@ -132,16 +134,16 @@ class Generator(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         if mel.dim() != 3 or mel.shape[1] != self.n_mels:
             raise ValueError(f"Generator expects mel [B, {self.n_mels}, T], got {tuple(mel.shape)}")
-        x = self.conv_pre(mel)
+        x = apply_conv(self.conv_pre, mel)
         nk = self.num_kernels
         for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            x = apply_conv(up, F.leaky_relu(x, LRELU_SLOPE))
             xs = self.resblocks[i * nk](x)
             for j in range(1, nk):
                 xs = xs + self.resblocks[i * nk + j](x)
             x = xs / nk
         # The reference uses leaky_relu's default slope (0.01) here, not LRELU_SLOPE.
-        x = self.conv_post(F.leaky_relu(x))
+        x = apply_conv(self.conv_post, F.leaky_relu(x))
         return torch.tanh(x)
 
     def remove_weight_norm(self) -> None:
