@@ -195,10 +195,10 @@ class Discriminators(nn.Module):
         """``(real_logits, fake_logits, real_feats, fake_feats)``, one entry per sub-discriminator.
 
         On a GPU real and fake are concatenated along the batch and scored in ONE pass (half
-        the kernel launches), then split back. On the CPU two passes are faster (measured on
-        the V1 discriminators, batch 16 x 8192: 15.0 s forward+backward separately vs 16.0 s
-        batched: oneDNN's grouped convolutions slow down on the doubled activations), so the
-        CPU scores them separately; ``batched`` forces either way. Pass ``fake.detach()`` for
+        the kernel launches), then split back. On the CPU one pass saves nothing and needs the
+        doubled activations at once (V1 discriminators, batch 16 x 8192, forward + backward:
+        6.2 s either way, with cpu_conv.py's layouts), so the CPU scores them separately;
+        ``batched`` forces either way. Pass ``fake.detach()`` for
         the discriminator step.
         """
         if real.shape != fake.shape:
