@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trainer.config.schema import LossConfig
 from trainer.losses import (
@@ -260,3 +261,26 @@ def test_loss_tracker_detaches_and_rejects_non_scalars() -> None:
         tr.update(loss=torch.ones(2))
     with pytest.raises(ValueError):
         LossTracker(window=0)
+
+
+def test_feature_matching_l1_matches_l1_loss_and_keeps_the_gradients_layout():
+    """The feature-matching L1 is ``F.l1_loss`` (value and gradient), and a channels-last
+    feature map gets a channels-last gradient (l1_loss's own is [B, C, T] memory)."""
+    from trainer.losses import _l1
+
+    torch.manual_seed(0)
+    target = torch.randn(2, 64, 5).transpose(1, 2)
+    base = torch.randn(2, 64, 5).transpose(1, 2)  # [B, C, T] with [B, T, C] memory
+    ours = base.clone().requires_grad_(True)
+    theirs = base.clone().requires_grad_(True)
+    feat = ours * 1.0  # not a leaf: a leaf's gradient is laid out as the leaf anyway
+    seen = []
+    feat.register_hook(lambda g: seen.append(g.stride()))
+    a, b = _l1(feat, target), F.l1_loss(theirs, target)
+    a.backward()
+    b.backward()
+    assert torch.allclose(a, b, rtol=1e-6)
+    assert torch.allclose(ours.grad, theirs.grad)
+    assert seen == [feat.stride()]
+    with pytest.raises(ValueError, match="shapes differ"):
+        _l1(ours, target[:, :2])

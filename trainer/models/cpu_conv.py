@@ -144,6 +144,32 @@ class _PhaseConv(torch.autograd.Function):
         return buf
 
     @staticmethod
+    def unphase(
+        gxp: torch.Tensor, s: int, p: int, groups: int, m: int, length: int
+    ) -> torch.Tensor:
+        """The gradient of :meth:`phases`: ``gxp`` ``[B, s*C, 1, m]`` (channels-last) back to
+        ``x``'s ``[B, C, length]``, channels-last and dense (a strided or ``[B, C, T]``
+        gradient would slow every elementwise op it meets, leaky ReLU's backward first).
+        Inputs past the last window get zero; one copy."""
+        b, sc = gxp.shape[0], gxp.shape[1]
+        c, cg = sc // s, sc // s // groups
+        src = gxp.squeeze(2).transpose(1, 2).reshape(b, m, groups, s, cg)
+        shift = p % s  # phases() shifted x by this many rows
+        total = length + shift
+        out = gxp.new_empty(b, total, groups, cg)
+        lead = p // s
+        for r in range(s):
+            n = max(0, min(m - lead, -(-(total - r) // s)))
+            if n:
+                out[:, r : r + s * n : s] = src[:, lead : lead + n, :, r]
+            if r + s * n < total:
+                out[:, r + s * n :: s].zero_()
+        out = out.view(b, total, c)
+        if shift:
+            out = out[:, shift:].contiguous()
+        return out.transpose(1, 2)
+
+    @staticmethod
     def forward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx,
         x: torch.Tensor,
@@ -181,19 +207,10 @@ class _PhaseConv(torch.autograd.Function):
         if need_x:
             # the input's values do not enter its gradient: its shape is all that is read
             shape = x.new_zeros(()).expand(b, s * c, 1, m)
-            grads = torch.ops.aten.convolution_backward(
-                gy4, shape, wp4, *conf, [True, False, False]
-            )
-            gxp = grads[0]
-            # [B, s*C, 1, m] channels-last -> the padded input's [B, m*s, C] -> crop the pad
-            cg = c // groups
-            gxt = gxp.squeeze(2).transpose(1, 2).reshape(b, m, groups, s, cg)
-            gxt = gxt.transpose(2, 3).reshape(b, m * s, c)
-            used = min(length, m * s - p)  # inputs past the last window get no gradient
-            gxt = gxt[:, p : p + used]
-            if used < length:
-                gxt = F.pad(gxt, (0, 0, 0, length - used))
-            gx = gxt.transpose(1, 2)
+            gxp = torch.ops.aten.convolution_backward(gy4, shape, wp4, *conf, [True, False, False])[
+                0
+            ]
+            gx = _PhaseConv.unphase(gxp, s, p, groups, m, length)
         if need_w:
             buf = _PhaseConv.phases(x, s, p, groups, m, taps)
             if b * m >= BMM_MIN_ROWS and taps >= BMM_MIN_TAPS:
