@@ -21,7 +21,7 @@ functions here instead (other devices and dtypes take PyTorch's own path, unchan
   gradient is ``gy^T @ X[rows q .. q + B*m]`` for every group at once, without a copy of the
   input), far faster there than oneDNN's weight-gradient kernel; short layers keep oneDNN's.
 
-Measured on V1, batch 16 x 8192 samples, 2 threads: a training step 15.4 s -> 12.8 s
+Measured on V1, batch 16 x 8192 samples, 2 threads: a training step 15.0 s -> 12.1 s
 (``bench/bench_train_pairs.py`` has it beside the reference trainer). The results are the
 convolutions' to float rounding (a different summation order; the tests hold forward and
 gradients to PyTorch's own).
