@@ -170,3 +170,23 @@ def test_inside_torch_compile_pytorchs_own_convolutions_are_traced(monkeypatch):
     shape arithmetic would not trace): while compiling, the plain modules run."""
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     assert not cpu_conv._fast_path(torch.randn(1, 2, 3))
+
+
+def test_modules_with_forward_hooks_are_called_not_bypassed():
+    """torch's old weight norm recomputes ``weight`` in a forward pre-hook (the reference's
+    modules use it): reading ``m.weight`` directly would use a stale weight."""
+    import warnings
+
+    from trainer.models.cpu_conv import apply_grouped
+
+    for conv in (nn.Conv1d(8, 8, 5, padding=2), nn.Conv1d(8, 16, 41, 2, padding=20, groups=4)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the old API is deprecated, not gone
+            conv = torch.nn.utils.weight_norm(conv)
+        x = torch.randn(2, 8, 64)
+        conv(x)  # weight computed from the current g, v
+        with torch.no_grad():
+            conv.weight_v.mul_(2.0).add_(0.5)  # the next call's pre-hook recomputes weight
+        fn = apply_grouped if conv.groups > 1 else apply_conv
+        with torch.no_grad():
+            assert _rel(fn(conv, x), conv(x)) < 1e-6

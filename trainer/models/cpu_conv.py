@@ -55,11 +55,31 @@ def _fast_path(x: torch.Tensor) -> bool:
     )
 
 
+def _hooked(m: nn.Module) -> bool:
+    """Whether calling ``m`` runs hooks that reading ``m.weight`` would skip: torch's old
+    weight norm and spectral norm (a reference-style module) recompute ``weight`` in a
+    forward pre-hook, pruning masks it there."""
+    return bool(
+        m._forward_pre_hooks
+        or m._forward_hooks
+        or nn.modules.module._global_forward_pre_hooks
+        or nn.modules.module._global_forward_hooks
+    )
+
+
+def apply_grouped(m: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``m(x)`` for a grouped 1-D convolution (dilation 1, zero padding): through
+    :func:`grouped_conv1d` on a CPU in float32, else ``m`` itself."""
+    if not _fast_path(x) or m.padding_mode != "zeros" or m.dilation[0] != 1 or _hooked(m):
+        return m(x)
+    return grouped_conv1d(x, m.weight, m.bias, m.stride[0], m.padding[0], m.groups)
+
+
 def apply_conv(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``m(x)`` for a 1-D (transposed) convolution ``m`` with zero padding; on a CPU in
     float32 channels-last as the module docstring says (the weight is laid out once per
     call, not once per direction)."""
-    if not _fast_path(x) or m.padding_mode != "zeros":
+    if not _fast_path(x) or m.padding_mode != "zeros" or _hooked(m):
         return m(x)
     w = m.weight  # a weight-normed conv computes it here, once
     s, p, d = m.stride[0], m.padding[0], m.dilation[0]

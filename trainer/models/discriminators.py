@@ -15,7 +15,7 @@ from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 from trainer.config.schema import DiscriminatorConfig
 
-from .cpu_conv import apply_conv, grouped_conv1d
+from .cpu_conv import apply_conv, apply_grouped
 from .generator import LRELU_SLOPE, get_padding
 
 Feats = list[torch.Tensor]
@@ -106,9 +106,7 @@ class ScaleDiscriminator(nn.Module):
         feats: Feats = []
         for conv in self.convs:
             if conv.groups > 1:  # the k=41 layers: see cpu_conv.py
-                y = grouped_conv1d(
-                    x, conv.weight, conv.bias, conv.stride[0], conv.padding[0], conv.groups
-                )
+                y = apply_grouped(conv, x)
             else:  # channels-last on a CPU, as the grouped layers' outputs
                 y = apply_conv(conv, x)
             x = F.leaky_relu(y, LRELU_SLOPE)
