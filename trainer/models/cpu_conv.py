@@ -70,7 +70,7 @@ def _hooked(m: nn.Module) -> bool:
 def apply_grouped(m: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """``m(x)`` for a grouped 1-D convolution (dilation 1, zero padding): through
     :func:`grouped_conv1d` on a CPU in float32, else ``m`` itself."""
-    if not _fast_path(x) or m.padding_mode != "zeros" or m.dilation[0] != 1 or _hooked(m):
+    if m.padding_mode != "zeros" or m.dilation[0] != 1 or _hooked(m):
         return m(x)
     return grouped_conv1d(x, m.weight, m.bias, m.stride[0], m.padding[0], m.groups)
 
@@ -135,6 +135,14 @@ def _phase_kernel(w: torch.Tensor, s: int, groups: int) -> torch.Tensor:
     return wp.view(o, taps, s * cg).transpose(1, 2)
 
 
+def _phase_rows(s: int, p: int, m: int, length: int) -> list[tuple[int, int]]:
+    """``(r, n)`` per phase ``r``: rows ``p // s .. p // s + n - 1`` of phase ``r`` hold
+    ``x[r + t * s]`` (``x`` already shifted by ``p % s``, ``length`` rows); the rows before
+    are padding, the rows after are padding or past the last window."""
+    lead = p // s
+    return [(r, max(0, min(m - lead, -(-(length - r) // s)))) for r in range(s)]
+
+
 class _PhaseConv(torch.autograd.Function):
     """The stride-``s`` grouped convolution of ``x`` with phase kernel ``wp`` (see above)."""
 
@@ -152,10 +160,8 @@ class _PhaseConv(torch.autograd.Function):
         if p % s:
             xt = F.pad(xt, (0, 0, p % s, 0))  # shift so the pad is whole rows of phases
             length += p % s
-        lead = p // s  # leading rows that are all padding
-        for r in range(s):
-            # phase r of x_pad: x[r - p + t * s] for row t; rows lead .. lead + n - 1 hold x
-            n = max(0, min(m - lead, -(-(length - r) // s)))
+        lead = p // s
+        for r, n in _phase_rows(s, p, m, length):
             dst[:, :lead, :, r].zero_()
             dst[:, lead + n :, :, r].zero_()
             if n:
@@ -178,8 +184,7 @@ class _PhaseConv(torch.autograd.Function):
         total = length + shift
         out = gxp.new_empty(b, total, groups, cg)
         lead = p // s
-        for r in range(s):
-            n = max(0, min(m - lead, -(-(total - r) // s)))
+        for r, n in _phase_rows(s, p, m, total):
             if n:
                 out[:, r : r + s * n : s] = src[:, lead : lead + n, :, r]
             if r + s * n < total:
