@@ -130,6 +130,16 @@ def test_start_in_a_run_dir_that_holds_a_run_is_refused_like_the_trainer(fake, t
     assert cli.main(["stop", "--run-dir", str(rd)]) == 0
 
 
+def test_a_run_without_a_complete_checkpoint_is_not_offered_a_resume(fake, tmp_path, capsys):
+    """Killed during its first save: the refusal offers a new run or a new branch, not a
+    resume that would itself be refused for want of a checkpoint."""
+    rd = write_run(tmp_path / "run", 5, checkpoints=(), end=None)
+    code = cli.main(["start", "--config", str(rd / CONFIG_FILE), "--run-dir", str(rd)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "nal-tui resume" not in err and "--new-branch" in err
+
+
 def test_start_refused_by_preflight(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntrain: {batch_sise: 4}\n")

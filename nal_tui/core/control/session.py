@@ -143,9 +143,13 @@ class RunSession:
             return None
         other = suggest_run_dir(rd)
         cfg = f" --config {config_path}"
+        # Resuming needs a complete checkpoint (a run killed during its first save has none).
+        resume = (
+            f"  continue it:        nal-tui resume --run-dir {rd}\n" if hist.n_checkpoints else ""
+        )
         msg = (
             f"{clean(fresh_start_refusal(rd, hist, choices=False), 1000)} Choose:\n"
-            f"  continue it:        nal-tui resume --run-dir {rd}\n"
+            f"{resume}"
             f"  a new run:          nal-tui start{cfg} --run-dir {other}\n"
             f"  start over there:   nal-tui start{cfg} --run-dir {rd} --new-branch"
             f"  (its {hist.n_checkpoints} checkpoint(s) are moved aside, not deleted)"
